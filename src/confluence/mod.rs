@@ -1,0 +1,187 @@
+//! The source side: a Confluence REST client behind one trait, with a Cloud
+//! (REST v2) and a Data Center (REST v1) implementation chosen by flavor.
+
+use crate::model::{ContentType, Page, PageRef};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// Which REST API a site speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Flavor {
+    /// Atlassian Cloud, REST v2 under `/wiki/api/v2`.
+    Cloud,
+    /// Confluence Data Center / Server, REST v1 under `/rest/api`.
+    DataCenter,
+}
+
+impl Flavor {
+    /// Cloud sites live on `*.atlassian.net` (or serve under `/wiki`);
+    /// everything else is assumed to be Data Center.
+    pub fn infer(base_url: &url::Url) -> Flavor {
+        let host = base_url.host_str().unwrap_or_default();
+        if host.ends_with(".atlassian.net") || host.ends_with(".jira.com") {
+            Flavor::Cloud
+        } else {
+            Flavor::DataCenter
+        }
+    }
+}
+
+/// How the operator authenticates. `Debug` never prints the secret parts.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// Email (Cloud) or username (Data Center) plus API token or password, sent as HTTP basic.
+    Basic { username: String, token: String },
+    /// Personal access token (Data Center) or OAuth 2.0 access token (Cloud).
+    Bearer { token: String },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("token", &"<redacted>")
+                .finish(),
+            Credentials::Bearer { .. } => f
+                .debug_struct("Bearer")
+                .field("token", &"<redacted>")
+                .finish(),
+        }
+    }
+}
+
+/// Everything needed to talk to one site.
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    /// Base URL as the user sees it, e.g. `https://acme.atlassian.net/wiki` or
+    /// `https://confluence.example.com`.
+    pub base_url: url::Url,
+    pub flavor: Flavor,
+    pub credentials: Credentials,
+    /// Requests in flight at once against this site.
+    pub max_concurrency: usize,
+    pub request_timeout: Duration,
+    /// Retries of a transient failure (429, 503, 5xx, timeouts) before giving up.
+    pub max_retries: u32,
+}
+
+/// The kind of a space as Confluence reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpaceKind {
+    Global,
+    Personal,
+    /// Newer Cloud types (collaboration, knowledge_base, ...) are treated like global spaces.
+    Other,
+}
+
+/// A space as discovered on a site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceInfo {
+    /// Confluence's id (numeric string on Cloud v2; on Data Center the v1 id).
+    pub id: String,
+    pub key: String,
+    pub name: String,
+    pub kind: SpaceKind,
+    /// Link to the space's home in the web UI.
+    pub url: String,
+}
+
+impl SpaceInfo {
+    /// Personal spaces never leave Confluence: their keys start with `~`.
+    pub fn is_personal(&self) -> bool {
+        self.kind == SpaceKind::Personal || self.key.starts_with('~')
+    }
+}
+
+/// What to list from a space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOptions {
+    pub content_types: Vec<ContentType>,
+    /// Only content carrying at least one of these labels (empty: no filter).
+    pub include_labels: Vec<String>,
+    /// Never content carrying any of these labels.
+    pub exclude_labels: Vec<String>,
+    /// Include pages with page-level view restrictions. Off by default: such
+    /// content must not reach a wider audience than Confluence allows.
+    pub include_restricted: bool,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        Self {
+            content_types: vec![ContentType::Page],
+            include_labels: Vec::new(),
+            exclude_labels: Vec::new(),
+            include_restricted: false,
+        }
+    }
+}
+
+/// Errors from the source client. Messages never contain credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfluenceError {
+    #[error("Confluence rejected the credentials (HTTP 401): check the Secret's token")]
+    Unauthorized,
+    #[error("the credentials lack permission for {0} (HTTP 403)")]
+    Forbidden(String),
+    #[error("space {0:?} was not found or is not visible to these credentials")]
+    SpaceNotFound(String),
+    #[error("space {0:?} is a personal space; personal spaces are never synced")]
+    PersonalSpace(String),
+    #[error("rate limited by Confluence after {retries} retries")]
+    RateLimited { retries: u32 },
+    #[error("transient error talking to Confluence: {0}")]
+    Transient(String),
+    #[error("unexpected response from Confluence: {0}")]
+    Protocol(String),
+    #[error("invalid site configuration: {0}")]
+    Config(String),
+}
+
+impl ConfluenceError {
+    /// Permanent errors will not go away by retrying; the user must act.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ConfluenceError::Unauthorized
+                | ConfluenceError::Forbidden(_)
+                | ConfluenceError::SpaceNotFound(_)
+                | ConfluenceError::PersonalSpace(_)
+                | ConfluenceError::Config(_)
+        )
+    }
+}
+
+/// One Confluence site. Implementations must be cheap to share (`Arc`).
+#[async_trait]
+pub trait ConfluenceApi: Send + Sync {
+    /// Checks the connection and returns who the credentials belong to.
+    async fn whoami(&self) -> Result<String, ConfluenceError>;
+
+    /// Looks up a space by key.
+    async fn space(&self, key: &str) -> Result<SpaceInfo, ConfluenceError>;
+
+    /// Lists non-personal spaces whose key or name contains `query` (all when `None`).
+    async fn spaces(&self, query: Option<&str>) -> Result<Vec<SpaceInfo>, ConfluenceError>;
+
+    /// Lists every matching item of the space with its version, without bodies.
+    /// Either the complete listing or an error: never a partial list, because
+    /// the caller treats absence as deletion.
+    async fn list(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+    ) -> Result<Vec<PageRef>, ConfluenceError>;
+
+    /// Fetches bodies, labels and ancestors for the given items. Items that
+    /// vanished between listing and fetching are left out of the result.
+    async fn fetch(
+        &self,
+        space: &SpaceInfo,
+        items: &[PageRef],
+    ) -> Result<Vec<Page>, ConfluenceError>;
+}

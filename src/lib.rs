@@ -1,0 +1,11 @@
+//! confluence-operator: syncs Confluence spaces into permission-aware knowledge stores.
+
+pub mod api;
+pub mod confluence;
+pub mod controller;
+pub mod model;
+pub mod server;
+pub mod sim;
+pub mod store;
+pub mod sync;
+pub mod telemetry;

@@ -1,0 +1,74 @@
+//! Where synced content goes: the `Store` trait every sink implements, and the
+//! `Search` trait for stores that can answer queries.
+
+pub mod memory;
+
+use crate::model::{Audience, Document, SpaceScope};
+use async_trait::async_trait;
+use serde::Serialize;
+use std::collections::HashMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store I/O failed: {0}")]
+    Io(String),
+    #[error("store index error: {0}")]
+    Index(String),
+    #[error("remote sink rejected the request: {0}")]
+    Remote(String),
+    #[error("store configuration is invalid: {0}")]
+    Config(String),
+}
+
+/// A sink for synced documents. Every method is idempotent so a sync can be
+/// retried after any failure; each call is atomic (all or nothing).
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Short name used in logs, metrics and conditions (e.g. `embedded`, `zendesk`).
+    fn name(&self) -> &str;
+
+    /// Inserts or replaces documents (keyed by scope + page id).
+    async fn upsert(&self, docs: &[Document]) -> Result<(), StoreError>;
+
+    /// Removes the given pages of a space.
+    async fn delete(&self, scope: &SpaceScope, page_ids: &[String]) -> Result<(), StoreError>;
+
+    /// Removes everything of a space.
+    async fn delete_space(&self, scope: &SpaceScope) -> Result<(), StoreError>;
+
+    /// Page id -> version of everything stored for a space.
+    async fn versions(&self, scope: &SpaceScope) -> Result<HashMap<String, u64>, StoreError>;
+
+    /// Changes who may see a space's documents without re-fetching them.
+    async fn set_audience(&self, scope: &SpaceScope, audience: &Audience)
+    -> Result<(), StoreError>;
+
+    /// Number of documents stored for a space.
+    async fn count(&self, scope: &SpaceScope) -> Result<u64, StoreError>;
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    pub id: String,
+    pub title: String,
+    pub snippet: String,
+    pub url: String,
+    pub space_key: String,
+    pub score: f32,
+}
+
+/// A store that can answer segment-filtered queries.
+#[async_trait]
+pub trait Search: Send + Sync {
+    /// Ranked hits visible to a caller holding `segments`.
+    async fn search(
+        &self,
+        query: &str,
+        segments: &[String],
+        limit: usize,
+    ) -> Result<Vec<Hit>, StoreError>;
+
+    /// One document by id, if it exists and is visible to `segments`.
+    async fn get(&self, id: &str, segments: &[String]) -> Result<Option<Document>, StoreError>;
+}
