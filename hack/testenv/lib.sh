@@ -1,0 +1,69 @@
+# Shared settings of hack/testenv/{build,up,down}; sourced, not run.
+# shellcheck shell=bash
+
+TESTENV_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$TESTENV_SRC/../.." && pwd)"
+TESTENV_DIR="${TESTENV_DIR:-$REPO_ROOT/target/testenv}"
+BIN_DIR="$TESTENV_DIR/bin"
+PKI_DIR="$TESTENV_DIR/pki"
+LOG_DIR="$TESTENV_DIR/logs"
+RUN_DIR="$TESTENV_DIR/run"
+ETCD_DATA_DIR="$TESTENV_DIR/etcd"
+KUBECONFIG_PATH="$TESTENV_DIR/kubeconfig"
+
+TESTENV_APISERVER_PORT="${TESTENV_APISERVER_PORT:-16443}"
+TESTENV_ETCD_CLIENT_PORT="${TESTENV_ETCD_CLIENT_PORT:-12379}"
+TESTENV_ETCD_PEER_PORT="${TESTENV_ETCD_PEER_PORT:-12380}"
+TESTENV_KCM_PORT="${TESTENV_KCM_PORT:-16257}"
+TESTENV_SERVICE_CIDR="${TESTENV_SERVICE_CIDR:-10.96.0.0/24}"
+
+COMPONENTS=(etcd kube-apiserver kube-controller-manager)
+
+log() { printf '[testenv] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# true while pid exists and is not a zombie (the daemons are reparented, and
+# whoever reaps them may do so late).
+pid_alive() {
+	local state
+	kill -0 "$1" 2>/dev/null || return 1
+	state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
+	[[ -n "$state" && "$state" != Z ]]
+}
+
+# pid of a component started by `up`, if it is still alive and is that binary.
+running_pid() {
+	local name="$1" pidfile="$RUN_DIR/$1.pid" pid exe
+	[[ -f "$pidfile" ]] || return 1
+	pid="$(cat "$pidfile" 2>/dev/null)" || return 1
+	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
+	pid_alive "$pid" || return 1
+	exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+	# guard against pid reuse: the process must be our binary
+	[[ "$exe" == "$BIN_DIR/$name" || "$exe" == "$BIN_DIR/$name (deleted)" ]] || return 1
+	echo "$pid"
+}
+
+kubectl_admin() {
+	KUBECONFIG="$KUBECONFIG_PATH" "$BIN_DIR/kubectl" "$@"
+}
+
+# Installs a Debian package when its command is missing (the scripts run as root
+# on a plain Debian machine; nothing else is to be installed by hand).
+ensure_cmd() {
+	local cmd="$1" pkg="${2:-$1}" sudo=""
+	command -v "$cmd" >/dev/null 2>&1 && return 0
+	[[ "$(id -u)" == 0 ]] || sudo="sudo"
+	log "installing Debian package $pkg (for $cmd)"
+	$sudo apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$pkg" >&2 \
+		|| die "could not install $pkg"
+}
+
+# Serialises up/down across processes (test binaries may call up concurrently).
+# The lock fd is closed for the daemons (see start_daemon), so it is released
+# when the script exits.
+take_lock() {
+	mkdir -p "$RUN_DIR"
+	exec 9>"$RUN_DIR/lock"
+	flock 9
+}
