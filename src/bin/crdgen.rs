@@ -1,1 +1,11 @@
-fn main() {}
+//! Prints the CustomResourceDefinitions as YAML; `crds/` is generated from it.
+
+use confluence_operator::api::{ConfluenceSite, ConfluenceSpace};
+use kube::CustomResourceExt;
+
+fn main() -> Result<(), serde_yaml_ng::Error> {
+    for crd in [ConfluenceSite::crd(), ConfluenceSpace::crd()] {
+        print!("---\n{}", serde_yaml_ng::to_string(&crd)?);
+    }
+    Ok(())
+}

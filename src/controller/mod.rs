@@ -1,1 +1,207 @@
-//! controller
+//! Reconcilers for ConfluenceSite and ConfluenceSpace.
+
+pub mod credentials;
+pub mod schedule;
+pub mod site;
+pub mod sources;
+pub mod space;
+
+use crate::api::{ConfluenceSite, ConfluenceSpace};
+use crate::store::Store;
+use crate::telemetry::Metrics;
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use sources::{SourceCache, SourceFactory};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    #[error("removing content from stores: {0}")]
+    Purge(#[from] crate::sync::SyncError),
+}
+
+/// Tunables, set from operator flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Interval when neither site nor space sets one.
+    pub default_sync_interval: Duration,
+    /// Fraction of the interval added as per-object jitter.
+    pub jitter: f64,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How often a healthy site's connection is re-checked.
+    pub site_check_interval: Duration,
+    pub batch_size: usize,
+    /// Name in Events and the field manager.
+    pub controller_name: String,
+    pub instance: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            default_sync_interval: Duration::from_secs(24 * 3600),
+            jitter: 0.1,
+            min_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(300),
+            site_check_interval: Duration::from_secs(3600),
+            batch_size: crate::sync::DEFAULT_BATCH_SIZE,
+            controller_name: "confluence-operator".into(),
+            instance: std::env::var("POD_NAME").unwrap_or_else(|_| "local".into()),
+        }
+    }
+}
+
+/// Shared state of both reconcilers.
+pub struct Context {
+    pub client: Client,
+    pub stores: Vec<Arc<dyn Store>>,
+    pub sources: SourceCache,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+    recorder: Recorder,
+    failures: Mutex<HashMap<String, (u32, Timestamp)>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        stores: Vec<Arc<dyn Store>>,
+        factory: Arc<dyn SourceFactory>,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+    ) -> Arc<Self> {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: settings.controller_name.clone(),
+                instance: Some(settings.instance.clone()),
+            },
+        );
+        Arc::new(Self {
+            client,
+            stores,
+            sources: SourceCache::new(factory),
+            metrics,
+            settings,
+            recorder,
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Publishes an Event; failures to do so are logged, never fatal.
+    pub async fn event<K>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let ev = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(truncate(&note, 1000)),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "could not publish event");
+        }
+    }
+
+    /// Records a failure and returns when to retry.
+    pub fn record_failure(&self, key: &str) -> (Duration, Timestamp) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let count = map.get(key).map_or(0, |(n, _)| *n);
+        let delay = schedule::backoff(count, self.settings.min_backoff, self.settings.max_backoff);
+        let at = Timestamp::now()
+            .checked_add(delay)
+            .unwrap_or_else(|_| Timestamp::now());
+        map.insert(key.to_string(), (count + 1, at));
+        (delay, at)
+    }
+
+    pub fn retry_at(&self, key: &str) -> Option<Timestamp> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).map(|(_, at)| *at)
+    }
+
+    pub fn clear_failures(&self, key: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(key);
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Key for per-object bookkeeping.
+pub fn object_key<K: Resource>(kind: &str, obj: &K) -> String {
+    format!(
+        "{kind}/{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Runs both controllers until shutdown (SIGTERM/SIGINT) or until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
+    let (sites, spaces): (Api<ConfluenceSite>, Api<ConfluenceSpace>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(ctx.client.clone(), ns),
+            Api::namespaced(ctx.client.clone(), ns),
+        ),
+        None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+    };
+    let wc = watcher::Config::default();
+
+    let site_controller = Controller::new(sites.clone(), wc.clone())
+        .shutdown_on_signal()
+        .run(site::reconcile, site::error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "site reconcile loop");
+            }
+        });
+
+    let space_controller = Controller::new(spaces, wc.clone());
+    let space_store = space_controller.store();
+    let space_controller = space_controller
+        // A site change (resync annotation, suspend, credentials ref) fans out to its spaces.
+        .watches(sites, wc, move |site: ConfluenceSite| {
+            let ns = site.namespace();
+            let name = site.name_any();
+            space_store
+                .state()
+                .into_iter()
+                .filter(|s| s.namespace() == ns && s.spec.site_ref.name == name)
+                .map(|s| ObjectRef::from(s.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .shutdown_on_signal()
+        .run(space::reconcile, space::error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "space reconcile loop");
+            }
+        });
+
+    tokio::join!(site_controller, space_controller);
+}

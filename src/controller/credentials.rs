@@ -1,0 +1,150 @@
+//! Turns a ConfluenceSite and its Secret into a `SiteConfig` for the client.
+
+use crate::api::ConfluenceSite;
+use crate::api::site::SiteFlavor;
+use crate::confluence::{Credentials, Flavor, SiteConfig};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client, ResourceExt};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("Secret {name:?} (credentialsSecretRef of ConfluenceSite {site:?}) not found in namespace {namespace:?}")]
+    SecretNotFound {
+        name: String,
+        site: String,
+        namespace: String,
+    },
+    #[error("Secret {name:?} has no usable credentials: set `email` + `apiToken`, `username` + `password`, `token` (personal access token) or `accessToken` (OAuth)")]
+    NoCredentials { name: String },
+    #[error("spec.url {url:?} is not a valid URL: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("spec.url must use https:// (set insecureAllowHttp: true only for tests)")]
+    InsecureUrl,
+    #[error("reading Secret {name:?}: {source}")]
+    Kube {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl SiteError {
+    /// Errors the user must fix in a spec or Secret (rather than wait out).
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, SiteError::Kube { .. })
+    }
+}
+
+/// Reads the Secret and builds the client configuration. Secret values are
+/// only moved into `Credentials` (whose Debug output is redacted).
+pub async fn site_config(client: &Client, site: &ConfluenceSite) -> Result<SiteConfig, SiteError> {
+    let namespace = site.namespace().unwrap_or_default();
+    let base_url = parse_url(site)?;
+    let secret_name = site.spec.credentials_secret_ref.name.clone();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let secret = secrets
+        .get_opt(&secret_name)
+        .await
+        .map_err(|source| SiteError::Kube {
+            name: secret_name.clone(),
+            source,
+        })?
+        .ok_or_else(|| SiteError::SecretNotFound {
+            name: secret_name.clone(),
+            site: site.name_any(),
+            namespace: namespace.clone(),
+        })?;
+    let credentials = credentials_from(&secret).ok_or(SiteError::NoCredentials { name: secret_name })?;
+    let flavor = match site.spec.flavor {
+        Some(SiteFlavor::Cloud) => Flavor::Cloud,
+        Some(SiteFlavor::DataCenter) => Flavor::DataCenter,
+        None => Flavor::infer(&base_url),
+    };
+    Ok(SiteConfig {
+        base_url,
+        flavor,
+        credentials,
+        max_concurrency: site.spec.max_concurrency.unwrap_or(4).clamp(1, 64) as usize,
+        request_timeout: Duration::from_secs(30),
+        max_retries: 6,
+    })
+}
+
+fn parse_url(site: &ConfluenceSite) -> Result<url::Url, SiteError> {
+    let raw = site.spec.url.trim();
+    let url = url::Url::parse(raw).map_err(|e| SiteError::InvalidUrl {
+        url: raw.to_string(),
+        reason: e.to_string(),
+    })?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if site.spec.insecure_allow_http == Some(true) => Ok(url),
+        "http" => Err(SiteError::InsecureUrl),
+        other => Err(SiteError::InvalidUrl {
+            url: raw.to_string(),
+            reason: format!("unsupported scheme {other:?}"),
+        }),
+    }
+}
+
+fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(key)?;
+    let value = String::from_utf8(bytes.0.clone()).ok()?;
+    let value = value.trim().to_string();
+    (!value.is_empty()).then_some(value)
+}
+
+/// Picks credentials by the keys present, most specific first.
+fn credentials_from(secret: &Secret) -> Option<Credentials> {
+    let get = |k: &str| secret_value(secret, k);
+    if let (Some(username), Some(token)) = (get("email"), get("apiToken")) {
+        return Some(Credentials::Basic { username, token });
+    }
+    if let (Some(username), Some(token)) = (get("username"), get("password")) {
+        return Some(Credentials::Basic { username, token });
+    }
+    if let Some(token) = get("accessToken").or_else(|| get("token")) {
+        return Some(Credentials::Bearer { token });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use std::collections::BTreeMap;
+
+    fn secret(pairs: &[(&str, &str)]) -> Secret {
+        Secret {
+            data: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn picks_credentials_by_keys() {
+        assert!(matches!(
+            credentials_from(&secret(&[("email", "a@b.c"), ("apiToken", "t")])),
+            Some(Credentials::Basic { .. })
+        ));
+        assert!(matches!(
+            credentials_from(&secret(&[("token", "pat")])),
+            Some(Credentials::Bearer { .. })
+        ));
+        assert!(credentials_from(&secret(&[("email", "a@b.c")])).is_none());
+        assert!(credentials_from(&secret(&[("token", "  ")])).is_none());
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let c = credentials_from(&secret(&[("email", "a@b.c"), ("apiToken", "s3cr3t")]));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,416 @@
+//! ConfluenceSpace reconciler: owner reference to the site, sync on
+//! create / spec change / interval / resync annotation, and content cleanup
+//! through a finalizer.
+
+use super::schedule::{self, Decision, Trigger};
+use super::site::{confluence_error, site_error, site_key};
+use super::{Context, Error, credentials, object_key};
+use crate::api::conditions::{self, reason};
+use crate::api::space::{ConfluenceSpaceStatus, ContentKind, SyncPhase, SyncResult};
+use crate::api::{
+    CONNECTED_BY_ANNOTATION, ConfluenceSite, ConfluenceSpace, RESYNC_ANNOTATION, SPACE_FINALIZER,
+    duration,
+};
+use crate::confluence::ListOptions;
+use crate::model::{ContentType, SpaceScope};
+use crate::sync::{self, SyncRequest};
+use crate::telemetry::{KindLabels, SpaceLabels, SyncLabels};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub async fn reconcile(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<ConfluenceSpace> =
+        Api::namespaced(ctx.client.clone(), &space.namespace().unwrap_or_default());
+    finalizer(&api, SPACE_FINALIZER, space, |event| async {
+        match event {
+            FinalizerEvent::Apply(space) => apply(space, ctx.clone()).await,
+            FinalizerEvent::Cleanup(space) => cleanup(space, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })
+}
+
+pub fn scope_of(space: &ConfluenceSpace) -> SpaceScope {
+    SpaceScope::new(space.namespace().unwrap_or_default(), space.name_any())
+}
+
+/// Removes the space's content from every store; the object goes only after
+/// this succeeded.
+async fn cleanup(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let scope = scope_of(&space);
+    sync::purge_space(&ctx.stores, &scope).await?;
+    ctx.metrics.items.remove(&SpaceLabels {
+        namespace: scope.namespace.clone(),
+        space: scope.name.clone(),
+    });
+    ctx.clear_failures(&object_key("space", space.as_ref()));
+    tracing::info!(space = %scope, "removed space content from all stores");
+    ctx.event(
+        space.as_ref(),
+        EventType::Normal,
+        "ContentRemoved",
+        "Disconnect",
+        format!("Removed the content of space {} from all stores", space.spec.space_key),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = space.namespace().unwrap_or_default();
+    let api: Api<ConfluenceSpace> = Api::namespaced(ctx.client.clone(), &namespace);
+    let key = object_key("space", space.as_ref());
+    let generation = space.metadata.generation;
+    let old = space.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    status.created_at = space.metadata.creation_timestamp.clone();
+    if let Some(by) = space.annotations().get(CONNECTED_BY_ANNOTATION) {
+        status.connected_by = Some(by.clone());
+    }
+    status.viewers = Some(space.spec.viewers.summary());
+
+    // The API server refuses these keys; this guards objects created before
+    // the rule existed or with validation bypassed.
+    if space.spec.space_key.starts_with('~') {
+        return stall(
+            &ctx,
+            &space,
+            status,
+            reason::PERSONAL_SPACE,
+            format!(
+                "space {:?} is a personal space; personal spaces are never synced",
+                space.spec.space_key
+            ),
+        )
+        .await;
+    }
+
+    let sites: Api<ConfluenceSite> = Api::namespaced(ctx.client.clone(), &namespace);
+    let site_name = &space.spec.site_ref.name;
+    let Some(site) = sites.get_opt(site_name).await? else {
+        let msg = format!("ConfluenceSite {site_name:?} not found in namespace {namespace:?}");
+        status.phase = Some(SyncPhase::Pending);
+        status.observed_generation = generation;
+        conditions::mark_retrying(&mut status.conditions, reason::SITE_NOT_FOUND, &msg, generation);
+        patch_status(&api, &space, &status).await?;
+        // The site watch wakes us when it appears; this is a safety net.
+        return Ok(Action::requeue(ctx.settings.max_backoff));
+    };
+    ensure_owner(&api, &space, &site).await?;
+
+    if space.spec.suspend == Some(true) || site.spec.suspend == Some(true) {
+        status.phase = Some(SyncPhase::Suspended);
+        status.observed_generation = generation;
+        let msg = if space.spec.suspend == Some(true) {
+            "Space is suspended: content stays, no syncing until spec.suspend is false"
+        } else {
+            "Site is suspended: content stays, no syncing until the site's spec.suspend is false"
+        };
+        conditions::set(&mut status.conditions, conditions::RECONCILING, false, reason::SUSPENDED, msg, generation);
+        patch_status(&api, &space, &status).await?;
+        return Ok(Action::await_change());
+    }
+
+    let interval = sync_interval(&space, &site, &ctx);
+    let site_annotation = site.annotations().get(RESYNC_ANNOTATION).cloned();
+    let decision = |s: &ConfluenceSpace| {
+        let st = s.status.clone().unwrap_or_default();
+        schedule::decide(&schedule::Inputs {
+            generation: s.metadata.generation,
+            status: &st,
+            resync_annotation: s.annotations().get(RESYNC_ANNOTATION).map(String::as_str),
+            site_resync_annotation: site_annotation.as_deref(),
+            interval,
+            retry_at: ctx.retry_at(&key),
+            now: jiff::Timestamp::now(),
+        })
+    };
+    let trigger = match decision(&space) {
+        Decision::Wait(d) => {
+            patch_status(&api, &space, &status).await?;
+            return Ok(Action::requeue(d));
+        }
+        Decision::SyncNow(_) => {
+            // The cache may lag behind our last status write; confirm with
+            // the API server so one annotation change gives exactly one sync.
+            let Some(fresh) = api.get_opt(&space.name_any()).await? else {
+                return Ok(Action::await_change());
+            };
+            match decision(&fresh) {
+                Decision::Wait(d) => return Ok(Action::requeue(d)),
+                Decision::SyncNow(t) => t,
+            }
+        }
+    };
+    run_sync(&ctx, &api, &space, &site, status, trigger, interval).await
+}
+
+fn sync_interval(space: &ConfluenceSpace, site: &ConfluenceSite, ctx: &Context) -> Duration {
+    let raw = space
+        .spec
+        .sync_interval
+        .as_deref()
+        .or(site.spec.sync_interval.as_deref());
+    let base = raw
+        .and_then(|r| duration::parse(r).ok())
+        .unwrap_or(ctx.settings.default_sync_interval)
+        .max(Duration::from_secs(1));
+    let uid = space.metadata.uid.as_deref().unwrap_or_default();
+    schedule::jittered(base, uid, ctx.settings.jitter)
+}
+
+fn list_options(space: &ConfluenceSpace) -> ListOptions {
+    let filters = space.spec.filters.clone().unwrap_or_default();
+    let mut content_types: Vec<ContentType> = filters
+        .content_types
+        .iter()
+        .map(|k| match k {
+            ContentKind::Page => ContentType::Page,
+            ContentKind::Blogpost => ContentType::Blogpost,
+        })
+        .collect();
+    if content_types.is_empty() {
+        content_types.push(ContentType::Page);
+    }
+    ListOptions {
+        content_types,
+        include_labels: filters.include_labels,
+        exclude_labels: filters.exclude_labels,
+        include_restricted: filters.include_restricted.unwrap_or(false),
+    }
+}
+
+async fn run_sync(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
+    site: &ConfluenceSite,
+    mut status: ConfluenceSpaceStatus,
+    trigger: Trigger,
+    interval: Duration,
+) -> Result<Action, Error> {
+    let key = object_key("space", space);
+    let generation = space.metadata.generation;
+    let scope = scope_of(space);
+    let space_key = space.spec.space_key.clone();
+    // Whatever happens next, this generation and these requests are handled.
+    status.observed_generation = generation;
+    status.last_handled_resync_at = space.annotations().get(RESYNC_ANNOTATION).cloned();
+    status.last_handled_site_resync_at = site.annotations().get(RESYNC_ANNOTATION).cloned();
+
+    let started = Instant::now();
+    let outcome: Result<sync::SyncReport, (&'static str, String, bool)> = async {
+        let config = credentials::site_config(&ctx.client, site)
+            .await
+            .map_err(|e| site_error(&e))?;
+        let source = ctx
+            .sources
+            .get(&site_key(&scope.namespace, &site.name_any()), &config)
+            .map_err(|e| confluence_error(&e))?;
+        let info = source.space(&space_key).await.map_err(|e| confluence_error(&e))?;
+        if info.is_personal() {
+            return Err((
+                reason::PERSONAL_SPACE,
+                format!("space {space_key:?} is a personal space; personal spaces are never synced"),
+                true,
+            ));
+        }
+        status.url = Some(info.url.clone());
+        status.space_name = Some(info.name.clone());
+
+        status.phase = Some(SyncPhase::Syncing);
+        let msg = format!("Syncing space {space_key} ({})", trigger.describe());
+        conditions::mark_reconciling(&mut status.conditions, reason::PROGRESSING, &msg, generation);
+        patch_status(api, space, &status)
+            .await
+            .map_err(|e| (reason::CONNECTION_FAILED, e.to_string(), false))?;
+        ctx.event(space, EventType::Normal, "SyncStarted", "Sync", msg).await;
+        tracing::info!(space = %scope, key = %space_key, trigger = trigger.describe(), "sync started");
+
+        let request = SyncRequest {
+            scope: scope.clone(),
+            site_url: config.base_url.to_string(),
+            space: info,
+            audience: space.spec.viewers.audience(),
+            options: list_options(space),
+            batch_size: ctx.settings.batch_size,
+        };
+        sync::sync_space(source.as_ref(), &ctx.stores, &request)
+            .await
+            .map_err(|e| match e {
+                sync::SyncError::Source(c) => confluence_error(&c),
+                other => (reason::STORE_FAILED, other.to_string(), false),
+            })
+    }
+    .await;
+
+    let elapsed = started.elapsed();
+    let now = Time(jiff::Timestamp::now());
+    let labels = |result: &str| SyncLabels {
+        namespace: scope.namespace.clone(),
+        space: scope.name.clone(),
+        result: result.to_string(),
+    };
+    ctx.metrics.sync_duration.observe(elapsed.as_secs_f64());
+    match outcome {
+        Ok(report) => {
+            ctx.clear_failures(&key);
+            ctx.metrics.syncs.get_or_create(&labels("success")).inc();
+            ctx.metrics.pages_fetched.inc_by(report.fetched);
+            ctx.metrics.pages_deleted.inc_by(report.deleted);
+            ctx.metrics
+                .items
+                .get_or_create(&SpaceLabels {
+                    namespace: scope.namespace.clone(),
+                    space: scope.name.clone(),
+                })
+                .set(i64::try_from(report.items).unwrap_or(i64::MAX));
+            let msg = format!(
+                "Synced {} items from space {space_key} ({} fetched, {} deleted, {} unchanged) in {:.1}s",
+                report.items,
+                report.fetched,
+                report.deleted,
+                report.unchanged,
+                elapsed.as_secs_f64()
+            );
+            status.items = Some(report.items);
+            status.phase = Some(SyncPhase::Synced);
+            status.last_synced_at = Some(now.clone());
+            status.last_sync_result = Some(SyncResult {
+                result: "Succeeded".into(),
+                finished_at: Some(now),
+                duration_seconds: round_secs(elapsed),
+                fetched: report.fetched,
+                deleted: report.deleted,
+                unchanged: report.unchanged,
+                message: msg.clone(),
+            });
+            conditions::mark_ready(&mut status.conditions, reason::SYNCED, &msg, generation);
+            patch_status(api, space, &status).await?;
+            tracing::info!(space = %scope, items = report.items, fetched = report.fetched, deleted = report.deleted, "sync finished");
+            ctx.event(space, EventType::Normal, reason::SYNCED, "Sync", msg).await;
+            Ok(Action::requeue(interval))
+        }
+        Err((why, message, user_must_act)) => {
+            let (delay, _) = ctx.record_failure(&key);
+            ctx.metrics.syncs.get_or_create(&labels("failure")).inc();
+            status.phase = Some(SyncPhase::Failed);
+            status.last_sync_result = Some(SyncResult {
+                result: "Failed".into(),
+                finished_at: Some(now),
+                duration_seconds: round_secs(elapsed),
+                message: message.clone(),
+                ..SyncResult::default()
+            });
+            if user_must_act {
+                conditions::mark_stalled(&mut status.conditions, why, &message, generation);
+            } else {
+                conditions::mark_retrying(&mut status.conditions, why, &message, generation);
+            }
+            patch_status(api, space, &status).await?;
+            tracing::warn!(space = %scope, reason = why, error = %message, retry_in = ?delay, "sync failed");
+            ctx.event(space, EventType::Warning, "SyncFailed", "Sync", format!("{why}: {message}"))
+                .await;
+            Ok(Action::requeue(delay))
+        }
+    }
+}
+
+fn round_secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+async fn stall(
+    ctx: &Context,
+    space: &ConfluenceSpace,
+    mut status: ConfluenceSpaceStatus,
+    why: &str,
+    message: String,
+) -> Result<Action, Error> {
+    let generation = space.metadata.generation;
+    let api: Api<ConfluenceSpace> =
+        Api::namespaced(ctx.client.clone(), &space.namespace().unwrap_or_default());
+    let first = !conditions::is_true(&status.conditions, conditions::STALLED);
+    status.phase = Some(SyncPhase::Failed);
+    status.observed_generation = generation;
+    conditions::mark_stalled(&mut status.conditions, why, &message, generation);
+    patch_status(&api, space, &status).await?;
+    if first {
+        ctx.event(space, EventType::Warning, why, "Sync", message).await;
+    }
+    Ok(Action::await_change())
+}
+
+/// Makes the site an owner of the space, so deleting the site
+/// garbage-collects its spaces (whose finalizers then purge the stores).
+async fn ensure_owner(
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
+    site: &ConfluenceSite,
+) -> Result<(), Error> {
+    let Some(uid) = site.metadata.uid.clone() else {
+        return Ok(());
+    };
+    let mut owners = space.metadata.owner_references.clone().unwrap_or_default();
+    if owners.iter().any(|o| o.uid == uid) {
+        return Ok(());
+    }
+    // A stale reference to an earlier site of the same name would block GC semantics.
+    owners.retain(|o| !(o.kind == "ConfluenceSite" && o.name == site.name_any()));
+    owners.push(OwnerReference {
+        api_version: ConfluenceSite::api_version(&()).to_string(),
+        kind: ConfluenceSite::kind(&()).to_string(),
+        name: site.name_any(),
+        uid,
+        controller: Some(false),
+        block_owner_deletion: Some(true),
+    });
+    api.patch(
+        &space.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "ownerReferences": owners } })),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn patch_status(
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
+    status: &ConfluenceSpaceStatus,
+) -> Result<(), Error> {
+    if space.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    api.patch_status(
+        &space.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+pub fn error_policy(space: Arc<ConfluenceSpace>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(space = %space.name_any(), error = %err, "space reconcile failed");
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&KindLabels {
+            kind: "ConfluenceSpace".into(),
+        })
+        .inc();
+    let (delay, _) = ctx.record_failure(&object_key("space", space.as_ref()));
+    Action::requeue(delay.max(Duration::from_secs(1)))
+}
