@@ -74,7 +74,11 @@ impl Metrics {
             "Duration of space syncs",
             m.sync_duration.clone(),
         );
-        r.register("space_items", "Items currently synced per space", m.items.clone());
+        r.register(
+            "space_items",
+            "Items currently synced per space",
+            m.items.clone(),
+        );
         r.register(
             "pages_fetched",
             "Page bodies fetched from Confluence",

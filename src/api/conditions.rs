@@ -74,7 +74,12 @@ pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition
 }
 
 /// The three kstatus conditions for a settled success.
-pub fn mark_ready(conditions: &mut Vec<Condition>, reason: &str, msg: &str, generation: Option<i64>) {
+pub fn mark_ready(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    msg: &str,
+    generation: Option<i64>,
+) {
     set(conditions, READY, true, reason, msg, generation);
     set(conditions, RECONCILING, false, reason, "", generation);
     set(conditions, STALLED, false, reason, "", generation);
@@ -96,14 +101,24 @@ pub fn mark_reconciling(
 }
 
 /// A failure that retrying may fix (Ready False, Reconciling True, Stalled False).
-pub fn mark_retrying(conditions: &mut Vec<Condition>, reason: &str, msg: &str, generation: Option<i64>) {
+pub fn mark_retrying(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    msg: &str,
+    generation: Option<i64>,
+) {
     set(conditions, READY, false, reason, msg, generation);
     set(conditions, RECONCILING, true, reason, msg, generation);
     set(conditions, STALLED, false, reason, "", generation);
 }
 
 /// A failure that needs the user to act (Ready False, Stalled True).
-pub fn mark_stalled(conditions: &mut Vec<Condition>, reason: &str, msg: &str, generation: Option<i64>) {
+pub fn mark_stalled(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    msg: &str,
+    generation: Option<i64>,
+) {
     set(conditions, READY, false, reason, msg, generation);
     set(conditions, RECONCILING, false, reason, "", generation);
     set(conditions, STALLED, true, reason, msg, generation);

@@ -72,7 +72,13 @@ pub struct Viewers {
     pub visibility: Visibility,
     /// 1 to 10 unique segments: `signed-in-users`, `agents-and-admins`, or custom names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 10), inner(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")))]
+    #[schemars(
+        length(max = 10),
+        inner(
+            length(min = 1, max = 63),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+        )
+    )]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub segments: Vec<String>,
 }

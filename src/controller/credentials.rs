@@ -9,13 +9,17 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
-    #[error("Secret {name:?} (credentialsSecretRef of ConfluenceSite {site:?}) not found in namespace {namespace:?}")]
+    #[error(
+        "Secret {name:?} (credentialsSecretRef of ConfluenceSite {site:?}) not found in namespace {namespace:?}"
+    )]
     SecretNotFound {
         name: String,
         site: String,
         namespace: String,
     },
-    #[error("Secret {name:?} has no usable credentials: set `email` + `apiToken`, `username` + `password`, `token` (personal access token) or `accessToken` (OAuth)")]
+    #[error(
+        "Secret {name:?} has no usable credentials: set `email` + `apiToken`, `username` + `password`, `token` (personal access token) or `accessToken` (OAuth)"
+    )]
     NoCredentials { name: String },
     #[error("spec.url {url:?} is not a valid URL: {reason}")]
     InvalidUrl { url: String, reason: String },
@@ -55,7 +59,8 @@ pub async fn site_config(client: &Client, site: &ConfluenceSite) -> Result<SiteC
             site: site.name_any(),
             namespace: namespace.clone(),
         })?;
-    let credentials = credentials_from(&secret).ok_or(SiteError::NoCredentials { name: secret_name })?;
+    let credentials =
+        credentials_from(&secret).ok_or(SiteError::NoCredentials { name: secret_name })?;
     let flavor = match site.spec.flavor {
         Some(SiteFlavor::Cloud) => Flavor::Cloud,
         Some(SiteFlavor::DataCenter) => Flavor::DataCenter,

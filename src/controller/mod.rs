@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use sources::{SourceCache, SourceFactory};
+pub use sources::{ClientFactory, SourceCache, SourceFactory};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -102,8 +102,14 @@ impl Context {
     }
 
     /// Publishes an Event; failures to do so are logged, never fatal.
-    pub async fn event<K>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: String)
-    where
+    pub async fn event<K>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) where
         K: Resource<DynamicType = ()>,
     {
         let ev = Event {

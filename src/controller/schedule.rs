@@ -84,9 +84,7 @@ pub fn decide(i: &Inputs<'_>) -> Decision {
     let Some(synced) = s.last_synced_at.as_ref().map(|t| t.0) else {
         return Decision::SyncNow(Trigger::Initial);
     };
-    let due = synced
-        .checked_add(i.interval)
-        .unwrap_or(Timestamp::MAX);
+    let due = synced.checked_add(i.interval).unwrap_or(Timestamp::MAX);
     wait_or(due, i.now, Trigger::Interval)
 }
 

@@ -69,8 +69,14 @@ pub async fn reconcile(site: Arc<ConfluenceSite>, ctx: Arc<Context>) -> Result<A
             let was_ready = conditions::is_true(&old.conditions, conditions::READY);
             conditions::mark_ready(&mut status.conditions, reason::CONNECTED, &msg, generation);
             if !was_ready {
-                ctx.event(site.as_ref(), EventType::Normal, reason::CONNECTED, "Connect", msg)
-                    .await;
+                ctx.event(
+                    site.as_ref(),
+                    EventType::Normal,
+                    reason::CONNECTED,
+                    "Connect",
+                    msg,
+                )
+                .await;
             }
             Action::requeue(ctx.settings.site_check_interval)
         }
@@ -148,7 +154,10 @@ async fn check(
         .get(&key, &config)
         .map_err(|e| confluence_error(&e))?;
     let identity = source.whoami().await.map_err(|e| confluence_error(&e))?;
-    let spaces = source.spaces(None).await.map_err(|e| confluence_error(&e))?;
+    let spaces = source
+        .spaces(None)
+        .await
+        .map_err(|e| confluence_error(&e))?;
     status.spaces = Some(u32::try_from(spaces.len()).unwrap_or(u32::MAX));
     Ok(identity)
 }

@@ -69,3 +69,12 @@ fn fingerprint(config: &SiteConfig) -> String {
     config.max_concurrency.hash(&mut h);
     format!("{:x}", h.finish())
 }
+
+/// The production factory.
+pub struct ClientFactory;
+
+impl SourceFactory for ClientFactory {
+    fn connect(&self, config: &SiteConfig) -> Result<Arc<dyn ConfluenceApi>, ConfluenceError> {
+        crate::confluence::connect(config.clone())
+    }
+}

@@ -62,7 +62,10 @@ async fn cleanup(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Actio
         EventType::Normal,
         "ContentRemoved",
         "Disconnect",
-        format!("Removed the content of space {} from all stores", space.spec.space_key),
+        format!(
+            "Removed the content of space {} from all stores",
+            space.spec.space_key
+        ),
     )
     .await;
     Ok(Action::await_change())
@@ -103,7 +106,12 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
         let msg = format!("ConfluenceSite {site_name:?} not found in namespace {namespace:?}");
         status.phase = Some(SyncPhase::Pending);
         status.observed_generation = generation;
-        conditions::mark_retrying(&mut status.conditions, reason::SITE_NOT_FOUND, &msg, generation);
+        conditions::mark_retrying(
+            &mut status.conditions,
+            reason::SITE_NOT_FOUND,
+            &msg,
+            generation,
+        );
         patch_status(&api, &space, &status).await?;
         // The site watch wakes us when it appears; this is a safety net.
         return Ok(Action::requeue(ctx.settings.max_backoff));
@@ -118,7 +126,14 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
         } else {
             "Site is suspended: content stays, no syncing until the site's spec.suspend is false"
         };
-        conditions::set(&mut status.conditions, conditions::RECONCILING, false, reason::SUSPENDED, msg, generation);
+        conditions::set(
+            &mut status.conditions,
+            conditions::RECONCILING,
+            false,
+            reason::SUSPENDED,
+            msg,
+            generation,
+        );
         patch_status(&api, &space, &status).await?;
         return Ok(Action::await_change());
     }
@@ -300,7 +315,8 @@ async fn run_sync(
             conditions::mark_ready(&mut status.conditions, reason::SYNCED, &msg, generation);
             patch_status(api, space, &status).await?;
             tracing::info!(space = %scope, items = report.items, fetched = report.fetched, deleted = report.deleted, "sync finished");
-            ctx.event(space, EventType::Normal, reason::SYNCED, "Sync", msg).await;
+            ctx.event(space, EventType::Normal, reason::SYNCED, "Sync", msg)
+                .await;
             Ok(Action::requeue(interval))
         }
         Err((why, message, user_must_act)) => {
@@ -321,8 +337,14 @@ async fn run_sync(
             }
             patch_status(api, space, &status).await?;
             tracing::warn!(space = %scope, reason = why, error = %message, retry_in = ?delay, "sync failed");
-            ctx.event(space, EventType::Warning, "SyncFailed", "Sync", format!("{why}: {message}"))
-                .await;
+            ctx.event(
+                space,
+                EventType::Warning,
+                "SyncFailed",
+                "Sync",
+                format!("{why}: {message}"),
+            )
+            .await;
             Ok(Action::requeue(delay))
         }
     }
@@ -348,7 +370,8 @@ async fn stall(
     conditions::mark_stalled(&mut status.conditions, why, &message, generation);
     patch_status(&api, space, &status).await?;
     if first {
-        ctx.event(space, EventType::Warning, why, "Sync", message).await;
+        ctx.event(space, EventType::Warning, why, "Sync", message)
+            .await;
     }
     Ok(Action::await_change())
 }

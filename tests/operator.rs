@@ -1,0 +1,449 @@
+//! The operator on the real control plane: what a platform team sees after
+//! `kubectl apply`, `kubectl annotate`, spec edits and deletions.
+
+mod fakes;
+mod harness;
+mod support;
+
+use confluence_operator::api::conditions;
+use confluence_operator::model::{Audience, SpaceScope};
+use confluence_operator::store::Store;
+use confluence_operator::store::memory::MemoryStore;
+use fakes::{FakeConfluence, FakeFactory};
+use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+const EVERYONE: fn() -> serde_json::Value = || json!({"visibility": "Everyone"});
+
+async fn operator(
+    prefix: &str,
+    fake: &Arc<FakeConfluence>,
+) -> (harness::Operator, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new());
+    let op = harness::start(
+        prefix,
+        Arc::new(FakeFactory(fake.clone())),
+        vec![store.clone() as Arc<dyn Store>],
+    )
+    .await;
+    (op, store)
+}
+
+#[tokio::test]
+async fn applied_site_and_space_become_ready_with_items_counted() {
+    let fake = Arc::new(FakeConfluence::default()).with_space("ENG", 23);
+    let (op, store) = operator("ready", &fake).await;
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    op.create_space("eng", "acme", "ENG", EVERYONE()).await;
+
+    let space = op.wait_ready("eng").await;
+    let status = space.status.unwrap();
+    assert_eq!(status.items, Some(23));
+    assert_eq!(
+        status.url.as_deref(),
+        Some("https://fake.example/wiki/spaces/ENG")
+    );
+    assert!(status.created_at.is_some() && status.last_synced_at.is_some());
+    assert_eq!(status.last_sync_result.unwrap().fetched, 23);
+    assert_eq!(
+        store
+            .documents(&SpaceScope::new(&op.namespace, "eng"))
+            .len(),
+        23
+    );
+
+    // The space is owned by the site (for garbage collection) and guarded by the finalizer.
+    let owners = space.metadata.owner_references.unwrap_or_default();
+    assert!(owners.iter().any(|o| o.kind == "ConfluenceSite"
+        && o.name == "acme"
+        && o.block_owner_deletion == Some(true)));
+    assert!(
+        space
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f == "confluence-operator.io/content-cleanup")
+    );
+
+    // The site reports its connection.
+    let site = harness_wait_site_ready(&op, "acme").await;
+    let site_status = site.status.unwrap();
+    assert_eq!(
+        site_status.connected_as.as_deref(),
+        Some("operator@example.com")
+    );
+    assert_eq!(site_status.spaces, Some(1));
+}
+
+async fn harness_wait_site_ready(
+    op: &harness::Operator,
+    name: &str,
+) -> confluence_operator::api::ConfluenceSite {
+    let api = op.sites();
+    support::wait_for(
+        &format!("site {name} Ready"),
+        Duration::from_secs(60),
+        || {
+            let api = api.clone();
+            let name = name.to_string();
+            async move {
+                let s = api.get(&name).await.map_err(|e| e.to_string())?;
+                let conds = s.status.clone().unwrap_or_default().conditions;
+                if conditions::is_true(&conds, "Ready") {
+                    Ok(Some(s))
+                } else {
+                    Err(format!("{conds:?}"))
+                }
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn resync_annotation_triggers_exactly_one_sync() {
+    let fake = Arc::new(FakeConfluence::default()).with_space("OPS", 5);
+    let (op, _store) = operator("resync", &fake).await;
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    op.create_space("ops", "acme", "OPS", EVERYONE()).await;
+    op.wait_ready("ops").await;
+    // Let any follow-up reconciles of our own status writes settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = fake.list_count();
+
+    op.spaces()
+        .patch(
+            "ops",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"confluence-operator.io/requestedAt": "2026-11-25T10:00:00Z"}}})),
+        )
+        .await
+        .unwrap();
+    let api = op.spaces();
+    support::wait_for(
+        "lastHandledResyncAt to echo the annotation",
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            async move {
+                let s = api.get("ops").await.map_err(|e| e.to_string())?;
+                let st = s.status.unwrap_or_default();
+                let done = st.last_handled_resync_at.as_deref() == Some("2026-11-25T10:00:00Z")
+                    && st.phase == Some(confluence_operator::api::space::SyncPhase::Synced);
+                Ok(done.then_some(()))
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        fake.list_count(),
+        before + 1,
+        "one annotation change must give exactly one sync"
+    );
+}
+
+#[tokio::test]
+async fn changing_viewers_updates_the_store_without_refetching() {
+    let fake = Arc::new(FakeConfluence::default()).with_space("SUP", 4);
+    let (op, store) = operator("viewers", &fake).await;
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    op.create_space("sup", "acme", "SUP", EVERYONE()).await;
+    op.wait_ready("sup").await;
+    let fetched_before = fake.fetched.load(std::sync::atomic::Ordering::SeqCst);
+
+    op.spaces()
+        .patch(
+            "sup",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"viewers": {"visibility": "Segments", "segments": ["agents-and-admins", "partners"]}}})),
+        )
+        .await
+        .unwrap();
+    let space = op.wait_ready("sup").await;
+    assert_eq!(
+        space.status.unwrap().viewers.as_deref(),
+        Some("agents-and-admins,partners")
+    );
+    let docs = store.documents(&SpaceScope::new(&op.namespace, "sup"));
+    assert_eq!(docs.len(), 4);
+    for d in docs {
+        assert_eq!(
+            d.audience,
+            Audience::Segments(vec!["agents-and-admins".into(), "partners".into()])
+        );
+    }
+    assert_eq!(
+        fake.fetched.load(std::sync::atomic::Ordering::SeqCst),
+        fetched_before,
+        "viewer change must not refetch bodies"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_space_removes_its_content_then_the_object() {
+    let fake = Arc::new(FakeConfluence::default()).with_space("DOC", 6);
+    let (op, store) = operator("delete-space", &fake).await;
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    op.create_space("doc", "acme", "DOC", EVERYONE()).await;
+    op.wait_ready("doc").await;
+    assert_eq!(store.total(), 6);
+
+    op.spaces()
+        .delete("doc", &DeleteParams::default())
+        .await
+        .unwrap();
+    op.wait_space_gone("doc").await;
+    assert_eq!(
+        store.total(),
+        0,
+        "content must be purged before the object goes"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_site_garbage_collects_its_spaces_and_their_content() {
+    let fake = Arc::new(FakeConfluence::default())
+        .with_space("AAA", 3)
+        .with_space("BBB", 4);
+    let (op, store) = operator("delete-site", &fake).await;
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    op.create_space("aaa", "acme", "AAA", EVERYONE()).await;
+    op.create_space(
+        "bbb",
+        "acme",
+        "BBB",
+        json!({"visibility": "Segments", "segments": ["signed-in-users"]}),
+    )
+    .await;
+    op.wait_ready("aaa").await;
+    op.wait_ready("bbb").await;
+    assert_eq!(store.total(), 7);
+
+    let bg = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
+    op.sites().delete("acme", &bg).await.unwrap();
+    op.wait_space_gone("aaa").await;
+    op.wait_space_gone("bbb").await;
+    assert_eq!(store.total(), 0);
+}
+
+#[tokio::test]
+async fn personal_space_is_rejected_by_the_api_server() {
+    let fake = Arc::new(FakeConfluence::default());
+    let (op, _store) = operator("personal", &fake).await;
+    let err = op
+        .try_create_space("mine", "acme", "~alice", EVERYONE())
+        .await
+        .expect_err("a personal space key must be refused");
+    let msg = err.to_string();
+    assert!(msg.contains("personal spaces"), "unexpected error: {msg}");
+}
+
+#[tokio::test]
+async fn eleven_segments_are_rejected() {
+    let fake = Arc::new(FakeConfluence::default());
+    let (op, _store) = operator("segments", &fake).await;
+    let segments: Vec<String> = (1..=11).map(|n| format!("seg-{n}")).collect();
+    let err = op
+        .try_create_space(
+            "many",
+            "acme",
+            "ENG",
+            json!({"visibility": "Segments", "segments": segments}),
+        )
+        .await
+        .expect_err("11 segments must be refused");
+    assert!(
+        err.to_string().contains("must have at most 10 items"),
+        "unexpected error: {err}"
+    );
+
+    let err = op
+        .try_create_space(
+            "dupes",
+            "acme",
+            "ENG",
+            json!({"visibility": "Segments", "segments": ["a", "a"]}),
+        )
+        .await
+        .expect_err("duplicate segments must be refused");
+    assert!(
+        err.to_string().contains("Duplicate value"),
+        "unexpected error: {err}"
+    );
+
+    let err = op
+        .try_create_space("empty", "acme", "ENG", json!({"visibility": "Segments"}))
+        .await
+        .expect_err("Segments without segments must be refused");
+    assert!(
+        err.to_string().contains("1 to 10 segments"),
+        "unexpected error: {err}"
+    );
+}
+
+#[tokio::test]
+async fn missing_secret_gives_a_condition_then_recovers() {
+    let fake = Arc::new(FakeConfluence::default()).with_space("HR", 2);
+    let (op, _store) = operator("secret", &fake).await;
+    op.create_site("acme", "http://confluence.test", "late-creds")
+        .await;
+    op.create_space("hr", "acme", "HR", EVERYONE()).await;
+
+    let api = op.spaces();
+    let message = support::wait_for("SecretNotFound condition", Duration::from_secs(30), || {
+        let api = api.clone();
+        async move {
+            let s = api.get("hr").await.map_err(|e| e.to_string())?;
+            let conds = s.status.unwrap_or_default().conditions;
+            Ok(conditions::get(&conds, "Ready")
+                .filter(|c| c.status == "False" && c.reason == "SecretNotFound")
+                .map(|c| c.message.clone()))
+        }
+    })
+    .await;
+    assert!(
+        message.contains("\"late-creds\""),
+        "message should name the Secret: {message}"
+    );
+
+    op.create_secret("late-creds").await;
+    let space = op.wait_ready("hr").await;
+    assert_eq!(space.status.unwrap().items, Some(2));
+}
+
+#[tokio::test]
+async fn missing_site_gives_a_condition_then_recovers() {
+    let fake = Arc::new(FakeConfluence::default()).with_space("FIN", 3);
+    let (op, _store) = operator("site", &fake).await;
+    op.create_space("fin", "acme", "FIN", EVERYONE()).await;
+    let api = op.spaces();
+    support::wait_for("SiteNotFound condition", Duration::from_secs(30), || {
+        let api = api.clone();
+        async move {
+            let s = api.get("fin").await.map_err(|e| e.to_string())?;
+            let conds = s.status.unwrap_or_default().conditions;
+            Ok(conditions::get(&conds, "Ready")
+                .filter(|c| c.reason == "SiteNotFound" && c.message.contains("\"acme\""))
+                .map(|_| ()))
+        }
+    })
+    .await;
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    let space = op.wait_ready("fin").await;
+    assert_eq!(space.status.unwrap().items, Some(3));
+}
+
+#[tokio::test]
+async fn connected_by_records_who_created_the_space() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::api::PostParams;
+    let fake = Arc::new(FakeConfluence::default()).with_space("KB", 2);
+    let (op, _store) = operator("connected-by", &fake).await;
+    harness::kubectl_apply("charts/confluence-operator/files/connected-by-policy.yaml");
+
+    // alice may manage spaces in this namespace, nothing else.
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "space-editor"},
+        "rules": [{"apiGroups": ["confluence-operator.io"], "resources": ["confluencespaces"], "verbs": ["create", "get", "patch", "update"]}]
+    }))
+    .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "alice-space-editor"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "space-editor"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice@example.com"}]
+    }))
+    .unwrap();
+    kube::Api::<Role>::namespaced(op.client.clone(), &op.namespace)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    kube::Api::<RoleBinding>::namespaced(op.client.clone(), &op.namespace)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    let alice: kube::Api<confluence_operator::api::ConfluenceSpace> = kube::Api::namespaced(
+        harness::impersonating("alice@example.com").await,
+        &op.namespace,
+    );
+    let forged = |name: &str| -> confluence_operator::api::ConfluenceSpace {
+        serde_json::from_value(json!({
+            "apiVersion": "confluence-operator.io/v1alpha1", "kind": "ConfluenceSpace",
+            "metadata": {"name": name, "annotations": {"confluence-operator.io/connected-by": "mallory"}},
+            "spec": {"siteRef": {"name": "acme"}, "spaceKey": "KB", "viewers": {"visibility": "Everyone"}}
+        }))
+        .unwrap()
+    };
+    // A new policy takes a moment to be picked up by the API server.
+    support::wait_for(
+        "the connected-by policy to be active",
+        Duration::from_secs(30),
+        || {
+            let alice = alice.clone();
+            let probe = forged("probe");
+            async move {
+                let pp = PostParams {
+                    dry_run: true,
+                    ..PostParams::default()
+                };
+                let made = alice.create(&pp, &probe).await.map_err(|e| e.to_string())?;
+                let by = made
+                    .metadata
+                    .annotations
+                    .unwrap_or_default()
+                    .get("confluence-operator.io/connected-by")
+                    .cloned();
+                Ok((by.as_deref() == Some("alice@example.com")).then_some(()))
+            }
+        },
+    )
+    .await;
+
+    alice
+        .create(&PostParams::default(), &forged("kb"))
+        .await
+        .unwrap();
+    let space = op.wait_ready("kb").await;
+    assert_eq!(
+        space.status.unwrap().connected_by.as_deref(),
+        Some("alice@example.com")
+    );
+
+    // Nobody can rewrite it later.
+    alice
+        .patch("kb", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"confluence-operator.io/connected-by": "mallory"}}})))
+        .await
+        .unwrap();
+    let space = op.spaces().get("kb").await.unwrap();
+    assert_eq!(
+        space
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get("confluence-operator.io/connected-by")
+            .map(String::as_str),
+        Some("alice@example.com")
+    );
+}
