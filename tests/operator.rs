@@ -447,3 +447,131 @@ async fn connected_by_records_who_created_the_space() {
         Some("alice@example.com")
     );
 }
+
+#[tokio::test]
+async fn annotating_a_site_resyncs_all_of_its_spaces() {
+    let fake = Arc::new(FakeConfluence::default())
+        .with_space("ONE", 2)
+        .with_space("TWO", 3);
+    let (op, _store) = operator("site-resync", &fake).await;
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    op.create_space("one", "acme", "ONE", EVERYONE()).await;
+    op.create_space("two", "acme", "TWO", EVERYONE()).await;
+    op.wait_ready("one").await;
+    op.wait_ready("two").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = fake.list_count();
+
+    op.sites()
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"confluence-operator.io/requestedAt": "now-1"}}})),
+        )
+        .await
+        .unwrap();
+    for name in ["one", "two"] {
+        let api = op.spaces();
+        support::wait_for(
+            &format!("{name} to handle the site resync"),
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                async move {
+                    let st = api
+                        .get(name)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .status
+                        .unwrap_or_default();
+                    Ok((st.last_handled_site_resync_at.as_deref() == Some("now-1")
+                        && st.phase == Some(confluence_operator::api::space::SyncPhase::Synced))
+                    .then_some(()))
+                }
+            },
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        fake.list_count(),
+        before + 2,
+        "each space syncs exactly once"
+    );
+}
+
+// Multi-threaded: `kubectl wait` blocks a thread while the controller runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_and_wait_show_what_users_expect() {
+    let fake = Arc::new(FakeConfluence::default()).with_space("ENG", 12);
+    let (op, _store) = operator("kubectl", &fake).await;
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    op.create_space(
+        "eng",
+        "acme",
+        "ENG",
+        json!({"visibility": "Segments", "segments": ["agents-and-admins"]}),
+    )
+    .await;
+
+    let wait = support::kubectl()
+        .args([
+            "wait",
+            "-n",
+            &op.namespace,
+            "confluencespace/eng",
+            "--for=condition=Ready",
+            "--timeout=60s",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        wait.status.success(),
+        "kubectl wait failed: {}",
+        String::from_utf8_lossy(&wait.stderr)
+    );
+
+    let out = support::kubectl()
+        .args(["get", "cspace", "-n", &op.namespace])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME", "SITE", "SPACE", "ITEMS", "STATUS", "LAST", "SYNCED", "AGE"
+        ],
+        "{text}"
+    );
+    let row: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..5], ["eng", "acme", "ENG", "12", "Synced"], "{text}");
+
+    // The `confluence` category lists both kinds.
+    let out = support::kubectl()
+        .args(["get", "confluence", "-n", &op.namespace, "-o", "name"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("confluencesite.confluence-operator.io/acme"),
+        "{text}"
+    );
+    assert!(
+        text.contains("confluencespace.confluence-operator.io/eng"),
+        "{text}"
+    );
+}
