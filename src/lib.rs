@@ -3,6 +3,7 @@
 pub mod api;
 pub mod confluence;
 pub mod controller;
+pub mod leader;
 pub mod model;
 pub mod server;
 pub mod sim;
