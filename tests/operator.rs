@@ -575,3 +575,126 @@ async fn kubectl_get_and_wait_show_what_users_expect() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_space_confluence_reports_as_personal_is_stalled_with_a_clear_condition() {
+    let fake = Arc::new(FakeConfluence::default()).with_space("PERSONALBOB", 3);
+    let (op, store) = operator("personal-type", &fake).await;
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    op.create_space("bob", "acme", "PERSONALBOB", EVERYONE())
+        .await;
+    let api = op.spaces();
+    let stalled = support::wait_for("Stalled condition", Duration::from_secs(30), || {
+        let api = api.clone();
+        async move {
+            let st = api
+                .get("bob")
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            Ok(conditions::get(&st.conditions, "Stalled")
+                .filter(|c| c.status == "True")
+                .cloned())
+        }
+    })
+    .await;
+    assert_eq!(stalled.reason, "PersonalSpaceRefused");
+    assert!(
+        stalled.message.contains("personal space"),
+        "{}",
+        stalled.message
+    );
+    assert_eq!(store.total(), 0);
+}
+
+#[tokio::test]
+async fn suspended_space_keeps_content_and_stops_syncing() {
+    let fake = Arc::new(FakeConfluence::default()).with_space("SUS", 3);
+    let (op, store) = operator("suspend", &fake).await;
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    op.create_space("sus", "acme", "SUS", EVERYONE()).await;
+    op.wait_ready("sus").await;
+    op.spaces()
+        .patch(
+            "sus",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": true}})),
+        )
+        .await
+        .unwrap();
+    let api = op.spaces();
+    support::wait_for("phase Suspended", Duration::from_secs(30), || {
+        let api = api.clone();
+        async move {
+            let st = api
+                .get("sus")
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            Ok(
+                (st.phase == Some(confluence_operator::api::space::SyncPhase::Suspended))
+                    .then_some(()),
+            )
+        }
+    })
+    .await;
+    let before = fake.list_count();
+    op.spaces()
+        .patch(
+            "sus",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"confluence-operator.io/requestedAt": "while-suspended"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(fake.list_count(), before, "a suspended space must not sync");
+    assert_eq!(store.total(), 3, "suspending keeps what was synced");
+}
+
+#[tokio::test]
+async fn sync_events_are_recorded_for_kubectl_describe() {
+    use k8s_openapi::api::events::v1::Event;
+    let fake = Arc::new(FakeConfluence::default()).with_space("EVT", 2);
+    let (op, _store) = operator("events", &fake).await;
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    op.create_space("evt", "acme", "EVT", EVERYONE()).await;
+    op.wait_ready("evt").await;
+    let events: kube::Api<Event> = kube::Api::namespaced(op.client.clone(), &op.namespace);
+    let reasons = support::wait_for(
+        "SyncStarted and Synced events",
+        Duration::from_secs(20),
+        || {
+            let events = events.clone();
+            async move {
+                let list = events
+                    .list(&Default::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let reasons: Vec<String> = list
+                    .items
+                    .iter()
+                    .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("evt"))
+                    .filter_map(|e| e.reason.clone())
+                    .collect();
+                let done = reasons.iter().any(|r| r == "SyncStarted")
+                    && reasons.iter().any(|r| r == "Synced");
+                if done {
+                    Ok(Some(reasons))
+                } else {
+                    Err(format!("{reasons:?}"))
+                }
+            }
+        },
+    )
+    .await;
+    assert!(!reasons.iter().any(|r| r == "SyncFailed"), "{reasons:?}");
+}

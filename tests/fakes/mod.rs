@@ -59,7 +59,8 @@ fn info(key: &str) -> SpaceInfo {
         id: format!("id-{key}"),
         key: key.to_string(),
         name: format!("Space {key}"),
-        kind: if key.starts_with('~') {
+        // Cloud personal spaces can have ordinary-looking keys; the type tells.
+        kind: if key.starts_with('~') || key.starts_with("PERSONAL") {
             SpaceKind::Personal
         } else {
             SpaceKind::Global
