@@ -4,7 +4,8 @@
 TESTENV_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$TESTENV_SRC/../.." && pwd)"
 TESTENV_DIR="${TESTENV_DIR:-$REPO_ROOT/target/testenv}"
-BIN_DIR="$TESTENV_DIR/bin"
+# binaries stay in the repo's target/ even when TESTENV_DIR moves the state
+BIN_DIR="${TESTENV_BIN_DIR:-$REPO_ROOT/target/testenv/bin}"
 PKI_DIR="$TESTENV_DIR/pki"
 LOG_DIR="$TESTENV_DIR/logs"
 RUN_DIR="$TESTENV_DIR/run"

@@ -21,7 +21,7 @@ import (
 func main() {
 	defaultKubeconfig()
 	// Honour -v/--v before the command is built (plugin lookup and kuberc parsing log too).
-	_ = logs.GlogSetter(cmd.GetLogVerbosity(os.Args))
+	_, _ = logs.GlogSetter(cmd.GetLogVerbosity(os.Args))
 	command := cmd.NewDefaultKubectlCommand()
 	if err := cli.RunNoErrOutput(command); err != nil {
 		util.CheckErr(err)
