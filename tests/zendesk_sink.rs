@@ -124,9 +124,10 @@ fn named_routes(kind: &'static str) -> axum::routing::MethodRouter<Shared> {
 
 /// Checks a create/update body against the documented record format and
 /// returns the record as Zendesk would store and show it.
-fn validate(fake: &Fake, body: &Value, id: &str) -> Result<Value, Response> {
+fn validate(fake: &Fake, body: &Value, id: &str) -> Result<Value, Box<Response>> {
+    let fail = |status: StatusCode, msg: &str| Box::new(err(status, msg));
     let Some(record) = body.get("record").and_then(Value::as_object) else {
-        return Err(err(StatusCode::BAD_REQUEST, "missing record"));
+        return Err(fail(StatusCode::BAD_REQUEST, "missing record"));
     };
     const ALLOWED: &[&str] = &[
         "body",
@@ -141,7 +142,7 @@ fn validate(fake: &Fake, body: &Value, id: &str) -> Result<Value, Response> {
         "user_segment_id",
     ];
     if let Some(k) = record.keys().find(|k| !ALLOWED.contains(&k.as_str())) {
-        return Err(err(StatusCode::BAD_REQUEST, &format!("unknown field {k}")));
+        return Err(fail(StatusCode::BAD_REQUEST, &format!("unknown field {k}")));
     }
     for field in [
         "body",
@@ -152,11 +153,12 @@ fn validate(fake: &Fake, body: &Value, id: &str) -> Result<Value, Response> {
         "type_id",
         "url",
     ] {
-        if !record
+        if record
             .get(field)
-            .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
         {
-            return Err(err(
+            return Err(fail(
                 StatusCode::BAD_REQUEST,
                 &format!("{field} is mandatory"),
             ));
@@ -166,21 +168,21 @@ fn validate(fake: &Fake, body: &Value, id: &str) -> Result<Value, Response> {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) if s.parse::<i64>().is_ok() => {}
         Some(other) => {
-            return Err(err(
+            return Err(fail(
                 StatusCode::BAD_REQUEST,
                 &format!("bad user_segment_id {other}"),
             ));
         }
     }
     if record["body"].as_str().map_or(0, |b| b.chars().count()) > 10_000 {
-        return Err(err(StatusCode::BAD_REQUEST, "body too long"));
+        return Err(fail(StatusCode::BAD_REQUEST, "body too long"));
     }
     let find = |items: &[Value], id: &Value| items.iter().find(|i| &i["id"] == id).cloned();
     let (Some(source), Some(kind)) = (
         find(&fake.sources, &record["source_id"]),
         find(&fake.types, &record["type_id"]),
     ) else {
-        return Err(err(
+        return Err(fail(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown source or type",
         ));
@@ -191,7 +193,7 @@ fn validate(fake: &Fake, body: &Value, id: &str) -> Result<Value, Response> {
             && r["source"]["id"] == source["id"]
     });
     if duplicate {
-        return Err(err(
+        return Err(fail(
             StatusCode::UNPROCESSABLE_ENTITY,
             "external_id already used in this source",
         ));
@@ -228,7 +230,7 @@ async fn create_record(State(fake): State<Shared>, Json(body): Json<Value>) -> R
             fake.records.insert(id, record.clone());
             (StatusCode::CREATED, Json(json!({ "record": record }))).into_response()
         }
-        Err(e) => e,
+        Err(e) => *e,
     }
 }
 
@@ -253,7 +255,7 @@ async fn update_record(
             fake.records.insert(id, record.clone());
             Json(json!({ "record": record })).into_response()
         }
-        Err(e) => e,
+        Err(e) => *e,
     }
 }
 

@@ -306,7 +306,7 @@ impl Inner {
         ))
     }
 
-    fn to_tantivy(&self, doc: &Document) -> Result<TantivyDocument, StoreError> {
+    fn encode(&self, doc: &Document) -> Result<TantivyDocument, StoreError> {
         let f = &self.fields;
         let mut t = TantivyDocument::default();
         t.add_text(f.id, doc.id());
@@ -346,7 +346,7 @@ impl Inner {
         Ok(t)
     }
 
-    fn from_tantivy(&self, t: &TantivyDocument) -> Result<Document, StoreError> {
+    fn decode(&self, t: &TantivyDocument) -> Result<Document, StoreError> {
         let f = &self.fields;
         let text = |field: Field, what: &str| -> Result<String, StoreError> {
             t.get_first(field)
@@ -524,7 +524,7 @@ impl Inner {
         match top.first() {
             Some((_, addr)) => {
                 let doc: TantivyDocument = searcher.doc(*addr).map_err(index_err)?;
-                let doc = self.from_tantivy(&doc)?;
+                let doc = self.decode(&doc)?;
                 // Belt and braces: the index filter and the model agree.
                 Ok(doc.audience.admits(segments).then_some(doc))
             }
@@ -606,7 +606,7 @@ impl Store for EmbeddedStore {
             // the call without any operation queued.
             let converted = docs
                 .iter()
-                .map(|d| Ok((d.id(), inner.to_tantivy(d)?)))
+                .map(|d| Ok((d.id(), inner.encode(d)?)))
                 .collect::<Result<Vec<_>, StoreError>>()?;
             inner.write(|writer, _| {
                 for (id, doc) in converted {
@@ -680,11 +680,11 @@ impl Store for EmbeddedStore {
                 }
                 for addr in addrs {
                     let stored: TantivyDocument = searcher.doc(addr).map_err(index_err)?;
-                    let mut doc = inner.from_tantivy(&stored)?;
+                    let mut doc = inner.decode(&stored)?;
                     doc.audience = audience.clone();
                     writer.delete_term(inner.term(f.id, &doc.id()));
                     writer
-                        .add_document(inner.to_tantivy(&doc)?)
+                        .add_document(inner.encode(&doc)?)
                         .map_err(index_err)?;
                 }
                 Ok(true)

@@ -129,10 +129,9 @@ impl ConfluenceApi for FakeConfluence {
         items: &[PageRef],
     ) -> Result<Vec<Page>, ConfluenceError> {
         let call = self.fetch_calls.fetch_add(1, Ordering::SeqCst);
-        if let Some(limit) = *self.fail_fetch_after.lock().expect("lock") {
-            if call >= limit {
-                return Err(ConfluenceError::Transient("connection reset".into()));
-            }
+        let limit = *self.fail_fetch_after.lock().expect("lock");
+        if limit.is_some_and(|limit| call >= limit) {
+            return Err(ConfluenceError::Transient("connection reset".into()));
         }
         self.fetched_items.fetch_add(items.len(), Ordering::SeqCst);
         let pages = self.pages.lock().expect("lock");
