@@ -555,7 +555,6 @@ impl Inner {
             by_segment.entry(a.segment_ord).or_default().push(a.doc_id);
         }
         let mut out = HashMap::new();
-        let mut id = String::new();
         for (segment_ord, docs) in by_segment {
             let reader = searcher.segment_reader(segment_ord);
             let fast = reader.fast_fields();
@@ -564,19 +563,34 @@ impl Inner {
                 .str("page_id")
                 .map_err(index_err)?
                 .ok_or_else(|| StoreError::Index("page_id column missing".into()))?;
+            // Term ordinal -> version, sorted by ordinal: resolving sorted
+            // ordinals in one dictionary pass is far cheaper than one lookup
+            // per document.
+            let mut by_ord: BTreeMap<u64, u64> = BTreeMap::new();
             for doc in docs {
-                let Some(ord) = ids.term_ords(doc).next() else {
-                    continue;
-                };
-                id.clear();
-                if !ids
-                    .ord_to_str(ord, &mut id)
-                    .map_err(|e| StoreError::Io(e.to_string()))?
-                {
-                    continue;
+                if let Some(ord) = ids.term_ords(doc).next() {
+                    by_ord.insert(ord, versions.first(doc).unwrap_or(0));
                 }
-                let version = versions.first(doc).unwrap_or(0);
-                out.insert(id.clone(), version);
+            }
+            let ords: Vec<u64> = by_ord.keys().copied().collect();
+            let mut versions_in_order = by_ord.values().copied();
+            let mut bad_utf8 = false;
+            let complete = ids
+                .dictionary()
+                .sorted_ords_to_term_cb(&ords, |bytes| {
+                    let version = versions_in_order.next().unwrap_or(0);
+                    match std::str::from_utf8(bytes) {
+                        Ok(id) => {
+                            out.insert(id.to_string(), version);
+                        }
+                        Err(_) => bad_utf8 = true,
+                    }
+                })
+                .map_err(|e| StoreError::Io(e.to_string()))?;
+            if bad_utf8 || !complete {
+                return Err(StoreError::Index(
+                    "page id column is inconsistent with its dictionary".into(),
+                ));
             }
         }
         Ok(out)
