@@ -1,10 +1,15 @@
 //! The embedded store: a tantivy index in a local directory (a PVC in the
 //! cluster) that implements both [`Store`] and [`Search`].
 //!
-//! Durability model: every `Store` method is exactly one tantivy commit. A
-//! commit atomically replaces `meta.json` after the segment files are synced,
-//! so a crash at any point leaves the index at the previous commit; segment
-//! files of an unfinished commit are garbage-collected on the next open.
+//! Durability model: every `Store` call that changes anything is exactly one
+//! tantivy commit (a no-op call, e.g. `set_audience` with the audience the
+//! documents already have, commits nothing). A commit atomically replaces
+//! `meta.json` after the segment files are synced, so a crash at any point
+//! leaves the index at the previous commit; segment files of an unfinished
+//! commit are garbage-collected on the next open.
+//!
+//! `open` itself blocks on disk; call it at start-up (or inside
+//! `spawn_blocking`), not from a busy async task.
 //!
 //! Concurrency model: one `IndexWriter` behind a mutex serialises writes; the
 //! reader uses `ReloadPolicy::Manual` and is reloaded right after each commit,
