@@ -513,3 +513,45 @@ async fn a_sync_interrupted_between_batches_converges_on_resync() {
     stored.sort();
     assert_eq!(stored, source.ids());
 }
+
+#[tokio::test]
+async fn searches_run_while_batches_are_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    let scope = public_scope();
+    let writer = {
+        let store = store.clone();
+        let scope = scope.clone();
+        tokio::spawn(async move {
+            for b in 0..10 {
+                let batch: Vec<_> = (0..50)
+                    .map(|i| {
+                        let id = format!("{b}-{i}");
+                        doc(
+                            &scope,
+                            "KB",
+                            Audience::Everyone,
+                            page(&id, 1, "Gateway notes", "gateway"),
+                        )
+                    })
+                    .collect();
+                store.upsert(&batch).await.expect("upsert");
+            }
+        })
+    };
+    let mut last = 0;
+    while !writer.is_finished() {
+        let counted = store
+            .search_counted("gateway", &[], 5)
+            .await
+            .expect("search");
+        let total = counted.total.unwrap_or(0);
+        // Whole batches only, never going backwards.
+        assert_eq!(total % 50, 0, "saw a partial batch: {total}");
+        assert!(total >= last);
+        last = total;
+        tokio::task::yield_now().await;
+    }
+    writer.await.expect("writer");
+    assert_eq!(store.count(&scope).await.expect("count"), 500);
+}

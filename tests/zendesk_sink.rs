@@ -36,6 +36,8 @@ struct Fake {
     next_id: u64,
     /// "METHOD path" of every authenticated request, in order.
     log: Vec<String>,
+    /// Answer this many upcoming requests with 429 (Retry-After: 0).
+    throttle: usize,
 }
 
 impl Fake {
@@ -71,7 +73,19 @@ async fn auth(
         return err(StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected JSON");
     }
     let line = format!("{} {}", req.method(), req.uri().path());
-    fake.lock().expect("lock").log.push(line);
+    {
+        let mut fake = fake.lock().expect("lock");
+        fake.log.push(line);
+        if fake.throttle > 0 {
+            fake.throttle -= 1;
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "0")],
+                Json(json!({ "error": "TooManyRequests" })),
+            )
+                .into_response();
+        }
+    }
     next.run(req).await
 }
 
@@ -702,4 +716,16 @@ fn subdomains_and_bad_configuration() {
     config.subdomain_or_base_url = "acme".into();
     config.locale = String::new();
     assert!(ZendeskSink::new(config, &dir.path().join("s.json")).is_err());
+}
+
+#[tokio::test]
+async fn rate_limits_are_retried() {
+    let zd = Zendesk::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = ZendeskSink::new(zd.config(), &dir.path().join("s.json")).expect("sink");
+    zd.fake.lock().expect("lock").throttle = 2;
+    sink.upsert(&[kb_doc("1", 1, "A", Audience::Everyone)])
+        .await
+        .expect("upsert despite 429s");
+    assert_eq!(zd.records().len(), 1);
 }
