@@ -1,7 +1,9 @@
 //! Where synced content goes: the `Store` trait every sink implements, and the
 //! `Search` trait for stores that can answer queries.
 
+pub mod embedded;
 pub mod memory;
+pub mod zendesk;
 
 use crate::model::{Audience, Document, SpaceScope};
 use async_trait::async_trait;
@@ -58,6 +60,14 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// Hits of one query plus, where the store can count cheaply, how many
+/// documents matched in total (visible to the caller) beyond the limit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SearchResults {
+    pub hits: Vec<Hit>,
+    pub total: Option<u64>,
+}
+
 /// A store that can answer segment-filtered queries.
 #[async_trait]
 pub trait Search: Send + Sync {
@@ -68,6 +78,19 @@ pub trait Search: Send + Sync {
         segments: &[String],
         limit: usize,
     ) -> Result<Vec<Hit>, StoreError>;
+
+    /// Like [`Search::search`], with the total number of visible matches
+    /// when the store knows it. The default reports no total, so existing
+    /// stores need no change.
+    async fn search_counted(
+        &self,
+        query: &str,
+        segments: &[String],
+        limit: usize,
+    ) -> Result<SearchResults, StoreError> {
+        let hits = self.search(query, segments, limit).await?;
+        Ok(SearchResults { hits, total: None })
+    }
 
     /// One document by id, if it exists and is visible to `segments`.
     async fn get(&self, id: &str, segments: &[String]) -> Result<Option<Document>, StoreError>;

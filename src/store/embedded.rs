@@ -1,0 +1,758 @@
+//! The embedded store: a tantivy index in a local directory (a PVC in the
+//! cluster) that implements both [`Store`] and [`Search`].
+//!
+//! Durability model: every `Store` call that changes anything is exactly one
+//! tantivy commit (a no-op call, e.g. `set_audience` with the audience the
+//! documents already have, commits nothing). A commit atomically replaces
+//! `meta.json` after the segment files are synced, so a crash at any point
+//! leaves the index at the previous commit; segment files of an unfinished
+//! commit are garbage-collected on the next open.
+//!
+//! `open` itself blocks on disk; call it at start-up (or inside
+//! `spawn_blocking`), not from a busy async task.
+//!
+//! Concurrency model: one `IndexWriter` behind a mutex serialises writes; the
+//! reader uses `ReloadPolicy::Manual` and is reloaded right after each commit,
+//! so a caller sees its own writes as soon as the call returns. All tantivy
+//! work (which blocks on disk and CPU) runs on `spawn_blocking`.
+
+use super::{Hit, Search, SearchResults, Store, StoreError};
+use crate::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::TokenStream;
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
+};
+
+/// Title matches weigh this much more than body matches: a page named after
+/// the query is almost always what the reader wants.
+const TITLE_BOOST: f32 = 3.0;
+/// Caps the terms taken from one query so a pasted wall of text cannot make
+/// a single request arbitrarily expensive.
+const MAX_QUERY_TERMS: usize = 32;
+/// Characters of context in a snippet.
+const SNIPPET_CHARS: usize = 200;
+/// Indexed value of `visibility` for public documents; segment names live in
+/// their own field, so no segment name can collide with it.
+const EVERYONE: &str = "everyone";
+const SEGMENTS: &str = "segments";
+
+/// Tuning for the index writer.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Indexing threads. Each one produces its own segment per commit.
+    pub writer_threads: usize,
+    /// Total indexing memory budget in bytes (tantivy needs at least 15 MB per thread).
+    pub writer_memory_bytes: usize,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        // Batches are small (tens to hundreds of pages), so one thread with a
+        // modest budget keeps memory predictable in a pod; more threads only
+        // pay off for bulk loads.
+        Self {
+            writer_threads: 1,
+            writer_memory_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Field handles of the schema; built once so the schema and the code that
+/// reads and writes documents cannot drift apart.
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    scope: Field,
+    namespace: Field,
+    name: Field,
+    site: Field,
+    space_key: Field,
+    space_name: Field,
+    page_id: Field,
+    title: Field,
+    body: Field,
+    body_markdown: Field,
+    url: Field,
+    labels: Field,
+    ancestors: Field,
+    version: Field,
+    updated_at: Field,
+    content_type: Field,
+    visibility: Field,
+    segments: Field,
+    audience_key: Field,
+}
+
+impl Fields {
+    fn schema() -> (Schema, Fields) {
+        let mut b = Schema::builder();
+        // English stemming so "deploying" finds "deployment"; positions are
+        // kept for phrase queries and snippets.
+        let text = TextOptions::default()
+            .set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("en_stem")
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            )
+            .set_stored();
+        let fields = Fields {
+            id: b.add_text_field("id", STRING | STORED),
+            scope: b.add_text_field("scope", STRING),
+            namespace: b.add_text_field("namespace", STORED),
+            name: b.add_text_field("name", STORED),
+            site: b.add_text_field("site", STORED),
+            space_key: b.add_text_field("space_key", STRING | STORED),
+            space_name: b.add_text_field("space_name", STORED),
+            // Fast so `versions` reads ids and versions from columns instead
+            // of decompressing every stored document.
+            page_id: b.add_text_field("page_id", STRING | STORED | FAST),
+            title: b.add_text_field("title", text.clone()),
+            body: b.add_text_field("body", text),
+            body_markdown: b.add_text_field("body_markdown", STORED),
+            url: b.add_text_field("url", STORED),
+            labels: b.add_text_field("labels", STRING | STORED),
+            ancestors: b.add_text_field("ancestors", STORED),
+            version: b.add_u64_field("version", INDEXED | STORED | FAST),
+            updated_at: b.add_text_field("updated_at", STORED),
+            content_type: b.add_text_field("content_type", STRING | STORED),
+            visibility: b.add_text_field("visibility", STRING | STORED),
+            segments: b.add_text_field("segments", STRING | STORED),
+            // Canonical form of the audience, so `set_audience` can find the
+            // documents that still carry another audience with one query.
+            audience_key: b.add_text_field("audience_key", STRING),
+        };
+        (b.build(), fields)
+    }
+}
+
+fn scope_key(scope: &SpaceScope) -> String {
+    // Kubernetes namespaces and object names cannot contain '/', so this
+    // key is unambiguous.
+    format!("{}/{}", scope.namespace, scope.name)
+}
+
+fn audience_key(audience: &Audience) -> String {
+    match audience {
+        Audience::Everyone => EVERYONE.to_string(),
+        Audience::Segments(segments) => {
+            let sorted: BTreeSet<&str> = segments.iter().map(String::as_str).collect();
+            let mut key = String::from(SEGMENTS);
+            for s in sorted {
+                // U+001F (unit separator) cannot appear in a segment name
+                // anyone types, so keys of different sets never collide.
+                key.push('\u{1f}');
+                key.push_str(s);
+            }
+            key
+        }
+    }
+}
+
+fn index_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Index(e.to_string())
+}
+
+struct Inner {
+    index: Index,
+    fields: Fields,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter<TantivyDocument>>,
+    dir: PathBuf,
+}
+
+/// A tantivy index on a local directory. Cheap to clone; clones share the index.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens the index in `dir`, creating the directory and an empty index if
+    /// needed. Fails if another process holds the index, or if the index was
+    /// written with another schema (delete the directory: a resync rebuilds it).
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, EmbeddedOptions::default())
+    }
+
+    /// Like [`EmbeddedStore::open`], with explicit writer tuning.
+    pub fn open_with(dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        let (schema, fields) = Fields::schema();
+        let directory = MmapDirectory::open(dir)
+            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", dir.display())))?;
+        let index = Index::open_or_create(directory, schema).map_err(|e| match e {
+            tantivy::TantivyError::SchemaError(msg) => StoreError::Config(format!(
+                "index at {} has an incompatible schema ({msg}); remove the directory and resync",
+                dir.display()
+            )),
+            other => index_err(other),
+        })?;
+        let writer = index
+            .writer_with_num_threads(options.writer_threads.max(1), options.writer_memory_bytes)
+            .map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => StoreError::Io(format!(
+                    "index at {} is locked by another writer",
+                    dir.display()
+                )),
+                other => index_err(other),
+            })?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(index_err)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                index,
+                fields,
+                reader,
+                writer: Mutex::new(writer),
+                dir: dir.to_path_buf(),
+            }),
+        })
+    }
+
+    /// Directory holding the index.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Documents across every space.
+    pub async fn total(&self) -> Result<u64, StoreError> {
+        self.blocking(|inner| Ok(inner.reader.searcher().num_docs()))
+            .await
+    }
+
+    /// Runs tantivy work off the async runtime's worker threads.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StoreError::Index(format!("index task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    fn lock_writer(&self) -> Result<MutexGuard<'_, IndexWriter<TantivyDocument>>, StoreError> {
+        match self.writer.lock() {
+            Ok(guard) => Ok(guard),
+            Err(poisoned) => {
+                // A panic mid-write may have left uncommitted operations in
+                // the writer; drop them so the next commit cannot publish a
+                // half-applied call.
+                let mut guard = poisoned.into_inner();
+                guard.rollback().map_err(index_err)?;
+                self.writer.clear_poison();
+                Ok(guard)
+            }
+        }
+    }
+
+    /// Applies `ops` and commits them as one unit; rolls back on failure.
+    /// `ops` returns whether it changed anything (nothing to commit otherwise).
+    fn write<F>(&self, ops: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&IndexWriter<TantivyDocument>, &Searcher) -> Result<bool, StoreError>,
+    {
+        let mut writer = self.lock_writer()?;
+        // Taken under the writer lock, so it reflects the last commit and no
+        // other write can interleave between reading and writing.
+        let searcher = self.reader.searcher();
+        let changed = match ops(&writer, &searcher) {
+            Ok(changed) => changed,
+            Err(e) => {
+                let _ = writer.rollback();
+                return Err(e);
+            }
+        };
+        if !changed {
+            return Ok(());
+        }
+        if let Err(e) = writer.commit() {
+            let _ = writer.rollback();
+            return Err(index_err(e));
+        }
+        self.reader.reload().map_err(index_err)
+    }
+
+    fn term(&self, field: Field, value: &str) -> Term {
+        Term::from_field_text(field, value)
+    }
+
+    fn term_query(&self, field: Field, value: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            self.term(field, value),
+            IndexRecordOption::Basic,
+        ))
+    }
+
+    fn encode(&self, doc: &Document) -> Result<TantivyDocument, StoreError> {
+        let f = &self.fields;
+        let mut t = TantivyDocument::default();
+        t.add_text(f.id, doc.id());
+        t.add_text(f.scope, scope_key(&doc.scope));
+        t.add_text(f.namespace, &doc.scope.namespace);
+        t.add_text(f.name, &doc.scope.name);
+        t.add_text(f.site, &doc.site);
+        t.add_text(f.space_key, &doc.space_key);
+        t.add_text(f.space_name, &doc.space_name);
+        t.add_text(f.page_id, &doc.page.id);
+        t.add_text(f.title, &doc.page.title);
+        t.add_text(f.body, &doc.page.body_text);
+        t.add_text(f.body_markdown, &doc.page.body_markdown);
+        t.add_text(f.url, &doc.page.url);
+        for label in &doc.page.labels {
+            t.add_text(f.labels, label);
+        }
+        let ancestors = serde_json::to_string(&doc.page.ancestors)
+            .map_err(|e| StoreError::Index(format!("cannot encode ancestors: {e}")))?;
+        t.add_text(f.ancestors, ancestors);
+        t.add_u64(f.version, doc.page.version);
+        if let Some(ts) = doc.page.updated_at {
+            // RFC 3339 text round-trips at full precision.
+            t.add_text(f.updated_at, ts.to_string());
+        }
+        t.add_text(f.content_type, doc.page.content_type.as_str());
+        match &doc.audience {
+            Audience::Everyone => t.add_text(f.visibility, EVERYONE),
+            Audience::Segments(segments) => {
+                t.add_text(f.visibility, SEGMENTS);
+                for s in segments {
+                    t.add_text(f.segments, s);
+                }
+            }
+        }
+        t.add_text(f.audience_key, audience_key(&doc.audience));
+        Ok(t)
+    }
+
+    fn decode(&self, t: &TantivyDocument) -> Result<Document, StoreError> {
+        let f = &self.fields;
+        let text = |field: Field, what: &str| -> Result<String, StoreError> {
+            t.get_first(field)
+                .and_then(|v| v.as_str().map(str::to_string))
+                .ok_or_else(|| StoreError::Index(format!("stored document lacks {what}")))
+        };
+        let all = |field: Field| -> Vec<String> {
+            t.get_all(field)
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        };
+        let ancestors: Vec<Ancestor> = serde_json::from_str(&text(f.ancestors, "ancestors")?)
+            .map_err(|e| StoreError::Index(format!("stored ancestors are corrupt: {e}")))?;
+        let updated_at = match t.get_first(f.updated_at).and_then(|v| v.as_str()) {
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|e| StoreError::Index(format!("stored updated_at is corrupt: {e}")))?,
+            ),
+            None => None,
+        };
+        let content_type = match text(f.content_type, "content_type")?.as_str() {
+            "blogpost" => ContentType::Blogpost,
+            _ => ContentType::Page,
+        };
+        let audience = if text(f.visibility, "visibility")? == EVERYONE {
+            Audience::Everyone
+        } else {
+            Audience::Segments(all(f.segments))
+        };
+        let version = t
+            .get_first(f.version)
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| StoreError::Index("stored document lacks version".into()))?;
+        Ok(Document {
+            scope: SpaceScope::new(text(f.namespace, "namespace")?, text(f.name, "name")?),
+            site: text(f.site, "site")?,
+            space_key: text(f.space_key, "space_key")?,
+            space_name: text(f.space_name, "space_name")?,
+            page: Page {
+                id: text(f.page_id, "page_id")?,
+                content_type,
+                title: text(f.title, "title")?,
+                body_markdown: text(f.body_markdown, "body_markdown")?,
+                body_text: text(f.body, "body")?,
+                url: text(f.url, "url")?,
+                version,
+                labels: all(f.labels),
+                ancestors,
+                updated_at,
+            },
+            audience,
+        })
+    }
+
+    /// Matches documents whose audience admits a caller holding `segments`.
+    /// Scores nothing, so it filters without changing the ranking.
+    fn visibility_filter(&self, segments: &[String]) -> Box<dyn Query> {
+        let f = &self.fields;
+        let mut should: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Should, self.term_query(f.visibility, EVERYONE))];
+        let unique: BTreeSet<&str> = segments.iter().map(String::as_str).collect();
+        for s in unique {
+            should.push((Occur::Should, self.term_query(f.segments, s)));
+        }
+        Box::new(ConstScoreQuery::new(
+            Box::new(BooleanQuery::new(should)),
+            0.0,
+        ))
+    }
+
+    /// Builds the full-text part of a query from raw user input. The input is
+    /// run through the fields' analyzer and only plain terms are used, so no
+    /// character in it can be mistaken for query syntax or make parsing fail.
+    fn text_query(&self, input: &str) -> Result<Option<Box<dyn Query>>, StoreError> {
+        let f = &self.fields;
+        let mut analyzer = self.index.tokenizer_for_field(f.body).map_err(index_err)?;
+        let mut stream = analyzer.token_stream(input);
+        let mut terms: Vec<String> = Vec::new();
+        while stream.advance() {
+            let text = &stream.token().text;
+            if !terms.iter().any(|t| t == text) {
+                terms.push(text.clone());
+            }
+            if terms.len() >= MAX_QUERY_TERMS {
+                break;
+            }
+        }
+        if terms.is_empty() {
+            return Ok(None);
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 2);
+        for t in &terms {
+            let in_title = TermQuery::new(self.term(f.title, t), IndexRecordOption::WithFreqs);
+            clauses.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(Box::new(in_title), TITLE_BOOST)),
+            ));
+            clauses.push((
+                Occur::Should,
+                Box::new(TermQuery::new(
+                    self.term(f.body, t),
+                    IndexRecordOption::WithFreqs,
+                )),
+            ));
+        }
+        Ok(Some(Box::new(BooleanQuery::new(clauses))))
+    }
+
+    fn search(
+        &self,
+        input: &str,
+        segments: &[String],
+        limit: usize,
+    ) -> Result<SearchResults, StoreError> {
+        let f = &self.fields;
+        let Some(text) = self.text_query(input)? else {
+            return Ok(SearchResults::default());
+        };
+        if limit == 0 {
+            return Ok(SearchResults::default());
+        }
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, text.box_clone()),
+            (Occur::Must, self.visibility_filter(segments)),
+        ]);
+        let searcher = self.reader.searcher();
+        let (top, total) = searcher
+            .search(
+                &query,
+                &(TopDocs::with_limit(limit).order_by_score(), Count),
+            )
+            .map_err(index_err)?;
+        let mut snippets =
+            SnippetGenerator::create(&searcher, text.as_ref(), f.body).map_err(index_err)?;
+        snippets.set_max_num_chars(SNIPPET_CHARS);
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr).map_err(index_err)?;
+            let get = |field: Field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            };
+            let snippet = snippets.snippet_from_doc(&doc);
+            let snippet = if snippet.is_empty() {
+                // Matched on the title only: show the start of the page.
+                leading_chars(&get(f.body), SNIPPET_CHARS)
+            } else {
+                snippet.fragment().trim().to_string()
+            };
+            hits.push(Hit {
+                id: get(f.id),
+                title: get(f.title),
+                snippet,
+                url: get(f.url),
+                space_key: get(f.space_key),
+                score,
+            });
+        }
+        Ok(SearchResults {
+            hits,
+            total: Some(total as u64),
+        })
+    }
+
+    fn get(&self, id: &str, segments: &[String]) -> Result<Option<Document>, StoreError> {
+        let searcher = self.reader.searcher();
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, self.term_query(self.fields.id, id)),
+            (Occur::Must, self.visibility_filter(segments)),
+        ]);
+        let top = searcher
+            .search(&query, &TopDocs::with_limit(1).order_by_score())
+            .map_err(index_err)?;
+        match top.first() {
+            Some((_, addr)) => {
+                let doc: TantivyDocument = searcher.doc(*addr).map_err(index_err)?;
+                let doc = self.decode(&doc)?;
+                // Belt and braces: the index filter and the model agree.
+                Ok(doc.audience.admits(segments).then_some(doc))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn scope_docs(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+    ) -> Result<Vec<DocAddress>, StoreError> {
+        let mut addrs: Vec<DocAddress> = searcher
+            .search(query, &DocSetCollector)
+            .map_err(index_err)?
+            .into_iter()
+            .collect();
+        addrs.sort();
+        Ok(addrs)
+    }
+
+    fn versions(&self, scope: &SpaceScope) -> Result<HashMap<String, u64>, StoreError> {
+        let searcher = self.reader.searcher();
+        let query = self.term_query(self.fields.scope, &scope_key(scope));
+        let addrs = self.scope_docs(&searcher, query.as_ref())?;
+        let mut by_segment: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for a in addrs {
+            by_segment.entry(a.segment_ord).or_default().push(a.doc_id);
+        }
+        let mut out = HashMap::new();
+        for (segment_ord, docs) in by_segment {
+            let reader = searcher.segment_reader(segment_ord);
+            let fast = reader.fast_fields();
+            let versions = fast.u64("version").map_err(index_err)?;
+            let ids = fast
+                .str("page_id")
+                .map_err(index_err)?
+                .ok_or_else(|| StoreError::Index("page_id column missing".into()))?;
+            // Term ordinal -> version, sorted by ordinal: resolving sorted
+            // ordinals in one dictionary pass is far cheaper than one lookup
+            // per document.
+            let mut by_ord: BTreeMap<u64, u64> = BTreeMap::new();
+            for doc in docs {
+                if let Some(ord) = ids.term_ords(doc).next() {
+                    by_ord.insert(ord, versions.first(doc).unwrap_or(0));
+                }
+            }
+            let ords: Vec<u64> = by_ord.keys().copied().collect();
+            let mut versions_in_order = by_ord.values().copied();
+            let mut bad_utf8 = false;
+            let complete = ids
+                .dictionary()
+                .sorted_ords_to_term_cb(&ords, |bytes| {
+                    let version = versions_in_order.next().unwrap_or(0);
+                    match std::str::from_utf8(bytes) {
+                        Ok(id) => {
+                            out.insert(id.to_string(), version);
+                        }
+                        Err(_) => bad_utf8 = true,
+                    }
+                })
+                .map_err(|e| StoreError::Io(e.to_string()))?;
+            if bad_utf8 || !complete {
+                return Err(StoreError::Index(
+                    "page id column is inconsistent with its dictionary".into(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn leading_chars(text: &str, n: usize) -> String {
+    match text.char_indices().nth(n) {
+        Some((end, _)) => format!("{}…", text[..end].trim_end()),
+        None => text.to_string(),
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    fn name(&self) -> &str {
+        "embedded"
+    }
+
+    async fn upsert(&self, docs: &[Document]) -> Result<(), StoreError> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let docs = docs.to_vec();
+        self.blocking(move |inner| {
+            // Converted before touching the writer so a bad document fails
+            // the call without any operation queued.
+            let converted = docs
+                .iter()
+                .map(|d| Ok((d.id(), inner.encode(d)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            inner.write(|writer, _| {
+                for (id, doc) in converted {
+                    // Delete-then-add replaces; a delete only affects
+                    // documents added before it, so a page listed twice in
+                    // one batch ends up stored once (the last copy).
+                    writer.delete_term(inner.term(inner.fields.id, &id));
+                    writer.add_document(doc).map_err(index_err)?;
+                }
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, scope: &SpaceScope, page_ids: &[String]) -> Result<(), StoreError> {
+        if page_ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = page_ids.iter().map(|p| scope.document_id(p)).collect();
+        self.blocking(move |inner| {
+            inner.write(|writer, _| {
+                for id in &ids {
+                    writer.delete_term(inner.term(inner.fields.id, id));
+                }
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn delete_space(&self, scope: &SpaceScope) -> Result<(), StoreError> {
+        let key = scope_key(scope);
+        self.blocking(move |inner| {
+            inner.write(|writer, _| {
+                writer.delete_term(inner.term(inner.fields.scope, &key));
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn versions(&self, scope: &SpaceScope) -> Result<HashMap<String, u64>, StoreError> {
+        let scope = scope.clone();
+        self.blocking(move |inner| inner.versions(&scope)).await
+    }
+
+    async fn set_audience(
+        &self,
+        scope: &SpaceScope,
+        audience: &Audience,
+    ) -> Result<(), StoreError> {
+        let key = scope_key(scope);
+        let audience = audience.clone();
+        self.blocking(move |inner| {
+            let f = inner.fields;
+            inner.write(|writer, searcher| {
+                // Only documents still carrying another audience are
+                // rewritten; the sync calls this on every run, and an
+                // unchanged audience must cost one query, not a re-index.
+                let stale = BooleanQuery::new(vec![
+                    (Occur::Must, inner.term_query(f.scope, &key)),
+                    (
+                        Occur::MustNot,
+                        inner.term_query(f.audience_key, &audience_key(&audience)),
+                    ),
+                ]);
+                let addrs = inner.scope_docs(searcher, &stale)?;
+                if addrs.is_empty() {
+                    return Ok(false);
+                }
+                for addr in addrs {
+                    let stored: TantivyDocument = searcher.doc(addr).map_err(index_err)?;
+                    let mut doc = inner.decode(&stored)?;
+                    doc.audience = audience.clone();
+                    writer.delete_term(inner.term(f.id, &doc.id()));
+                    writer
+                        .add_document(inner.encode(&doc)?)
+                        .map_err(index_err)?;
+                }
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn count(&self, scope: &SpaceScope) -> Result<u64, StoreError> {
+        let key = scope_key(scope);
+        self.blocking(move |inner| {
+            let q = inner.term_query(inner.fields.scope, &key);
+            let n = inner
+                .reader
+                .searcher()
+                .search(q.as_ref(), &Count)
+                .map_err(index_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Search for EmbeddedStore {
+    async fn search(
+        &self,
+        query: &str,
+        segments: &[String],
+        limit: usize,
+    ) -> Result<Vec<Hit>, StoreError> {
+        Ok(self.search_counted(query, segments, limit).await?.hits)
+    }
+
+    async fn search_counted(
+        &self,
+        query: &str,
+        segments: &[String],
+        limit: usize,
+    ) -> Result<SearchResults, StoreError> {
+        let query = query.to_string();
+        let segments = segments.to_vec();
+        self.blocking(move |inner| inner.search(&query, &segments, limit))
+            .await
+    }
+
+    async fn get(&self, id: &str, segments: &[String]) -> Result<Option<Document>, StoreError> {
+        let id = id.to_string();
+        let segments = segments.to_vec();
+        self.blocking(move |inner| inner.get(&id, &segments)).await
+    }
+}

@@ -1,0 +1,557 @@
+//! The embedded (tantivy) store as a user of the search API experiences it:
+//! who sees what, what survives a restart, and what a resync converges to.
+
+mod common;
+
+use common::*;
+use confluence_operator::confluence::ListOptions;
+use confluence_operator::model::{Audience, SpaceScope};
+use confluence_operator::store::embedded::EmbeddedStore;
+use confluence_operator::store::{Search, Store};
+use confluence_operator::sync::{SyncRequest, sync_space};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+const AGENTS: &str = "agents-and-admins";
+
+fn public_scope() -> SpaceScope {
+    SpaceScope::new("docs", "public-kb")
+}
+fn internal_scope() -> SpaceScope {
+    SpaceScope::new("docs", "internal-runbooks")
+}
+fn partner_scope() -> SpaceScope {
+    SpaceScope::new("partners", "partner-guides")
+}
+
+/// Three spaces that all mention "router": public, agents only, partners only.
+async fn seeded() -> (tempfile::TempDir, EmbeddedStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    store
+        .upsert(&[
+            doc(
+                &public_scope(),
+                "KB",
+                Audience::Everyone,
+                page(
+                    "101",
+                    1,
+                    "Reset your router",
+                    "Hold the reset button of the router for ten seconds.",
+                ),
+            ),
+            doc(
+                &public_scope(),
+                "KB",
+                Audience::Everyone,
+                page(
+                    "102",
+                    1,
+                    "Billing questions",
+                    "Invoices are sent monthly by email.",
+                ),
+            ),
+        ])
+        .await
+        .expect("upsert public");
+    store
+        .upsert(&[doc(
+            &internal_scope(),
+            "OPS",
+            segments(&[AGENTS]),
+            page(
+                "201",
+                1,
+                "Router fleet escalation",
+                "Escalate router outages to the network on-call.",
+            ),
+        )])
+        .await
+        .expect("upsert internal");
+    store
+        .upsert(&[doc(
+            &partner_scope(),
+            "PART",
+            segments(&["partners"]),
+            page(
+                "301",
+                1,
+                "Router reseller pricing",
+                "Partners get a discount on every router model.",
+            ),
+        )])
+        .await
+        .expect("upsert partners");
+    (dir, store)
+}
+
+fn ids(hits: &[confluence_operator::store::Hit]) -> Vec<String> {
+    let mut v: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn anonymous_callers_see_only_public_spaces() {
+    let (_dir, store) = seeded().await;
+    let hits = store.search("router", &[], 10).await.expect("search");
+    assert_eq!(ids(&hits), vec!["docs.public-kb.101"]);
+    let hit = &hits[0];
+    assert_eq!(hit.title, "Reset your router");
+    assert_eq!(hit.space_key, "KB");
+    assert_eq!(hit.url, "https://wiki.example.com/pages/101");
+    assert!(
+        hit.snippet.to_lowercase().contains("router"),
+        "{}",
+        hit.snippet
+    );
+    assert!(hit.score > 0.0);
+}
+
+#[tokio::test]
+async fn agents_see_public_and_agent_spaces_but_not_partner_spaces() {
+    let (_dir, store) = seeded().await;
+    let hits = store
+        .search("router", &strings(&["signed-in-users", AGENTS]), 10)
+        .await
+        .expect("search");
+    assert_eq!(
+        ids(&hits),
+        vec!["docs.internal-runbooks.201", "docs.public-kb.101"]
+    );
+}
+
+#[tokio::test]
+async fn a_custom_segment_unlocks_its_space() {
+    let (_dir, store) = seeded().await;
+    let hits = store
+        .search("router", &strings(&["partners"]), 10)
+        .await
+        .expect("search");
+    assert_eq!(
+        ids(&hits),
+        vec!["docs.public-kb.101", "partners.partner-guides.301"]
+    );
+    let counted = store
+        .search_counted("router", &strings(&["partners"]), 1)
+        .await
+        .expect("search");
+    assert_eq!(counted.hits.len(), 1);
+    assert_eq!(counted.total, Some(2));
+}
+
+#[tokio::test]
+async fn get_hides_documents_the_caller_may_not_see() {
+    let (_dir, store) = seeded().await;
+    let id = "docs.internal-runbooks.201";
+    assert!(store.get(id, &[]).await.expect("get").is_none());
+    assert!(
+        store
+            .get(id, &strings(&["partners"]))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let doc = store
+        .get(id, &strings(&[AGENTS]))
+        .await
+        .expect("get")
+        .expect("visible to agents");
+    // Everything the sync stored comes back intact.
+    let expected = common::doc(
+        &internal_scope(),
+        "OPS",
+        segments(&[AGENTS]),
+        page(
+            "201",
+            1,
+            "Router fleet escalation",
+            "Escalate router outages to the network on-call.",
+        ),
+    );
+    assert_eq!(doc, expected);
+    assert!(
+        store
+            .get("docs.nope.1", &strings(&[AGENTS]))
+            .await
+            .expect("get")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn titles_rank_above_body_mentions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    let scope = public_scope();
+    store
+        .upsert(&[
+            doc(
+                &scope,
+                "KB",
+                Audience::Everyone,
+                page(
+                    "1",
+                    1,
+                    "Printer setup",
+                    "Connect the printer to the VPN gateway first.",
+                ),
+            ),
+            doc(
+                &scope,
+                "KB",
+                Audience::Everyone,
+                page("2", 1, "VPN gateway", "How to configure the gateway."),
+            ),
+        ])
+        .await
+        .expect("upsert");
+    let hits = store.search("vpn", &[], 10).await.expect("search");
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits[0].id, "docs.public-kb.2");
+}
+
+#[tokio::test]
+async fn queries_with_special_characters_never_fail() {
+    let (_dir, store) = seeded().await;
+    for q in [
+        "router\"",
+        "(router",
+        "title:router AND",
+        "router^2 ~ * ? [ ] { } : \\ / - + ! || &&",
+        "\"unterminated phrase",
+        "",
+        "   ",
+        "*",
+        "router OR NOT",
+        "🚀 router ünïcödé",
+    ] {
+        let res = store.search(q, &[], 10).await;
+        assert!(res.is_ok(), "query {q:?} failed: {res:?}");
+    }
+    let hits = store.search("(router!", &[], 10).await.expect("search");
+    assert_eq!(ids(&hits), vec!["docs.public-kb.101"]);
+    assert!(
+        store
+            .search("router", &[], 0)
+            .await
+            .expect("limit 0")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn viewer_change_applies_without_refetching_pages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let search = EmbeddedStore::open(dir.path()).expect("open");
+    // Clones share one index, as the operator shares it between sync and API.
+    let store: Arc<dyn Store> = Arc::new(search.clone());
+    let source = FakeConfluence::with_pages([
+        page(
+            "1",
+            1,
+            "Internal escalation matrix",
+            "Who to page for router outages.",
+        ),
+        page("2", 1, "Internal holidays", "Office closures."),
+    ]);
+    let mut req = SyncRequest {
+        scope: internal_scope(),
+        site_url: "https://wiki.example.com".into(),
+        space: space("OPS"),
+        audience: segments(&[AGENTS]),
+        options: ListOptions::default(),
+        batch_size: 50,
+    };
+    sync_space(&source, std::slice::from_ref(&store), &req)
+        .await
+        .expect("first sync");
+    assert!(
+        search
+            .search("router", &[], 10)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+
+    // The space is made public: the next sync must not fetch bodies again.
+    let fetched_before = source.fetched_items.load(Ordering::SeqCst);
+    req.audience = Audience::Everyone;
+    let report = sync_space(&source, std::slice::from_ref(&store), &req)
+        .await
+        .expect("resync");
+    assert_eq!(report.fetched, 0);
+    assert_eq!(source.fetched_items.load(Ordering::SeqCst), fetched_before);
+    let hits = search.search("router", &[], 10).await.expect("search");
+    assert_eq!(ids(&hits), vec!["docs.internal-runbooks.1"]);
+
+    // And narrowed again to a custom segment.
+    store
+        .set_audience(&internal_scope(), &segments(&["tier2"]))
+        .await
+        .expect("set_audience");
+    assert!(
+        search
+            .search("router", &[], 10)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+    assert!(
+        search
+            .search("router", &strings(&[AGENTS]), 10)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+    assert_eq!(
+        search
+            .search("router", &strings(&["tier2"]), 10)
+            .await
+            .expect("search")
+            .len(),
+        1
+    );
+    // Content and versions are untouched by the audience change.
+    assert_eq!(store.count(&internal_scope()).await.expect("count"), 2);
+    let versions = store.versions(&internal_scope()).await.expect("versions");
+    assert_eq!(versions.get("1"), Some(&1));
+}
+
+#[tokio::test]
+async fn deleting_a_space_purges_it_from_search() {
+    let (_dir, store) = seeded().await;
+    store
+        .delete_space(&internal_scope())
+        .await
+        .expect("delete_space");
+    assert_eq!(store.count(&internal_scope()).await.expect("count"), 0);
+    assert!(
+        store
+            .versions(&internal_scope())
+            .await
+            .expect("versions")
+            .is_empty()
+    );
+    let hits = store
+        .search("escalation", &strings(&[AGENTS]), 10)
+        .await
+        .expect("search");
+    assert!(hits.is_empty());
+    assert!(
+        store
+            .get("docs.internal-runbooks.201", &strings(&[AGENTS]))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    // Other spaces are untouched.
+    assert_eq!(store.count(&public_scope()).await.expect("count"), 2);
+}
+
+#[tokio::test]
+async fn page_updates_and_deletions_are_reflected() {
+    let (_dir, store) = seeded().await;
+    let scope = public_scope();
+    store
+        .upsert(&[doc(
+            &scope,
+            "KB",
+            Audience::Everyone,
+            page("101", 2, "Reboot your modem", "Unplug the modem."),
+        )])
+        .await
+        .expect("update");
+    assert!(
+        store
+            .search("router", &[], 10)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+    assert_eq!(
+        store.search("modem", &[], 10).await.expect("search").len(),
+        1
+    );
+    let versions = store.versions(&scope).await.expect("versions");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions["101"], 2);
+    assert_eq!(versions["102"], 1);
+
+    store
+        .delete(&scope, &strings(&["101"]))
+        .await
+        .expect("delete");
+    assert!(
+        store
+            .search("modem", &[], 10)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+    assert_eq!(store.count(&scope).await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn committed_batches_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scope = public_scope();
+    {
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let batch: Vec<_> = (0..500)
+            .map(|i| {
+                doc(
+                    &scope,
+                    "KB",
+                    Audience::Everyone,
+                    page(
+                        &i.to_string(),
+                        3,
+                        &format!("Article {i}"),
+                        "lorem ipsum dolor",
+                    ),
+                )
+            })
+            .collect();
+        store.upsert(&batch).await.expect("upsert");
+        store
+            .set_audience(&scope, &segments(&[AGENTS]))
+            .await
+            .expect("audience");
+    }
+    let store = EmbeddedStore::open(dir.path()).expect("reopen");
+    assert_eq!(store.count(&scope).await.expect("count"), 500);
+    let versions = store.versions(&scope).await.expect("versions");
+    assert_eq!(versions.len(), 500);
+    assert!(versions.values().all(|v| *v == 3));
+    assert!(
+        store
+            .search("lorem", &[], 10)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+    let counted = store
+        .search_counted("lorem", &strings(&[AGENTS]), 10)
+        .await
+        .expect("search");
+    assert_eq!(counted.total, Some(500));
+}
+
+#[tokio::test]
+async fn a_second_writer_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _first = EmbeddedStore::open(dir.path()).expect("open");
+    let err = EmbeddedStore::open(dir.path()).expect_err("second open must fail");
+    assert!(err.to_string().contains("locked"), "{err}");
+}
+
+#[tokio::test]
+async fn a_sync_interrupted_between_batches_converges_on_resync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scope = internal_scope();
+    // Confluence has 120 pages; the store still holds two that were deleted
+    // upstream since the last sync.
+    let source = FakeConfluence::with_pages(
+        (0..120).map(|i| page(&format!("p{i:03}"), 1, &format!("Page {i}"), "router body")),
+    );
+    {
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        store
+            .upsert(&[
+                doc(
+                    &scope,
+                    "OPS",
+                    Audience::Everyone,
+                    page("gone-1", 1, "Old", "stale"),
+                ),
+                doc(
+                    &scope,
+                    "OPS",
+                    Audience::Everyone,
+                    page("gone-2", 1, "Old", "stale"),
+                ),
+            ])
+            .await
+            .expect("seed");
+    }
+    let req = SyncRequest {
+        scope: scope.clone(),
+        site_url: "https://wiki.example.com".into(),
+        space: space("OPS"),
+        audience: Audience::Everyone,
+        options: ListOptions::default(),
+        batch_size: 50,
+    };
+
+    // First attempt: the connection drops on the second batch, then the
+    // process dies (the store is dropped without any shutdown step).
+    {
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("open"));
+        source.fail_after(Some(1));
+        let err = sync_space(&source, std::slice::from_ref(&store), &req).await;
+        assert!(err.is_err());
+        // Exactly the first batch was committed, nothing half-written.
+        assert_eq!(store.count(&scope).await.expect("count"), 50 + 2);
+    }
+
+    // After the restart the resync fetches only what is missing.
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("reopen"));
+    source.fail_after(None);
+    let report = sync_space(&source, std::slice::from_ref(&store), &req)
+        .await
+        .expect("resync");
+    assert_eq!(report.fetched, 70);
+    assert_eq!(report.deleted, 2);
+    let mut stored: Vec<String> = store
+        .versions(&scope)
+        .await
+        .expect("versions")
+        .into_keys()
+        .collect();
+    stored.sort();
+    assert_eq!(stored, source.ids());
+}
+
+#[tokio::test]
+async fn searches_run_while_batches_are_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    let scope = public_scope();
+    let writer = {
+        let store = store.clone();
+        let scope = scope.clone();
+        tokio::spawn(async move {
+            for b in 0..10 {
+                let batch: Vec<_> = (0..50)
+                    .map(|i| {
+                        let id = format!("{b}-{i}");
+                        doc(
+                            &scope,
+                            "KB",
+                            Audience::Everyone,
+                            page(&id, 1, "Gateway notes", "gateway"),
+                        )
+                    })
+                    .collect();
+                store.upsert(&batch).await.expect("upsert");
+            }
+        })
+    };
+    let mut last = 0;
+    while !writer.is_finished() {
+        let counted = store
+            .search_counted("gateway", &[], 5)
+            .await
+            .expect("search");
+        let total = counted.total.unwrap_or(0);
+        // Whole batches only, never going backwards.
+        assert_eq!(total % 50, 0, "saw a partial batch: {total}");
+        assert!(total >= last);
+        last = total;
+        tokio::task::yield_now().await;
+    }
+    writer.await.expect("writer");
+    assert_eq!(store.count(&scope).await.expect("count"), 500);
+}
