@@ -8,5 +8,6 @@ pub mod model;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod stores;
 pub mod sync;
 pub mod telemetry;

@@ -59,9 +59,20 @@ impl Default for Settings {
             site_check_interval: Duration::from_secs(3600),
             batch_size: crate::sync::DEFAULT_BATCH_SIZE,
             controller_name: "confluence-operator".into(),
-            instance: std::env::var("POD_NAME").unwrap_or_else(|_| "local".into()),
+            instance: default_instance(),
         }
     }
+}
+
+/// The pod name in a cluster; host and pid out of cluster, so two local
+/// processes never share a leader-election identity.
+fn default_instance() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{host}-{}", std::process::id())
+    })
 }
 
 /// Shared state of both reconcilers.

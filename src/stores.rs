@@ -1,0 +1,241 @@
+//! Which stores the operator writes to, from flags: the embedded index by
+//! default, optionally the Zendesk sink and an in-memory store.
+
+use crate::store::embedded::EmbeddedStore;
+use crate::store::memory::MemoryStore;
+use crate::store::zendesk::{ZendeskConfig, ZendeskSink};
+use crate::store::{Search, Store, StoreError};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Embedded,
+    Memory,
+    Zendesk,
+}
+
+impl FromStr for StoreKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "embedded" => Ok(StoreKind::Embedded),
+            "memory" => Ok(StoreKind::Memory),
+            "zendesk" => Ok(StoreKind::Zendesk),
+            other => Err(format!(
+                "unknown store {other:?}: use embedded, memory or zendesk"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoresError {
+    #[error("reading the Zendesk configuration {path}: {reason}")]
+    ZendeskConfig { path: PathBuf, reason: String },
+    #[error("the zendesk store needs --zendesk-config")]
+    ZendeskConfigMissing,
+    #[error("the zendesk store needs ZENDESK_API_TOKEN (and ZENDESK_EMAIL for API-token auth)")]
+    ZendeskCredentialsMissing,
+    #[error("store {store}: {source}")]
+    Open {
+        store: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    #[error("no stores configured")]
+    Empty,
+}
+
+/// The Zendesk configuration file (the chart's ConfigMap). Credentials come
+/// from the environment (a Secret), never from this file.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZendeskFile {
+    pub url: String,
+    #[serde(default = "default_locale")]
+    pub locale: String,
+    #[serde(default = "default_source")]
+    pub source_name: String,
+    #[serde(default = "default_type")]
+    pub type_name: String,
+    #[serde(default)]
+    pub segment_map: HashMap<String, u64>,
+    /// Empty string or absent: `Everyone` spaces are public in the Help Center.
+    #[serde(default)]
+    pub everyone_segment_id: Option<serde_json::Value>,
+}
+
+fn default_locale() -> String {
+    "en-us".into()
+}
+fn default_source() -> String {
+    "Confluence".into()
+}
+fn default_type() -> String {
+    "Confluence page".into()
+}
+
+pub struct Stores {
+    pub writers: Vec<Arc<dyn Store>>,
+    /// What the search API queries.
+    pub search: Arc<dyn Search>,
+}
+
+pub struct StoreOptions<'a> {
+    pub kinds: &'a [StoreKind],
+    pub data_dir: &'a Path,
+    pub zendesk_config: Option<&'a Path>,
+    pub zendesk_email: Option<String>,
+    pub zendesk_token: Option<String>,
+}
+
+pub fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
+    if opts.kinds.is_empty() {
+        return Err(StoresError::Empty);
+    }
+    let mut writers: Vec<Arc<dyn Store>> = Vec::new();
+    let mut search: Option<Arc<dyn Search>> = None;
+    for kind in opts.kinds {
+        match kind {
+            StoreKind::Embedded => {
+                let store =
+                    EmbeddedStore::open(&opts.data_dir.join("index")).map_err(|source| {
+                        StoresError::Open {
+                            store: "embedded",
+                            source,
+                        }
+                    })?;
+                let store = Arc::new(store);
+                search = Some(store.clone());
+                writers.push(store);
+            }
+            StoreKind::Memory => {
+                let store = Arc::new(MemoryStore::new());
+                if search.is_none() {
+                    search = Some(store.clone());
+                }
+                writers.push(store);
+            }
+            StoreKind::Zendesk => {
+                let config = zendesk_config(&opts)?;
+                let sink = ZendeskSink::new(config, &opts.data_dir.join("zendesk-state.json"))
+                    .map_err(|source| StoresError::Open {
+                        store: "zendesk",
+                        source,
+                    })?;
+                writers.push(Arc::new(sink));
+            }
+        }
+    }
+    // With only external sinks the search API answers from an empty index.
+    let search = search.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+    Ok(Stores { writers, search })
+}
+
+fn zendesk_config(opts: &StoreOptions<'_>) -> Result<ZendeskConfig, StoresError> {
+    let path = opts
+        .zendesk_config
+        .ok_or(StoresError::ZendeskConfigMissing)?;
+    let err = |reason: String| StoresError::ZendeskConfig {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let file: ZendeskFile = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let everyone_segment = match file.everyone_segment_id {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) if s.trim().is_empty() => None,
+        Some(serde_json::Value::String(s)) => Some(
+            s.trim()
+                .parse::<u64>()
+                .map_err(|_| err(format!("everyoneSegmentId {s:?} is not a number")))?,
+        ),
+        Some(serde_json::Value::Number(n)) => Some(
+            n.as_u64()
+                .ok_or_else(|| err(format!("everyoneSegmentId {n} is not a positive id")))?,
+        ),
+        Some(other) => return Err(err(format!("everyoneSegmentId {other} is not an id"))),
+    };
+    let api_token = opts
+        .zendesk_token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .ok_or(StoresError::ZendeskCredentialsMissing)?;
+    Ok(ZendeskConfig {
+        subdomain_or_base_url: file.url,
+        email: opts.zendesk_email.clone().unwrap_or_default(),
+        api_token,
+        locale: file.locale,
+        source_name: file.source_name,
+        type_name: file.type_name,
+        segment_map: file.segment_map,
+        everyone_segment,
+    })
+}
+
+/// Parses `embedded,zendesk`.
+pub fn parse_kinds(list: &str) -> Result<Vec<StoreKind>, String> {
+    let mut kinds = Vec::new();
+    for part in list.split(',').filter(|p| !p.trim().is_empty()) {
+        let kind: StoreKind = part.parse()?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    if kinds.is_empty() {
+        return Err("at least one store is required".into());
+    }
+    Ok(kinds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_store_lists() {
+        assert_eq!(
+            parse_kinds("embedded, zendesk,embedded"),
+            Ok(vec![StoreKind::Embedded, StoreKind::Zendesk])
+        );
+        assert!(parse_kinds("").is_err());
+        assert!(
+            parse_kinds("elastic")
+                .unwrap_err()
+                .contains("unknown store")
+        );
+    }
+
+    #[test]
+    fn zendesk_needs_a_token_and_never_reads_it_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zendesk.json");
+        std::fs::write(
+            &path,
+            r#"{"url":"https://acme.zendesk.com","segmentMap":{"agents-and-admins":7},"everyoneSegmentId":""}"#,
+        )
+        .unwrap();
+        let opts = StoreOptions {
+            kinds: &[StoreKind::Zendesk],
+            data_dir: dir.path(),
+            zendesk_config: Some(&path),
+            zendesk_email: Some("bot@acme.com".into()),
+            zendesk_token: None,
+        };
+        assert!(matches!(
+            zendesk_config(&opts),
+            Err(StoresError::ZendeskCredentialsMissing)
+        ));
+        let opts = StoreOptions {
+            zendesk_token: Some("tok".into()),
+            ..opts
+        };
+        let cfg = zendesk_config(&opts).unwrap();
+        assert_eq!(cfg.segment_map.get("agents-and-admins"), Some(&7));
+        assert_eq!(cfg.everyone_segment, None);
+    }
+}
