@@ -80,7 +80,9 @@ fn subtree(pages: &[SimPage], root: u64) -> BTreeSet<String> {
     loop {
         let before = out.len();
         for p in pages {
-            if p.parent_id.is_some_and(|parent| out.contains(&parent.to_string())) {
+            if p.parent_id
+                .is_some_and(|parent| out.contains(&parent.to_string()))
+            {
                 out.insert(p.id.to_string());
             }
         }
@@ -119,10 +121,17 @@ async fn paging_lists_every_page_for_both_flavors() {
             Flavor::Cloud => stats.get("GET /wiki/api/v2/spaces/{id}/pages"),
             Flavor::DataCenter => stats.get("GET /rest/api/content"),
         };
-        assert_eq!(listing, 6, "{flavor:?}: 57 items at 10 per request: {stats:?}");
+        assert_eq!(
+            listing, 6,
+            "{flavor:?}: 57 items at 10 per request: {stats:?}"
+        );
         // The restriction/label pass pages too.
         if flavor == Flavor::Cloud {
-            assert_eq!(stats.get("GET /wiki/rest/api/content/search"), 6, "{stats:?}");
+            assert_eq!(
+                stats.get("GET /wiki/rest/api/content/search"),
+                6,
+                "{stats:?}"
+            );
         }
         // Blog posts are a separate listing.
         let with_blogs = client
@@ -184,8 +193,10 @@ async fn label_filters_apply() {
             .await
             .expect("list");
         let ids: BTreeSet<String> = no_drafts.iter().map(|r| r.id.clone()).collect();
-        let expected: BTreeSet<String> =
-            page_ids(&sim, "ENG").difference(&with("draft")).cloned().collect();
+        let expected: BTreeSet<String> = page_ids(&sim, "ENG")
+            .difference(&with("draft"))
+            .cloned()
+            .collect();
         assert!(!with("draft").is_empty(), "seed gives some drafts");
         assert_eq!(ids, expected, "{flavor:?}");
     }
@@ -201,17 +212,25 @@ async fn incremental_sync_fetches_only_changed_pages_and_detects_deletion() {
         let space = client.space("ENG").await.expect("space");
         let req = request(space, ListOptions::default());
 
-        let first = sync_space(client.as_ref(), &stores, &req).await.expect("sync");
+        let first = sync_space(client.as_ref(), &stores, &req)
+            .await
+            .expect("sync");
         assert_eq!(first.items, 60, "{flavor:?}");
         assert_eq!(first.fetched, 60);
         assert_eq!(stored_ids(&store, &req.scope).await, page_ids(&sim, "ENG"));
 
         // Nothing changed: no body is fetched.
         sim.reset_stats();
-        let again = sync_space(client.as_ref(), &stores, &req).await.expect("sync");
+        let again = sync_space(client.as_ref(), &stores, &req)
+            .await
+            .expect("sync");
         assert_eq!((again.fetched, again.unchanged, again.deleted), (0, 60, 0));
         let stats = sim.stats();
-        assert_eq!(stats.matching("/pages") - stats.matching("/spaces/{id}/pages"), 0, "{stats:?}");
+        assert_eq!(
+            stats.matching("/pages") - stats.matching("/spaces/{id}/pages"),
+            0,
+            "{stats:?}"
+        );
         assert_eq!(stats.matching("body"), 0);
 
         // Two edits and one deletion.
@@ -221,11 +240,14 @@ async fn incremental_sync_fetches_only_changed_pages_and_detects_deletion() {
             .filter(|p| p.content_type == ContentType::Page)
             .collect();
         let (a, b, gone) = (pages[3].id, pages[10].id, pages[pages.len() - 1].id);
-        sim.edit_page(a, "<p>Edited <strong>body</strong></p>").expect("edit");
+        sim.edit_page(a, "<p>Edited <strong>body</strong></p>")
+            .expect("edit");
         sim.edit_page(b, "<p>Second edit</p>").expect("edit");
         sim.delete_page(gone).expect("delete");
         sim.reset_stats();
-        let report = sync_space(client.as_ref(), &stores, &req).await.expect("sync");
+        let report = sync_space(client.as_ref(), &stores, &req)
+            .await
+            .expect("sync");
         assert_eq!(report.fetched, 2, "{flavor:?}: {report:?}");
         assert_eq!(report.deleted, 1);
         assert_eq!(report.items, 59);
@@ -237,7 +259,10 @@ async fn incremental_sync_fetches_only_changed_pages_and_detects_deletion() {
             }
         }
         let docs = store.documents(&req.scope);
-        let edited = docs.iter().find(|d| d.page.id == a.to_string()).expect("edited doc");
+        let edited = docs
+            .iter()
+            .find(|d| d.page.id == a.to_string())
+            .expect("edited doc");
         assert_eq!(edited.page.body_markdown, "Edited **body**");
         assert_eq!(edited.page.body_text, "Edited body");
         assert!(!docs.iter().any(|d| d.page.id == gone.to_string()));
@@ -274,7 +299,11 @@ async fn fetched_pages_carry_metadata() {
             assert_eq!(page.content_type, src.content_type);
             assert!(page.url.starts_with(&sim.base_url()), "{}", page.url);
             assert!(page.updated_at.is_some());
-            assert!(page.body_markdown.starts_with("# "), "{}", page.body_markdown);
+            assert!(
+                page.body_markdown.starts_with("# "),
+                "{}",
+                page.body_markdown
+            );
             assert!(!page.body_text.contains("<p>") && !page.body_text.contains("ac:"));
             // Ancestors root first, with titles.
             let mut expected = Vec::new();
@@ -294,12 +323,15 @@ async fn fetched_pages_carry_metadata() {
         }
         // Cross-page links resolve to absolute URLs.
         assert!(
-            pages.iter().any(|p| p.body_markdown.contains("/display/ENG/")),
+            pages
+                .iter()
+                .any(|p| p.body_markdown.contains("/display/ENG/")),
             "{flavor:?}"
         );
         // Vanished items are left out, not an error.
         let gone = refs[1].clone();
-        sim.delete_page(gone.id.parse().expect("numeric id")).expect("delete");
+        sim.delete_page(gone.id.parse().expect("numeric id"))
+            .expect("delete");
         let again = client.fetch(&space, &refs[..3]).await.expect("fetch");
         assert_eq!(again.len(), 2);
     }
@@ -324,11 +356,16 @@ async fn rate_limit_storm_loses_no_page() {
         let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
         let space = client.space("ENG").await.expect("space");
         let req = request(space, ListOptions::default());
-        let report = sync_space(client.as_ref(), &stores, &req).await.expect("sync survives");
+        let report = sync_space(client.as_ref(), &stores, &req)
+            .await
+            .expect("sync survives");
         assert_eq!(report.items, 80, "{flavor:?}");
         assert_eq!(stored_ids(&store, &req.scope).await, page_ids(&sim, "ENG"));
         let stats = sim.stats();
-        assert!(stats.rate_limited >= 10, "{flavor:?}: storm happened: {stats:?}");
+        assert!(
+            stats.rate_limited >= 10,
+            "{flavor:?}: storm happened: {stats:?}"
+        );
     }
 }
 
@@ -368,7 +405,10 @@ async fn persistent_rate_limiting_gives_a_typed_error() {
     cfg.max_retries = 2;
     let client = connect_with(cfg, fast_options(25)).expect("client");
     let err = client.space("ENG").await.expect_err("rate limited");
-    assert!(matches!(err, ConfluenceError::RateLimited { retries: 2 }), "{err:?}");
+    assert!(
+        matches!(err, ConfluenceError::RateLimited { retries: 2 }),
+        "{err:?}"
+    );
     assert!(!err.is_permanent());
     assert_eq!(sim.stats().rate_limited, 3);
 }
@@ -391,7 +431,9 @@ async fn timeouts_and_truncated_bodies_are_retried() {
         let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
         let space = client.space("ENG").await.expect("space");
         let req = request(space, ListOptions::default());
-        let report = sync_space(client.as_ref(), &stores, &req).await.expect("sync");
+        let report = sync_space(client.as_ref(), &stores, &req)
+            .await
+            .expect("sync");
         assert_eq!(report.items, 40, "{flavor:?}");
         assert_eq!(stored_ids(&store, &req.scope).await, page_ids(&sim, "ENG"));
         let stats = sim.stats();
@@ -414,10 +456,14 @@ async fn restricted_pages_and_their_children_are_not_synced() {
         let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
         let space = client.space("ENG").await.expect("space");
         let req = request(space.clone(), ListOptions::default());
-        sync_space(client.as_ref(), &stores, &req).await.expect("sync");
+        sync_space(client.as_ref(), &stores, &req)
+            .await
+            .expect("sync");
         let stored = stored_ids(&store, &req.scope).await;
-        let expected: BTreeSet<String> =
-            page_ids(&sim, "ENG").difference(&early_tree).cloned().collect();
+        let expected: BTreeSet<String> = page_ids(&sim, "ENG")
+            .difference(&early_tree)
+            .cloned()
+            .collect();
         assert_eq!(stored, expected, "{flavor:?}: restricted subtree left out");
 
         // Restricting after a sync removes the subtree on the next sync,
@@ -433,7 +479,9 @@ async fn restricted_pages_and_their_children_are_not_synced() {
             .expect("another parent page");
         let later_tree = subtree(&pages, later);
         sim.set_restricted(later, true).expect("restrict");
-        let report = sync_space(client.as_ref(), &stores, &req).await.expect("sync");
+        let report = sync_space(client.as_ref(), &stores, &req)
+            .await
+            .expect("sync");
         assert_eq!(report.deleted, later_tree.len() as u64, "{flavor:?}");
         assert_eq!(report.fetched, 0);
         let stored = stored_ids(&store, &req.scope).await;
@@ -447,7 +495,9 @@ async fn restricted_pages_and_their_children_are_not_synced() {
                 ..ListOptions::default()
             },
         );
-        sync_space(client.as_ref(), &stores, &all).await.expect("sync");
+        sync_space(client.as_ref(), &stores, &all)
+            .await
+            .expect("sync");
         assert_eq!(stored_ids(&store, &all.scope).await, page_ids(&sim, "ENG"));
     }
 }
@@ -493,9 +543,15 @@ async fn personal_and_missing_spaces_are_refused_and_discovery_filters() {
     for flavor in FLAVORS {
         let client = client(&sim, flavor, 1);
         let err = client.space("~alice").await.expect_err("personal");
-        assert!(matches!(err, ConfluenceError::PersonalSpace(ref k) if k == "~alice"), "{err:?}");
+        assert!(
+            matches!(err, ConfluenceError::PersonalSpace(ref k) if k == "~alice"),
+            "{err:?}"
+        );
         let err = client.space("NOPE").await.expect_err("missing");
-        assert!(matches!(err, ConfluenceError::SpaceNotFound(_)), "{flavor:?}: {err:?}");
+        assert!(
+            matches!(err, ConfluenceError::SpaceNotFound(_)),
+            "{flavor:?}: {err:?}"
+        );
 
         // Discovery pages through every space (limit 1) and hides personal ones.
         let all = client.spaces(None).await.expect("spaces");
@@ -513,11 +569,19 @@ async fn personal_and_missing_spaces_are_refused_and_discovery_filters() {
 #[tokio::test]
 async fn cloud_accepts_site_url_with_or_without_wiki() {
     let sim = sim(5).await;
-    for base in [sim.base_url(), format!("{}/", sim.base_url()), format!("{}/wiki/", sim.base_url())] {
+    for base in [
+        sim.base_url(),
+        format!("{}/", sim.base_url()),
+        format!("{}/wiki/", sim.base_url()),
+    ] {
         let mut cfg = sim.cloud_site_config();
         cfg.base_url = base.parse().expect("url");
         let client = connect(cfg).expect("client");
-        assert_eq!(client.space("ENG").await.expect("space").key, "ENG", "{base}");
+        assert_eq!(
+            client.space("ENG").await.expect("space").key,
+            "ENG",
+            "{base}"
+        );
     }
 }
 
@@ -537,5 +601,9 @@ async fn concurrency_is_limited_per_site() {
         r.expect("whoami");
     }
     // 6 calls, 2 at a time, 50 ms each: at least 3 rounds.
-    assert!(started.elapsed() >= Duration::from_millis(150), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
 }

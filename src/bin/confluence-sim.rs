@@ -36,7 +36,12 @@ struct Args {
     #[arg(long, env = "SIM_USER", default_value = "demo@example.com")]
     user: String,
     /// Token accepted as the basic-auth password or as a bearer token.
-    #[arg(long, env = "SIM_TOKEN", default_value = "demo-token", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SIM_TOKEN",
+        default_value = "demo-token",
+        hide_env_values = true
+    )]
     token: String,
 }
 
@@ -44,8 +49,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();

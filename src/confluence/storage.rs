@@ -109,7 +109,7 @@ fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
     for a in attrs.flatten() {
         if a.key.as_ref().eq_ignore_ascii_case(name) {
             let raw: &str = &a.value;
-            return Some(unescape(&raw).into_owned());
+            return Some(unescape(raw).into_owned());
         }
     }
     None
@@ -516,9 +516,7 @@ impl Markdown<'_> {
 
     fn list_indent(&self) -> usize {
         self.lists
-            .iter()
-            .take(MAX_LIST_INDENT)
-            .last()
+            .get(self.lists.len().min(MAX_LIST_INDENT).wrapping_sub(1))
             .map_or(0, |l| l.content_indent)
     }
 
@@ -741,7 +739,7 @@ impl Markdown<'_> {
                     self.fresh_item = true;
                     return Action::Block;
                 }
-                let parent_indent = if depth >= 2 && depth <= MAX_LIST_INDENT {
+                let parent_indent = if (2..=MAX_LIST_INDENT).contains(&depth) {
                     self.lists[depth - 2].content_indent
                 } else if depth > MAX_LIST_INDENT {
                     self.lists[MAX_LIST_INDENT - 1].content_indent
@@ -1313,10 +1311,9 @@ pub fn to_plain_text(storage: &str) -> String {
                         .rev()
                         .take(2)
                         .find(|f| f.name == "ac:link" || f.name == "ac:image")
+                        && link.fallback.is_none()
                     {
-                        if link.fallback.is_none() {
-                            link.fallback = Some(f);
-                        }
+                        link.fallback = Some(f);
                     }
                 }
                 let skip_here = matches!(
@@ -1355,10 +1352,11 @@ pub fn to_plain_text(storage: &str) -> String {
                     let Some(f) = frames.pop() else { break };
                     skip -= usize::from(f.skip);
                     verbatim -= usize::from(f.verbatim);
-                    if let Some(fb) = f.fallback {
-                        if out.len() == f.start || out[f.start..].trim().is_empty() {
-                            push_text(&mut out, &mut pending_space, &fb, true);
-                        }
+                    // `newline` may have trimmed below `start`: treat as empty.
+                    if let Some(fb) = f.fallback
+                        && out.get(f.start..).is_none_or(|s| s.trim().is_empty())
+                    {
+                        push_text(&mut out, &mut pending_space, &fb, true);
                     }
                     if TEXT_BLOCKS.contains(&f.name.as_str()) {
                         newline(&mut out, &mut pending_space);
@@ -1634,12 +1632,12 @@ mod tests {
                     open.push(t);
                 }
                 3..=4 => {
-                    if let Some(t) = open.pop() {
-                        if rng.random_bool(0.9) {
-                            s.push_str("</");
-                            s.push_str(t);
-                            s.push('>');
-                        }
+                    if let Some(t) = open.pop()
+                        && rng.random_bool(0.9)
+                    {
+                        s.push_str("</");
+                        s.push_str(t);
+                        s.push('>');
                     }
                 }
                 5 => s.push_str(EMPTIES[rng.random_range(0..EMPTIES.len())]),

@@ -54,22 +54,66 @@ const SPACE_NAMES: &[(&str, &str)] = &[
 ];
 
 const TOPICS: &[&str] = &[
-    "Onboarding", "Architecture", "Runbook", "Incident Review", "Release Notes", "API Guide",
-    "Deployment", "Monitoring", "Roadmap", "Meeting Notes", "FAQ", "Troubleshooting",
-    "Design Review", "Security Policy", "Data Model", "Glossary", "How-to", "Retrospective",
+    "Onboarding",
+    "Architecture",
+    "Runbook",
+    "Incident Review",
+    "Release Notes",
+    "API Guide",
+    "Deployment",
+    "Monitoring",
+    "Roadmap",
+    "Meeting Notes",
+    "FAQ",
+    "Troubleshooting",
+    "Design Review",
+    "Security Policy",
+    "Data Model",
+    "Glossary",
+    "How-to",
+    "Retrospective",
 ];
 
 const WORDS: &[&str] = &[
-    "service", "cluster", "latency", "customer", "deploy", "rollback", "index", "search",
-    "queue", "token", "backup", "schema", "alert", "dashboard", "owner", "budget", "review",
-    "pipeline", "cache", "replica", "migration", "feature", "contract", "policy", "report",
+    "service",
+    "cluster",
+    "latency",
+    "customer",
+    "deploy",
+    "rollback",
+    "index",
+    "search",
+    "queue",
+    "token",
+    "backup",
+    "schema",
+    "alert",
+    "dashboard",
+    "owner",
+    "budget",
+    "review",
+    "pipeline",
+    "cache",
+    "replica",
+    "migration",
+    "feature",
+    "contract",
+    "policy",
+    "report",
 ];
 
 pub(crate) const LABELS: &[&str] = &["howto", "runbook", "faq", "internal", "draft", "archived"];
 
 const LANGUAGES: &[&str] = &["bash", "rust", "yaml", "python", "sql", "json"];
 
-const EMOTICONS: &[&str] = &["smile", "tick", "warning", "thumbs-up", "light-on", "information"];
+const EMOTICONS: &[&str] = &[
+    "smile",
+    "tick",
+    "warning",
+    "thumbs-up",
+    "light-on",
+    "information",
+];
 
 fn sentence(rng: &mut StdRng, words: usize) -> String {
     let mut s = String::new();
@@ -88,7 +132,10 @@ fn sentence(rng: &mut StdRng, words: usize) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A realistic storage-format body mixing the constructs the converter handles.
@@ -194,7 +241,11 @@ pub(crate) fn generate(seed: u64, spaces: usize, pages: usize, blogposts: usize)
                 format!("{} {p}", TOPICS[rng.random_range(0..TOPICS.len())])
             };
             // Random recursive tree: expected depth grows like log(n).
-            let parent_id = if p == 0 { None } else { Some(ids[rng.random_range(0..p)]) };
+            let parent_id = if p == 0 {
+                None
+            } else {
+                Some(ids[rng.random_range(0..p)])
+            };
             let body = body(&mut rng, &title, &titles);
             let labels = random_labels(&mut rng);
             let version = rng.random_range(1..6);

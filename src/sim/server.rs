@@ -71,13 +71,19 @@ pub(crate) fn router(state: St) -> Router {
         .nest("/wiki/api/v2", v2)
         .nest("/wiki/rest/api", v1(true))
         .nest("/rest/api", v1(false))
-        .layer(middleware::from_fn_with_state(state.clone(), faults_and_auth));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            faults_and_auth,
+        ));
     let admin = Router::new()
         .route("/_sim/stats", get(admin_stats))
         .route("/_sim/stats/reset", post(admin_reset))
         .route("/_sim/spaces", get(admin_spaces))
         .route("/_sim/pages", post(admin_create))
-        .route("/_sim/pages/{id}", put(admin_edit).delete(admin_delete).get(admin_get))
+        .route(
+            "/_sim/pages/{id}",
+            put(admin_edit).delete(admin_delete).get(admin_get),
+        )
         .route(
             "/_sim/pages/{id}/restriction",
             put(admin_restrict).delete(admin_unrestrict),
@@ -148,9 +154,13 @@ async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> 
             Fault::RateLimit
         } else if cfg.error_budget > 0 {
             cfg.error_budget -= 1;
-            Fault::Error(StatusCode::from_u16(cfg.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+            Fault::Error(
+                StatusCode::from_u16(cfg.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            )
         } else if cfg.error_rate > 0.0 && rng.random_bool(cfg.error_rate.min(1.0)) {
-            Fault::Error(StatusCode::from_u16(cfg.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+            Fault::Error(
+                StatusCode::from_u16(cfg.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            )
         } else if cfg.hang_rate > 0.0 && rng.random_bool(cfg.hang_rate.min(1.0)) {
             Fault::Hang(Duration::from_millis(cfg.hang_ms))
         } else {
@@ -195,7 +205,10 @@ async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> 
         }
     }
     if !authorized(&st, req.headers()) {
-        let mut resp = error_json(StatusCode::UNAUTHORIZED, "Current user not permitted to use Confluence");
+        let mut resp = error_json(
+            StatusCode::UNAUTHORIZED,
+            "Current user not permitted to use Confluence",
+        );
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"Confluence\""),
@@ -215,7 +228,10 @@ async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> 
 }
 
 fn authorized(st: &State, headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     if let Some(token) = value.strip_prefix("Bearer ") {
@@ -249,7 +265,10 @@ impl Q {
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a repeatable, comma-separable parameter.
@@ -263,12 +282,12 @@ impl Q {
             .collect()
     }
 
-    fn num(&self, key: &str, default: usize) -> Result<usize, Response> {
+    fn num(&self, key: &str, default: usize) -> Result<usize, Box<Response>> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => v
                 .parse()
-                .map_err(|_| error_json(StatusCode::BAD_REQUEST, &format!("bad {key}"))),
+                .map_err(|_| Box::new(error_json(StatusCode::BAD_REQUEST, &format!("bad {key}")))),
         }
     }
 
@@ -299,7 +318,11 @@ struct Expand {
 impl Expand {
     fn parse(q: &Q) -> Expand {
         let parts: Vec<String> = q.list("expand");
-        let has = |p: &str| parts.iter().any(|e| e == p || e.starts_with(&format!("{p}.")));
+        let has = |p: &str| {
+            parts
+                .iter()
+                .any(|e| e == p || e.starts_with(&format!("{p}.")))
+        };
         Expand {
             version: has("version"),
             ancestors: has("ancestors"),
@@ -330,7 +353,9 @@ fn ct_name(ct: ContentType) -> &'static str {
 fn v1_webui(ctx: &Ctx, p: &SimPage) -> String {
     if ctx.cloud {
         match p.content_type {
-            ContentType::Page => format!("/spaces/{}/pages/{}/{}", p.space_key, p.id, slug(&p.title)),
+            ContentType::Page => {
+                format!("/spaces/{}/pages/{}/{}", p.space_key, p.id, slug(&p.title))
+            }
             ContentType::Blogpost => format!("/spaces/{}/blog/{}", p.space_key, p.id),
         }
     } else {
@@ -362,10 +387,10 @@ fn v1_content(ctx: &Ctx, d: &Data, p: &SimPage, ex: &Expand) -> Value {
             "minorEdit": false,
         });
     }
-    if ex.space {
-        if let Some(s) = d.space(&p.space_key) {
-            v["space"] = v1_space_json(ctx, s);
-        }
+    if ex.space
+        && let Some(s) = d.space(&p.space_key)
+    {
+        v["space"] = v1_space_json(ctx, s);
     }
     if ex.ancestors {
         let ancestors: Vec<Value> = d
@@ -386,7 +411,9 @@ fn v1_content(ctx: &Ctx, d: &Data, p: &SimPage, ex: &Expand) -> Value {
     if ex.restrictions {
         let (users, groups) = if p.restricted {
             (
-                vec![json!({ "type": "known", "username": "alice", "displayName": "Alice Example" })],
+                vec![
+                    json!({ "type": "known", "username": "alice", "displayName": "Alice Example" }),
+                ],
                 vec![json!({ "type": "group", "name": "confluence-administrators" })],
             )
         } else {
@@ -445,7 +472,10 @@ fn v1_page(ctx: &Ctx, path: &str, q: &Q, all: Vec<Value>, start: usize, limit: u
         "self": format!("{}/rest/api{path}", ctx.base()),
     });
     if start + size < total {
-        let query = q.with_paging(&[("start", (start + size).to_string()), ("limit", limit.to_string())]);
+        let query = q.with_paging(&[
+            ("start", (start + size).to_string()),
+            ("limit", limit.to_string()),
+        ]);
         links["next"] = Value::String(format!("/rest/api{path}?{query}"));
     }
     Json(json!({
@@ -458,7 +488,7 @@ fn v1_page(ctx: &Ctx, path: &str, q: &Q, all: Vec<Value>, start: usize, limit: u
     .into_response()
 }
 
-fn v1_limit(ctx: &Ctx, q: &Q, ex: &Expand) -> Result<usize, Response> {
+fn v1_limit(ctx: &Ctx, q: &Q, ex: &Expand) -> Result<usize, Box<Response>> {
     // Like Confluence, expanded bodies shrink the page size.
     let cap = if ex.body {
         ctx.state.max_limit_v1.min(50)
@@ -503,7 +533,7 @@ async fn v1_spaces(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Respo
     let q = Q::parse(raw);
     let (start, limit) = match (q.num("start", 0), q.num("limit", 25)) {
         (Ok(s), Ok(l)) => (s, l.clamp(1, ctx.state.max_limit_v1)),
-        (Err(e), _) | (_, Err(e)) => return e,
+        (Err(e), _) | (_, Err(e)) => return *e,
     };
     let kind = q.get("type").map(str::to_string);
     let d = lock(&ctx.state.data);
@@ -521,15 +551,21 @@ async fn v1_content_list(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) ->
     let ex = Expand::parse(&q);
     let (start, limit) = match (q.num("start", 0), v1_limit(&ctx, &q, &ex)) {
         (Ok(s), Ok(l)) => (s, l),
-        (Err(e), _) | (_, Err(e)) => return e,
+        (Err(e), _) | (_, Err(e)) => return *e,
     };
     let kind = q.get("type").unwrap_or("page").to_string();
     let d = lock(&ctx.state.data);
     let Some(space_key) = q.get("spaceKey") else {
-        return error_json(StatusCode::BAD_REQUEST, "spaceKey is required in this simulator");
+        return error_json(
+            StatusCode::BAD_REQUEST,
+            "spaceKey is required in this simulator",
+        );
     };
     if d.space(space_key).is_none() {
-        return error_json(StatusCode::NOT_FOUND, &format!("No space with key : {space_key}"));
+        return error_json(
+            StatusCode::NOT_FOUND,
+            &format!("No space with key : {space_key}"),
+        );
     }
     let all: Vec<Value> = d
         .pages
@@ -621,7 +657,8 @@ fn split_and(cql: &str) -> Vec<&str> {
 }
 
 fn unquote(s: &str) -> String {
-    s.trim_matches(|c| c == '"' || c == '\'').replace("\\\"", "\"")
+    s.trim_matches(|c| c == '"' || c == '\'')
+        .replace("\\\"", "\"")
 }
 
 async fn v1_search(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Response {
@@ -629,7 +666,7 @@ async fn v1_search(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Respo
     let ex = Expand::parse(&q);
     let (start, limit) = match (q.num("start", 0), v1_limit(&ctx, &q, &ex)) {
         (Ok(s), Ok(l)) => (s, l),
-        (Err(e), _) | (_, Err(e)) => return e,
+        (Err(e), _) | (_, Err(e)) => return *e,
     };
     let cql = match parse_cql(q.get("cql").unwrap_or_default()) {
         Ok(c) => c,
@@ -660,21 +697,18 @@ fn encode_cursor(last_id: u64) -> String {
 }
 
 fn decode_cursor(c: &str) -> Option<u64> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()?;
     let text = String::from_utf8(bytes).ok()?;
     text.strip_prefix("after:")?.parse().ok()
 }
 
 /// A v2 cursor page: items are ordered by id; the cursor is the last id.
-fn v2_page_of(
-    st: &State,
-    path: &str,
-    q: &Q,
-    items: Vec<(u64, Value)>,
-) -> Response {
+fn v2_page_of(st: &State, path: &str, q: &Q, items: Vec<(u64, Value)>) -> Response {
     let limit = match q.num("limit", 25) {
         Ok(l) => l.clamp(1, st.max_limit_v2),
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let after = match q.get("cursor") {
         None => None,
@@ -683,23 +717,33 @@ fn v2_page_of(
             None => return error_json(StatusCode::BAD_REQUEST, "invalid cursor"),
         },
     };
-    let mut rest = items.into_iter().filter(|(id, _)| after.is_none_or(|a| *id > a));
+    let mut rest = items
+        .into_iter()
+        .filter(|(id, _)| after.is_none_or(|a| *id > a));
     let page: Vec<(u64, Value)> = rest.by_ref().take(limit).collect();
     let more = rest.next().is_some();
     let mut links = json!({ "base": format!("{}/wiki", st.origin) });
     let mut headers = HeaderMap::new();
-    if more {
-        if let Some((last, _)) = page.last() {
-            let query = q.with_paging(&[("cursor", encode_cursor(*last)), ("limit", limit.to_string())]);
-            let next = format!("/wiki/api/v2{path}?{query}");
-            if let Ok(v) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\", <{}/wiki>; rel=\"base\"", st.origin)) {
-                headers.insert(header::LINK, v);
-            }
-            links["next"] = Value::String(next);
+    if more && let Some((last, _)) = page.last() {
+        let query = q.with_paging(&[
+            ("cursor", encode_cursor(*last)),
+            ("limit", limit.to_string()),
+        ]);
+        let next = format!("/wiki/api/v2{path}?{query}");
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "<{next}>; rel=\"next\", <{}/wiki>; rel=\"base\"",
+            st.origin
+        )) {
+            headers.insert(header::LINK, v);
         }
+        links["next"] = Value::String(next);
     }
     let results: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
-    (headers, Json(json!({ "results": results, "_links": links }))).into_response()
+    (
+        headers,
+        Json(json!({ "results": results, "_links": links })),
+    )
+        .into_response()
 }
 
 fn v2_content(d: &Data, p: &SimPage, body: bool) -> Value {
@@ -725,8 +769,14 @@ fn v2_content(d: &Data, p: &SimPage, body: bool) -> Value {
         "_links": { "webui": webui, "editui": format!("/pages/resumedraft.action?draftId={}", p.id), "tinyui": format!("/x/{}", p.id) },
     });
     if p.content_type == ContentType::Page {
-        v["parentId"] = p.parent_id.map_or(Value::Null, |id| Value::String(id.to_string()));
-        v["parentType"] = if p.parent_id.is_some() { json!("page") } else { Value::Null };
+        v["parentId"] = p
+            .parent_id
+            .map_or(Value::Null, |id| Value::String(id.to_string()));
+        v["parentType"] = if p.parent_id.is_some() {
+            json!("page")
+        } else {
+            Value::Null
+        };
         v["position"] = json!(p.id % 1000);
     }
     v["body"] = if body {
@@ -782,15 +832,30 @@ async fn v2_space_items(st: St, id: String, raw: Option<String>, ct: ContentType
         .filter(|p| p.space_key == space.key && p.content_type == ct)
         .map(|p| (p.id, v2_content(&d, p, body)))
         .collect();
-    let path = format!("/spaces/{id}/{}", if ct == ContentType::Page { "pages" } else { "blogposts" });
+    let path = format!(
+        "/spaces/{id}/{}",
+        if ct == ContentType::Page {
+            "pages"
+        } else {
+            "blogposts"
+        }
+    );
     v2_page_of(&st, &path, &q, items)
 }
 
-async fn v2_space_pages(AxState(st): AxState<St>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn v2_space_pages(
+    AxState(st): AxState<St>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     v2_space_items(st, id, raw, ContentType::Page).await
 }
 
-async fn v2_space_blogposts(AxState(st): AxState<St>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn v2_space_blogposts(
+    AxState(st): AxState<St>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     v2_space_items(st, id, raw, ContentType::Blogpost).await
 }
 
@@ -798,14 +863,22 @@ fn v2_bulk(st: &State, raw: Option<String>, ct: ContentType, path: &str) -> Resp
     let q = Q::parse(raw);
     let body = q.get("body-format") == Some("storage");
     let ids: Vec<u64> = q.list("id").iter().filter_map(|i| i.parse().ok()).collect();
-    let spaces: Vec<u64> = q.list("space-id").iter().filter_map(|i| i.parse().ok()).collect();
+    let spaces: Vec<u64> = q
+        .list("space-id")
+        .iter()
+        .filter_map(|i| i.parse().ok())
+        .collect();
     let d = lock(&st.data);
     let items: Vec<(u64, Value)> = d
         .pages
         .values()
         .filter(|p| p.content_type == ct)
         .filter(|p| ids.is_empty() || ids.contains(&p.id))
-        .filter(|p| spaces.is_empty() || d.space(&p.space_key).is_some_and(|s| spaces.contains(&s.id)))
+        .filter(|p| {
+            spaces.is_empty()
+                || d.space(&p.space_key)
+                    .is_some_and(|s| spaces.contains(&s.id))
+        })
         .map(|p| (p.id, v2_content(&d, p, body)))
         .collect();
     v2_page_of(st, path, &q, items)
@@ -819,7 +892,11 @@ async fn v2_blogposts(AxState(st): AxState<St>, RawQuery(raw): RawQuery) -> Resp
     v2_bulk(&st, raw, ContentType::Blogpost, "/blogposts")
 }
 
-async fn v2_page(AxState(st): AxState<St>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn v2_page(
+    AxState(st): AxState<St>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let q = Q::parse(raw);
     let body = q.get("body-format") == Some("storage");
     let d = lock(&st.data);
@@ -870,7 +947,12 @@ pub(crate) fn create_page(st: &State, new: NewPage) -> Result<u64, SimError> {
     if let Some(parent) = new.parent_id {
         match d.pages.get(&parent) {
             Some(p) if p.space_key == new.space_key => {}
-            _ => return Err(SimError::Invalid(format!("parent {parent} is not in {}", new.space_key))),
+            _ => {
+                return Err(SimError::Invalid(format!(
+                    "parent {parent} is not in {}",
+                    new.space_key
+                )));
+            }
         }
     }
     let id = d.next_id;
@@ -971,7 +1053,11 @@ async fn admin_get(AxState(st): AxState<St>, Path(id): Path<u64>) -> Response {
     }
 }
 
-async fn admin_edit(AxState(st): AxState<St>, Path(id): Path<u64>, Json(edit): Json<EditPage>) -> Response {
+async fn admin_edit(
+    AxState(st): AxState<St>,
+    Path(id): Path<u64>,
+    Json(edit): Json<EditPage>,
+) -> Response {
     match edit_page(&st, id, edit.title, edit.body, edit.labels) {
         Ok(version) => Json(json!({ "id": id, "version": version })).into_response(),
         Err(e) => sim_error(e),
@@ -1007,7 +1093,10 @@ async fn admin_faults(AxState(st): AxState<St>) -> Json<super::FaultConfig> {
     Json(lock(&st.faults).0.clone())
 }
 
-async fn admin_set_faults(AxState(st): AxState<St>, Json(f): Json<super::FaultConfig>) -> StatusCode {
+async fn admin_set_faults(
+    AxState(st): AxState<St>,
+    Json(f): Json<super::FaultConfig>,
+) -> StatusCode {
     lock(&st.faults).0 = f;
     StatusCode::NO_CONTENT
 }
@@ -1020,7 +1109,10 @@ mod tests {
     fn cql_subset() {
         let c = parse_cql("space=\"ENG\" and type in (page,blogpost)").unwrap();
         assert_eq!(c.space.as_deref(), Some("ENG"));
-        assert_eq!(c.types, Some(vec!["page".to_string(), "blogpost".to_string()]));
+        assert_eq!(
+            c.types,
+            Some(vec!["page".to_string(), "blogpost".to_string()])
+        );
         let c = parse_cql("id in (1, 2,3)").unwrap();
         assert_eq!(c.ids, Some(vec![1, 2, 3]));
         let c = parse_cql("type = page AND space = OPS").unwrap();

@@ -107,10 +107,7 @@ impl Search for MemoryStore {
         segments: &[String],
         limit: usize,
     ) -> Result<Vec<Hit>, StoreError> {
-        let terms: Vec<String> = query
-            .split_whitespace()
-            .map(str::to_lowercase)
-            .collect();
+        let terms: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
         let spaces = self.lock();
         let mut hits: Vec<Hit> = spaces
             .values()
@@ -121,7 +118,10 @@ impl Search for MemoryStore {
                 let body = d.page.body_text.to_lowercase();
                 let score: f32 = terms
                     .iter()
-                    .map(|t| 2.0 * title.matches(t.as_str()).count() as f32 + body.matches(t.as_str()).count() as f32)
+                    .map(|t| {
+                        2.0 * title.matches(t.as_str()).count() as f32
+                            + body.matches(t.as_str()).count() as f32
+                    })
                     .sum();
                 (score > 0.0).then(|| Hit {
                     id: d.id(),
