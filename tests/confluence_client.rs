@@ -594,9 +594,11 @@ async fn concurrency_is_limited_per_site() {
     });
     let mut cfg = sim.cloud_site_config();
     cfg.max_concurrency = 2;
-    let client = connect(cfg).expect("client");
+    // Two clients of the same site share its limit.
+    let a = connect(cfg.clone()).expect("client");
+    let b = connect(cfg).expect("client");
     let started = std::time::Instant::now();
-    let calls = (0..6).map(|_| client.whoami());
+    let calls = (0..6).map(|i| if i % 2 == 0 { a.whoami() } else { b.whoami() });
     for r in futures::future::join_all(calls).await {
         r.expect("whoami");
     }

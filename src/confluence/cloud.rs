@@ -15,7 +15,9 @@
 //!
 //! A fetch of B items costs ceil(B/L) v2 bulk requests (`/pages?id=…` with
 //! `body-format=storage`) plus ceil(B/L') v1 CQL requests for ancestors with
-//! titles and labels, plus one direct v1 GET per item the index missed.
+//! titles and labels (each pair sent concurrently), plus one direct v1 GET
+//! per item the index missed. The v2 listing and the CQL pass of `list` also
+//! run concurrently, so wall time is that of the longer chain.
 
 use super::datacenter::{dedup, filter_spaces};
 use super::http::{Http, HttpFailure, link_next};
@@ -304,44 +306,54 @@ impl ConfluenceApi for CloudClient {
         space: &SpaceInfo,
         options: &ListOptions,
     ) -> Result<Vec<PageRef>, ConfluenceError> {
-        let mut items: Vec<(PageRef, Option<String>)> = Vec::new();
-        for ct in &options.content_types {
-            let mut url = self.v2(&format!("/spaces/{}/{}", space.id, Self::collection(*ct)))?;
-            url.query_pairs_mut()
-                .append_pair("status", "current")
-                .append_pair("limit", &self.limit().to_string());
-            let (found, _) = self
-                .collect_v2::<V2Content>(url, || ConfluenceError::SpaceNotFound(space.key.clone()))
-                .await?;
-            items.extend(found.into_iter().map(|c| {
-                (
-                    PageRef {
-                        version: c.version.as_ref().map_or(0, |v| v.number),
-                        id: c.id,
-                        content_type: *ct,
-                    },
-                    c.parent_id,
-                )
-            }));
-        }
-
-        let annotations: HashMap<String, Content> =
-            if needs_annotations(options) && !items.is_empty() {
-                let types: Vec<&str> = options.content_types.iter().map(|c| c.as_str()).collect();
-                let cql = format!(
-                    "space=\"{}\" and type in ({})",
-                    space.key.replace('"', "\\\""),
-                    types.join(",")
-                );
+        let annotate = needs_annotations(options);
+        // The authoritative v2 listing and the v1 restriction/label pass are
+        // independent request chains: run them side by side.
+        let listing = async {
+            let mut items: Vec<(PageRef, Option<String>)> = Vec::new();
+            for ct in &options.content_types {
+                let mut url =
+                    self.v2(&format!("/spaces/{}/{}", space.id, Self::collection(*ct)))?;
+                url.query_pairs_mut()
+                    .append_pair("status", "current")
+                    .append_pair("limit", &self.limit().to_string());
+                let (found, _) = self
+                    .collect_v2::<V2Content>(url, || {
+                        ConfluenceError::SpaceNotFound(space.key.clone())
+                    })
+                    .await?;
+                items.extend(found.into_iter().map(|c| {
+                    (
+                        PageRef {
+                            version: c.version.as_ref().map_or(0, |v| v.number),
+                            id: c.id,
+                            content_type: *ct,
+                        },
+                        c.parent_id,
+                    )
+                }));
+            }
+            Ok::<_, ConfluenceError>(items)
+        };
+        let notes = async {
+            if !annotate || options.content_types.is_empty() {
+                return Ok(HashMap::new());
+            }
+            let types: Vec<&str> = options.content_types.iter().map(|c| c.as_str()).collect();
+            let cql = format!(
+                "space=\"{}\" and type in ({})",
+                space.key.replace('"', "\\\""),
+                types.join(",")
+            );
+            Ok::<_, ConfluenceError>(
                 self.cql(&cql, ANNOTATE_EXPAND, self.limit())
                     .await?
                     .into_iter()
                     .map(|c| (c.id.clone(), c))
-                    .collect()
-            } else {
-                HashMap::new()
-            };
-        let annotate = needs_annotations(options);
+                    .collect::<HashMap<String, Content>>(),
+            )
+        };
+        let (items, annotations) = tokio::try_join!(listing, notes)?;
 
         let parents: HashMap<String, Option<String>> = items
             .iter()
@@ -381,37 +393,29 @@ impl ConfluenceApi for CloudClient {
                 .map(|r| r.id.as_str())
                 .collect();
             for chunk in of_type.chunks(self.limit()) {
-                let mut url = self.v2(&format!("/{}", Self::collection(ct)))?;
-                url.query_pairs_mut()
-                    .append_pair("id", &chunk.join(","))
-                    .append_pair("body-format", "storage")
-                    .append_pair("limit", &chunk.len().to_string());
-                let (bodies, base) = self
-                    .collect_v2::<V2Content>(url, || {
+                // Bodies (v2) and ancestors/labels (v1 CQL) in parallel.
+                let bodies = async {
+                    let mut url = self.v2(&format!("/{}", Self::collection(ct)))?;
+                    url.query_pairs_mut()
+                        .append_pair("id", &chunk.join(","))
+                        .append_pair("body-format", "storage")
+                        .append_pair("limit", &chunk.len().to_string());
+                    self.collect_v2::<V2Content>(url, || {
                         ConfluenceError::Protocol("no v2 bulk endpoint".into())
                     })
-                    .await?;
+                    .await
+                };
+                let id_cql = format!("id in ({})", chunk.join(","));
+                let notes = self.cql(&id_cql, FETCH_EXPAND, chunk.len());
+                let ((bodies, base), notes) = tokio::try_join!(bodies, notes)?;
                 let base = base.unwrap_or_else(|| self.wiki.clone());
                 let wanted: HashSet<&str> = chunk.iter().copied().collect();
-                let bodies: Vec<V2Content> = bodies
+                let mut notes: HashMap<String, Content> =
+                    notes.into_iter().map(|c| (c.id.clone(), c)).collect();
+                for body in bodies
                     .into_iter()
                     .filter(|b| wanted.contains(b.id.as_str()))
-                    .collect();
-                if bodies.is_empty() {
-                    continue;
-                }
-                let ids: Vec<&str> = bodies.iter().map(|b| b.id.as_str()).collect();
-                let mut notes: HashMap<String, Content> = self
-                    .cql(
-                        &format!("id in ({})", ids.join(",")),
-                        FETCH_EXPAND,
-                        ids.len(),
-                    )
-                    .await?
-                    .into_iter()
-                    .map(|c| (c.id.clone(), c))
-                    .collect();
-                for body in bodies {
+                {
                     let note = match notes.remove(&body.id) {
                         Some(n) => Some(n),
                         // Not in the search index yet: read it directly.

@@ -8,7 +8,8 @@ use rand::Rng as _;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::de::DeserializeOwned;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -72,7 +73,10 @@ impl Http {
         Ok(Self {
             client,
             auth,
-            permits: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
+            permits: site_permits(
+                &config.base_url.origin().ascii_serialization(),
+                config.max_concurrency.max(1),
+            ),
             max_retries: config.max_retries,
             options,
         })
@@ -207,6 +211,26 @@ impl Http {
             )))),
         }
     }
+}
+
+/// The concurrency limit is per site, not per client: the controller may
+/// hold one client per synced space, and all of them hit the same server.
+/// Clients of one origin with the same limit share one semaphore, kept
+/// alive by the clients themselves.
+fn site_permits(origin: &str, max: usize) -> Arc<Semaphore> {
+    static REGISTRY: OnceLock<Mutex<HashMap<String, Weak<Semaphore>>>> = OnceLock::new();
+    let mut map = REGISTRY
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    map.retain(|_, w| w.strong_count() > 0);
+    let key = format!("{origin}#{max}");
+    if let Some(existing) = map.get(&key).and_then(Weak::upgrade) {
+        return existing;
+    }
+    let permits = Arc::new(Semaphore::new(max));
+    map.insert(key, Arc::downgrade(&permits));
+    permits
 }
 
 enum Attempt<T> {
