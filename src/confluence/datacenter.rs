@@ -100,8 +100,8 @@ impl ConfluenceApi for DataCenterClient {
         options: &ListOptions,
     ) -> Result<Vec<PageRef>, ConfluenceError> {
         let annotate = needs_annotations(options);
-        let mut listed = Vec::new();
-        for ct in &options.content_types {
+        // Each content type is its own paging chain; run them side by side.
+        let chains = options.content_types.iter().map(|ct| async move {
             let mut url = self.api("/content")?;
             url.query_pairs_mut()
                 .append_pair("spaceKey", &space.key)
@@ -120,21 +120,31 @@ impl ConfluenceApi for DataCenterClient {
                 ConfluenceError::SpaceNotFound(space.key.clone())
             })
             .await?;
-            listed.extend(items.into_iter().map(|c| Listed {
-                page: PageRef {
-                    id: c.id.clone(),
-                    version: c.version.as_ref().map_or(0, |v| v.number),
-                    content_type: *ct,
-                },
-                ancestors: c.ancestors().into_iter().map(|a| a.id).collect(),
-                restricted: if annotate {
-                    c.read_restricted()
-                } else {
-                    Some(false)
-                },
-                labels: c.labels(),
-            }));
-        }
+            Ok::<_, ConfluenceError>(
+                items
+                    .into_iter()
+                    .map(|c| Listed {
+                        page: PageRef {
+                            id: c.id.clone(),
+                            version: c.version.as_ref().map_or(0, |v| v.number),
+                            content_type: *ct,
+                        },
+                        ancestors: c.ancestors().into_iter().map(|a| a.id).collect(),
+                        restricted: if annotate {
+                            c.read_restricted()
+                        } else {
+                            Some(false)
+                        },
+                        labels: c.labels(),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let mut listed: Vec<Listed> = futures::future::try_join_all(chains)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         dedup(&mut listed);
         Ok(apply_filters(listed, options))
     }
