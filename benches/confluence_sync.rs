@@ -41,7 +41,24 @@ fn env_num(name: &str, default: u64) -> u64 {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pages = env_num("BENCH_PAGES", 10_000) as usize;
     let rtt = env_num("BENCH_RTT_MS", 50);
-    for flavor in [Flavor::Cloud, Flavor::DataCenter] {
+    // Peak RSS is per process, so each flavor runs in a child process.
+    let flavor = match std::env::var("BENCH_FLAVOR").as_deref() {
+        Ok("cloud") => Flavor::Cloud,
+        Ok("datacenter") => Flavor::DataCenter,
+        _ => {
+            let exe = std::env::current_exe()?;
+            for name in ["cloud", "datacenter"] {
+                let status = std::process::Command::new(&exe)
+                    .env("BENCH_FLAVOR", name)
+                    .status()?;
+                if !status.success() {
+                    return Err(format!("{name} run failed: {status}").into());
+                }
+            }
+            return Ok(());
+        }
+    };
+    {
         let sim = Simulator::start(SimConfig {
             spaces: 1,
             pages,
@@ -99,7 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         print_stats(&resync_stats);
         println!(
-            "  RSS before sync {} MiB (simulator content included), peak RSS (VmHWM) {} MiB",
+            "  RSS before sync {} MiB (in-process simulator content included), peak RSS (VmHWM) {} MiB",
             rss_before / 1024,
             status_kib("VmHWM:") / 1024
         );
