@@ -37,6 +37,7 @@ pub use data::{SimPage, SimSpace};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
+pub use server::NewPage;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -355,7 +356,8 @@ impl Simulator {
         })
     }
 
-    pub(crate) fn create(&self, new: server::NewPage) -> Result<u64, SimError> {
+    /// Creates an item with full control (labels, blog post, parent).
+    pub fn create(&self, new: NewPage) -> Result<u64, SimError> {
         server::create_page(&self.state, new)
     }
 

@@ -914,8 +914,9 @@ async fn v2_page(
 // Admin API
 // ---------------------------------------------------------------------------
 
+/// A page or blog post to create (`POST /_sim/pages`, [`super::Simulator::create`]).
 #[derive(Debug, Clone, Deserialize)]
-pub(crate) struct NewPage {
+pub struct NewPage {
     pub space_key: String,
     pub title: String,
     #[serde(default)]
