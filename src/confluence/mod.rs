@@ -186,9 +186,135 @@ pub trait ConfluenceApi: Send + Sync {
     ) -> Result<Vec<Page>, ConfluenceError>;
 }
 
-/// Placeholder until the HTTP clients land (replaced by the client work).
-pub fn connect(_config: SiteConfig) -> Result<std::sync::Arc<dyn ConfluenceApi>, ConfluenceError> {
-    Err(ConfluenceError::Config(
-        "this build has no Confluence HTTP client".into(),
-    ))
+pub mod cloud;
+pub mod datacenter;
+pub(crate) mod http;
+pub mod storage;
+pub(crate) mod v1;
+
+/// Tuning knobs of the client that are not part of a site's configuration.
+/// The defaults suit production; tests shrink them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Items per listing request. Cloud v2 accepts up to 250; Data Center
+    /// caps expanded listings itself (typically 100-200) and we follow its
+    /// `_links.next` whatever size it returns.
+    pub page_limit: usize,
+    /// First backoff step for transient failures; doubles per retry.
+    pub backoff_base: Duration,
+    /// Ceiling of one backoff step.
+    pub backoff_max: Duration,
+    /// Longest `Retry-After` honoured; a longer one is clamped so one sync
+    /// is not parked for an hour by a misconfigured proxy.
+    pub retry_after_max: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            page_limit: 250,
+            backoff_base: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(30),
+            retry_after_max: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Builds the client for a site, choosing the REST flavor from the config.
+pub fn connect(config: SiteConfig) -> Result<std::sync::Arc<dyn ConfluenceApi>, ConfluenceError> {
+    connect_with(config, ClientOptions::default())
+}
+
+/// [`connect`] with explicit tuning (page size, backoff).
+pub fn connect_with(
+    config: SiteConfig,
+    options: ClientOptions,
+) -> Result<std::sync::Arc<dyn ConfluenceApi>, ConfluenceError> {
+    if !matches!(config.base_url.scheme(), "http" | "https") {
+        return Err(ConfluenceError::Config(format!(
+            "base URL must be http(s), got {:?}",
+            config.base_url.scheme()
+        )));
+    }
+    if config.base_url.host_str().is_none() {
+        return Err(ConfluenceError::Config("base URL has no host".into()));
+    }
+    Ok(match config.flavor {
+        Flavor::Cloud => std::sync::Arc::new(cloud::CloudClient::new(&config, options)?),
+        Flavor::DataCenter => {
+            std::sync::Arc::new(datacenter::DataCenterClient::new(&config, options)?)
+        }
+    })
+}
+
+/// What a flavor learned about one listed item before filtering.
+#[derive(Debug, Clone)]
+pub(crate) struct Listed {
+    pub page: PageRef,
+    /// Ids of the item's ancestors (any order).
+    pub ancestors: Vec<String>,
+    /// Whether the item itself carries a read restriction; `None` when the
+    /// listing could not tell.
+    pub restricted: Option<bool>,
+    /// The item's labels; `None` when not known.
+    pub labels: Option<Vec<String>>,
+}
+
+/// Applies label and restriction filters to a complete listing.
+///
+/// Read restrictions inherit down the page tree, so an item is restricted
+/// when it or any ancestor is. Anything the listing could not vet (restriction
+/// or labels unknown, an ancestor missing from the listing) is left out: it
+/// is picked up by a later sync once it can be vetted, while the opposite
+/// mistake would leak content.
+pub(crate) fn apply_filters(items: Vec<Listed>, options: &ListOptions) -> Vec<PageRef> {
+    use std::collections::HashMap;
+    let direct: HashMap<&str, Option<bool>> = items
+        .iter()
+        .map(|i| (i.page.id.as_str(), i.restricted))
+        .collect();
+    let include: Vec<String> = options
+        .include_labels
+        .iter()
+        .map(|l| l.to_lowercase())
+        .collect();
+    let exclude: Vec<String> = options
+        .exclude_labels
+        .iter()
+        .map(|l| l.to_lowercase())
+        .collect();
+    let visible = |i: &Listed| -> bool {
+        if options.include_restricted {
+            return true;
+        }
+        if i.restricted != Some(false) {
+            return false;
+        }
+        i.ancestors
+            .iter()
+            .all(|a| direct.get(a.as_str()).copied().flatten() == Some(false))
+    };
+    let labelled = |i: &Listed| -> bool {
+        if include.is_empty() && exclude.is_empty() {
+            return true;
+        }
+        let Some(labels) = &i.labels else {
+            return false;
+        };
+        let has = |wanted: &String| labels.iter().any(|l| l.eq_ignore_ascii_case(wanted));
+        (include.is_empty() || include.iter().any(has)) && !exclude.iter().any(has)
+    };
+    let keep: Vec<bool> = items.iter().map(|i| visible(i) && labelled(i)).collect();
+    items
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(i, k)| k.then_some(i.page))
+        .collect()
+}
+
+/// Whether a listing must learn restrictions/labels, or ids and versions suffice.
+pub(crate) fn needs_annotations(options: &ListOptions) -> bool {
+    !options.include_restricted
+        || !options.include_labels.is_empty()
+        || !options.exclude_labels.is_empty()
 }

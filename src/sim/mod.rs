@@ -1,1 +1,407 @@
-//! Confluence simulator.
+//! A Confluence simulator for tests, benchmarks and the demo.
+//!
+//! One axum server on 127.0.0.1 serves both flavors at once over the same
+//! deterministic content: Cloud (REST v2 under `/wiki/api/v2`, v1 under
+//! `/wiki/rest/api`) and Data Center (REST v1 under `/rest/api`). Content
+//! and faults can be changed at runtime through the [`Simulator`] handle or
+//! the admin API under `/_sim`:
+//!
+//! | request | effect |
+//! | --- | --- |
+//! | `GET /_sim/stats`, `POST /_sim/stats/reset` | request counters per endpoint |
+//! | `GET /_sim/spaces` | spaces with item counts |
+//! | `POST /_sim/pages` `{space_key,title,parent_id?,body?,labels?,content_type?}` | create |
+//! | `PUT /_sim/pages/{id}` `{title?,body?,labels?}` | edit (bumps the version) |
+//! | `DELETE /_sim/pages/{id}` | delete |
+//! | `PUT` / `DELETE /_sim/pages/{id}/restriction` | set / clear a view restriction |
+//! | `GET` / `PUT /_sim/faults` | fault configuration ([`FaultConfig`]) |
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), confluence_operator::sim::SimError> {
+//! use confluence_operator::sim::{SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig { pages: 50, ..SimConfig::default() }).await?;
+//! let client = confluence_operator::confluence::connect(sim.cloud_site_config())
+//!     .map_err(|e| confluence_operator::sim::SimError::Io(e.to_string()))?;
+//! let id = sim.create_page("ENG", "New page", None, "<p>hi</p>")?;
+//! sim.edit_page(id, "<p>changed</p>")?;
+//! println!("{:?}", sim.stats());
+//! # drop(client); Ok(()) }
+//! ```
+
+pub mod data;
+mod server;
+
+use crate::confluence::{Credentials, Flavor, SiteConfig};
+use crate::model::ContentType;
+pub use data::{SimPage, SimSpace};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+pub use server::NewPage;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("simulator I/O: {0}")]
+    Io(String),
+    #[error("no such page {0}")]
+    NoSuchPage(u64),
+    #[error("no such space {0:?}")]
+    NoSuchSpace(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// Faults injected into API requests (never into `/_sim`). Rates are
+/// probabilities per request drawn from a seeded RNG, so a run is repeatable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultConfig {
+    /// Added to every API request.
+    pub latency_ms: u64,
+    /// Share of requests answered 429.
+    pub rate_limit_rate: f64,
+    /// The next N requests are answered 429 (before the rate applies).
+    pub rate_limit_budget: u64,
+    /// `Retry-After` sent with 429 (and 503) answers.
+    pub retry_after_secs: u64,
+    /// Send `Retry-After` as an HTTP date instead of seconds.
+    pub retry_after_as_date: bool,
+    /// Share of requests answered with `error_status`.
+    pub error_rate: f64,
+    /// The next N requests are answered with `error_status`.
+    pub error_budget: u64,
+    /// A 5xx status; 503 answers carry `Retry-After`.
+    pub error_status: u16,
+    /// Share of requests that hang for `hang_ms` before answering.
+    pub hang_rate: f64,
+    pub hang_ms: u64,
+    /// Share of successful responses whose body is cut in half.
+    pub truncate_rate: f64,
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            rate_limit_rate: 0.0,
+            rate_limit_budget: 0,
+            retry_after_secs: 1,
+            retry_after_as_date: false,
+            error_rate: 0.0,
+            error_budget: 0,
+            error_status: 500,
+            hang_rate: 0.0,
+            hang_ms: 30_000,
+            truncate_rate: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// `127.0.0.1:0` picks a free port.
+    pub listen: SocketAddr,
+    /// Global spaces (a personal space `~alice` is always added).
+    pub spaces: usize,
+    /// Pages per space.
+    pub pages: usize,
+    /// Blog posts per space.
+    pub blogposts: usize,
+    pub seed: u64,
+    /// Accepted as HTTP basic `user:token` or as `Bearer token`.
+    pub user: String,
+    pub token: String,
+    pub faults: FaultConfig,
+    /// Largest `limit` honoured by v2 listings (Cloud's is 250).
+    pub max_limit_v2: usize,
+    /// Largest `limit` honoured by v1 listings.
+    pub max_limit_v1: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            spaces: 3,
+            pages: 200,
+            blogposts: 3,
+            seed: 42,
+            user: "demo@example.com".into(),
+            token: "demo-token".into(),
+            faults: FaultConfig::default(),
+            max_limit_v2: 250,
+            max_limit_v1: 200,
+        }
+    }
+}
+
+/// Request counters, by endpoint (`GET /wiki/api/v2/spaces/{id}/pages`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub by_endpoint: BTreeMap<String, u64>,
+    pub total: u64,
+    /// Requests answered by an injected fault.
+    pub rate_limited: u64,
+    pub errors: u64,
+    pub hangs: u64,
+    pub truncated: u64,
+}
+
+impl Stats {
+    /// Count for an endpoint label, 0 if never called.
+    pub fn get(&self, endpoint: &str) -> u64 {
+        self.by_endpoint.get(endpoint).copied().unwrap_or(0)
+    }
+
+    /// Sum over endpoints whose label contains `fragment`.
+    pub fn matching(&self, fragment: &str) -> u64 {
+        self.by_endpoint
+            .iter()
+            .filter(|(k, _)| k.contains(fragment))
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+pub(crate) struct State {
+    pub data: Mutex<data::Data>,
+    pub stats: Mutex<Stats>,
+    pub faults: Mutex<(FaultConfig, StdRng)>,
+    pub origin: String,
+    pub user: String,
+    pub token: String,
+    pub max_limit_v2: usize,
+    pub max_limit_v1: usize,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Poisoned locks are recovered: every mutation is a single step, so state
+/// is consistent even if a holder panicked.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct Simulator {
+    state: Arc<State>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    config: SimConfig,
+    cloud_url: url::Url,
+    dc_url: url::Url,
+}
+
+impl Simulator {
+    pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| SimError::Io(format!("binding {}: {e}", config.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| SimError::Io(e.to_string()))?;
+        let parse = |s: String| url::Url::parse(&s).map_err(|e| SimError::Io(format!("{s}: {e}")));
+        let cloud_url = parse(format!("http://{addr}/wiki"))?;
+        let dc_url = parse(format!("http://{addr}/"))?;
+        let (stop, stopped) = watch::channel(false);
+        let state = Arc::new(State {
+            data: Mutex::new(data::generate(
+                config.seed,
+                config.spaces,
+                config.pages,
+                config.blogposts,
+            )),
+            stats: Mutex::new(Stats::default()),
+            faults: Mutex::new((
+                config.faults.clone(),
+                StdRng::seed_from_u64(config.seed ^ 0xfa17),
+            )),
+            origin: format!("http://{addr}"),
+            user: config.user.clone(),
+            token: config.token.clone(),
+            max_limit_v2: config.max_limit_v2.max(1),
+            max_limit_v1: config.max_limit_v1.max(1),
+            shutdown: stopped.clone(),
+        });
+        let app = server::router(state.clone());
+        let mut signal = stopped;
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = signal.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "simulator server stopped");
+            }
+        });
+        tracing::info!(%addr, "Confluence simulator listening");
+        Ok(Simulator {
+            state,
+            addr,
+            stop,
+            task: Some(task),
+            config,
+            cloud_url,
+            dc_url,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        self.state.origin.clone()
+    }
+
+    /// The Cloud site as a user would paste it: `http://127.0.0.1:PORT/wiki`.
+    pub fn cloud_site_url(&self) -> url::Url {
+        self.cloud_url.clone()
+    }
+
+    /// The Data Center site: `http://127.0.0.1:PORT`.
+    pub fn datacenter_site_url(&self) -> url::Url {
+        self.dc_url.clone()
+    }
+
+    pub fn credentials(&self) -> Credentials {
+        Credentials::Basic {
+            username: self.config.user.clone(),
+            token: self.config.token.clone(),
+        }
+    }
+
+    /// A ready client configuration for the Cloud flavor (basic auth).
+    pub fn cloud_site_config(&self) -> SiteConfig {
+        self.site_config(Flavor::Cloud)
+    }
+
+    /// A ready client configuration for the Data Center flavor (bearer PAT).
+    pub fn datacenter_site_config(&self) -> SiteConfig {
+        let mut c = self.site_config(Flavor::DataCenter);
+        c.credentials = Credentials::Bearer {
+            token: self.config.token.clone(),
+        };
+        c
+    }
+
+    fn site_config(&self, flavor: Flavor) -> SiteConfig {
+        SiteConfig {
+            base_url: match flavor {
+                Flavor::Cloud => self.cloud_site_url(),
+                Flavor::DataCenter => self.datacenter_site_url(),
+            },
+            flavor,
+            credentials: self.credentials(),
+            max_concurrency: 8,
+            request_timeout: Duration::from_secs(10),
+            max_retries: 5,
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        lock(&self.state.stats).clone()
+    }
+
+    pub fn reset_stats(&self) {
+        *lock(&self.state.stats) = Stats::default();
+    }
+
+    pub fn faults(&self) -> FaultConfig {
+        lock(&self.state.faults).0.clone()
+    }
+
+    pub fn set_faults(&self, faults: FaultConfig) {
+        lock(&self.state.faults).0 = faults;
+    }
+
+    pub fn spaces(&self) -> Vec<SimSpace> {
+        lock(&self.state.data).spaces.clone()
+    }
+
+    /// Every item of a space, ordered by id.
+    pub fn pages(&self, space_key: &str) -> Vec<SimPage> {
+        lock(&self.state.data)
+            .pages
+            .values()
+            .filter(|p| p.space_key == space_key)
+            .cloned()
+            .collect()
+    }
+
+    pub fn page(&self, id: u64) -> Option<SimPage> {
+        lock(&self.state.data).pages.get(&id).cloned()
+    }
+
+    /// Creates a page (version 1) and returns its id.
+    pub fn create_page(
+        &self,
+        space_key: &str,
+        title: &str,
+        parent_id: Option<u64>,
+        body: &str,
+    ) -> Result<u64, SimError> {
+        self.create(server::NewPage {
+            space_key: space_key.to_string(),
+            title: title.to_string(),
+            parent_id,
+            body: Some(body.to_string()),
+            labels: Vec::new(),
+            content_type: ContentType::Page,
+        })
+    }
+
+    /// Creates an item with full control (labels, blog post, parent).
+    pub fn create(&self, new: NewPage) -> Result<u64, SimError> {
+        server::create_page(&self.state, new)
+    }
+
+    /// Replaces the body and bumps the version.
+    pub fn edit_page(&self, id: u64, body: &str) -> Result<u64, SimError> {
+        server::edit_page(&self.state, id, None, Some(body.to_string()), None)
+    }
+
+    /// Replaces the labels and bumps the version.
+    pub fn set_labels(&self, id: u64, labels: &[&str]) -> Result<u64, SimError> {
+        let labels = labels.iter().map(|l| l.to_string()).collect();
+        server::edit_page(&self.state, id, None, None, Some(labels))
+    }
+
+    pub fn delete_page(&self, id: u64) -> Result<(), SimError> {
+        lock(&self.state.data)
+            .pages
+            .remove(&id)
+            .map(|_| ())
+            .ok_or(SimError::NoSuchPage(id))
+    }
+
+    /// Sets or clears a view restriction. Like Confluence, this does not
+    /// change the page's version.
+    pub fn set_restricted(&self, id: u64, restricted: bool) -> Result<(), SimError> {
+        let mut data = lock(&self.state.data);
+        let page = data.pages.get_mut(&id).ok_or(SimError::NoSuchPage(id))?;
+        page.restricted = restricted;
+        Ok(())
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        // Graceful shutdown finishes in the background; hanging requests
+        // watch the same signal and end at once.
+        let _ = self.stop.send(true);
+    }
+}

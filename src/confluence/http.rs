@@ -1,0 +1,347 @@
+//! The retrying HTTP layer both flavors share: authentication, a per-site
+//! concurrency limit, `Retry-After` handling, bounded exponential backoff with
+//! jitter, and the mapping of HTTP failures onto [`ConfluenceError`].
+
+use super::{ClientOptions, ConfluenceError, Credentials, SiteConfig};
+use base64::Engine as _;
+use rand::Rng as _;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// A decoded response: the JSON body plus the headers paging needs (`Link`).
+pub(crate) struct JsonResponse<T> {
+    pub body: T,
+    pub headers: HeaderMap,
+}
+
+/// What a request ended with when it did not succeed.
+#[derive(Debug)]
+pub(crate) enum HttpFailure {
+    /// 404: the caller decides what was not found (a space, a page...).
+    NotFound,
+    Other(ConfluenceError),
+}
+
+impl From<ConfluenceError> for HttpFailure {
+    fn from(e: ConfluenceError) -> Self {
+        HttpFailure::Other(e)
+    }
+}
+
+/// One site's HTTP client. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Http {
+    client: reqwest::Client,
+    /// Precomputed `Authorization` value, marked sensitive so reqwest and
+    /// hyper never log it.
+    auth: HeaderValue,
+    permits: Arc<Semaphore>,
+    max_retries: u32,
+    options: ClientOptions,
+}
+
+impl Http {
+    pub fn new(config: &SiteConfig, options: ClientOptions) -> Result<Self, ConfluenceError> {
+        let client = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout)
+            .user_agent(concat!("confluence-operator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfluenceError::Config(format!("building the HTTP client: {e}")))?;
+        let raw = match &config.credentials {
+            Credentials::Basic { username, token } => {
+                let pair = format!("{username}:{token}");
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }
+            Credentials::Bearer { token } => format!("Bearer {token}"),
+        };
+        // The error text must not echo the value: it holds the token.
+        let mut auth = HeaderValue::from_str(&raw).map_err(|_| {
+            ConfluenceError::Config(
+                "the credentials contain characters not allowed in an HTTP header".into(),
+            )
+        })?;
+        auth.set_sensitive(true);
+        Ok(Self {
+            client,
+            auth,
+            permits: site_permits(
+                &config.base_url.origin().ascii_serialization(),
+                config.max_concurrency.max(1),
+            ),
+            max_retries: config.max_retries,
+            options,
+        })
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// GETs `url` and decodes its JSON body, retrying transient failures.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &url::Url,
+    ) -> Result<JsonResponse<T>, HttpFailure> {
+        let mut attempt: u32 = 0;
+        loop {
+            let outcome = self.attempt::<T>(url).await;
+            let (error, wait) = match outcome {
+                Attempt::Done(r) => return Ok(r),
+                Attempt::Fatal(f) => return Err(f),
+                Attempt::Retry { error, wait } => (error, wait),
+            };
+            if attempt >= self.max_retries {
+                return Err(HttpFailure::Other(error));
+            }
+            let backoff = self.backoff(attempt);
+            // A server-sent Retry-After is a floor; jittered backoff still
+            // applies on top so a herd of clients does not return in lockstep.
+            let delay = wait.map_or(backoff, |w| {
+                w.min(self.options.retry_after_max).max(backoff)
+            });
+            tracing::debug!(
+                path = url.path(),
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                error = %error,
+                "retrying Confluence request"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// Full-jitter exponential backoff: uniform in [0, min(max, base·2^n)].
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.options.backoff_base.as_millis() as u64;
+        let cap = self.options.backoff_max.as_millis() as u64;
+        let exp = base.saturating_mul(1u64 << attempt.min(20)).min(cap);
+        if exp == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(rand::rng().random_range(exp / 2..=exp))
+    }
+
+    async fn attempt<T: DeserializeOwned>(&self, url: &url::Url) -> Attempt<T> {
+        // The permit covers the request and the body download, not the
+        // backoff sleep, so waiting retries do not starve other requests.
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Attempt::Fatal(HttpFailure::Other(ConfluenceError::Transient(
+                "client is shutting down".into(),
+            )));
+        };
+        let sent = self
+            .client
+            .get(url.clone())
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(ACCEPT, "application/json")
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::Retry {
+                    error: ConfluenceError::Transient(describe(url, &e)),
+                    wait: None,
+                };
+            }
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        if status.is_success() {
+            let bytes = match resp.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    return Attempt::Retry {
+                        error: ConfluenceError::Transient(describe(url, &e)),
+                        wait: None,
+                    };
+                }
+            };
+            return match serde_json::from_slice::<T>(&bytes) {
+                Ok(body) => Attempt::Done(JsonResponse { body, headers }),
+                // A body that does not decode is most often a truncated
+                // transfer (proxy reset, dropped connection): retry it.
+                Err(e) => Attempt::Retry {
+                    error: ConfluenceError::Transient(format!(
+                        "undecodable response from {}: {e}",
+                        url.path()
+                    )),
+                    wait: None,
+                },
+            };
+        }
+        // Drain (and ignore) the error body so the connection can be reused.
+        let _ = resp.bytes().await;
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                Attempt::Fatal(HttpFailure::Other(ConfluenceError::Unauthorized))
+            }
+            StatusCode::FORBIDDEN => Attempt::Fatal(HttpFailure::Other(
+                ConfluenceError::Forbidden(url.path().to_string()),
+            )),
+            StatusCode::NOT_FOUND => Attempt::Fatal(HttpFailure::NotFound),
+            StatusCode::TOO_MANY_REQUESTS => Attempt::Retry {
+                error: ConfluenceError::RateLimited {
+                    retries: self.max_retries,
+                },
+                wait: Some(retry_after(&headers).unwrap_or(self.options.backoff_base)),
+            },
+            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Attempt::Retry {
+                error: ConfluenceError::Transient(format!(
+                    "HTTP {} from {}",
+                    s.as_u16(),
+                    url.path()
+                )),
+                wait: retry_after(&headers),
+            },
+            s => Attempt::Fatal(HttpFailure::Other(ConfluenceError::Protocol(format!(
+                "HTTP {} from {}",
+                s.as_u16(),
+                url.path()
+            )))),
+        }
+    }
+}
+
+/// The concurrency limit is per site, not per client: the controller may
+/// hold one client per synced space, and all of them hit the same server.
+/// Clients of one origin with the same limit share one semaphore, kept
+/// alive by the clients themselves.
+fn site_permits(origin: &str, max: usize) -> Arc<Semaphore> {
+    static REGISTRY: OnceLock<Mutex<HashMap<String, Weak<Semaphore>>>> = OnceLock::new();
+    let mut map = REGISTRY
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    map.retain(|_, w| w.strong_count() > 0);
+    let key = format!("{origin}#{max}");
+    if let Some(existing) = map.get(&key).and_then(Weak::upgrade) {
+        return existing;
+    }
+    let permits = Arc::new(Semaphore::new(max));
+    map.insert(key, Arc::downgrade(&permits));
+    permits
+}
+
+enum Attempt<T> {
+    Done(JsonResponse<T>),
+    Fatal(HttpFailure),
+    Retry {
+        error: ConfluenceError,
+        wait: Option<Duration>,
+    },
+}
+
+/// A reqwest error without its URL's query (which can be long) and never
+/// any header: credentials live only in headers.
+fn describe(url: &url::Url, e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "body transfer failed"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        format!("{} {kind}", url.path())
+    } else {
+        format!("{} {kind}: {detail}", url.path())
+    }
+}
+
+/// Parses `Retry-After` as delta-seconds or an HTTP date.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let now = jiff::Timestamp::now();
+    let span = at.as_millisecond().saturating_sub(now.as_millisecond());
+    Some(Duration::from_millis(span.max(0) as u64))
+}
+
+/// The `rel="next"` target of an RFC 8288 `Link` header, if any.
+pub(crate) fn link_next(headers: &HeaderMap) -> Option<String> {
+    for value in headers.get_all(reqwest::header::LINK) {
+        let Ok(value) = value.to_str() else { continue };
+        for part in value.split(',') {
+            let mut pieces = part.split(';');
+            let target = pieces.next()?.trim();
+            let is_next = pieces.any(|p| {
+                let p = p.trim();
+                p == "rel=\"next\"" || p == "rel=next"
+            });
+            if is_next {
+                let target = target.trim_start_matches('<').trim_end_matches('>');
+                return Some(target.to_string());
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        // A date in the past means "now".
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        let future = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
+        let text = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&future)
+            .unwrap();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&text).unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn link_header_next() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            reqwest::header::LINK,
+            HeaderValue::from_static(
+                "</wiki/api/v2/spaces/1/pages?cursor=abc&limit=2>; rel=\"next\", <https://x>; rel=\"base\"",
+            ),
+        );
+        assert_eq!(
+            link_next(&h).as_deref(),
+            Some("/wiki/api/v2/spaces/1/pages?cursor=abc&limit=2")
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! REST v1 response shapes and helpers shared by Data Center (which only has
+//! v1) and Cloud (which still needs v1 for CQL search, restrictions and
+//! ancestors with titles).
+
+use super::http::{Http, HttpFailure};
+use super::storage::{self, SiteLinks};
+use super::{ConfluenceError, SpaceInfo, SpaceKind};
+use crate::model::{Ancestor, ContentType, Page};
+use serde::{Deserialize, Deserializer};
+
+/// Paging loops stop after this many requests: a server that keeps handing
+/// out `next` links is broken, and a partial listing must not be returned.
+pub(crate) const MAX_PAGES: usize = 100_000;
+
+/// Accepts ids sent as JSON numbers (v1 space ids) or strings.
+pub(crate) fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        S(String),
+        N(u64),
+    }
+    Ok(match Id::deserialize(d)? {
+        Id::S(s) => s,
+        Id::N(n) => n.to_string(),
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Links {
+    pub webui: Option<String>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct List<T> {
+    #[serde(default = "Vec::new")]
+    pub results: Vec<T>,
+    #[serde(rename = "_links", default)]
+    pub links: Links,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Version {
+    pub number: u64,
+    pub when: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AncestorJson {
+    #[serde(deserialize_with = "de_id")]
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Named {
+    #[serde(default)]
+    pub results: Vec<serde_json::Value>,
+    pub size: Option<u64>,
+}
+
+impl Named {
+    fn any(&self) -> bool {
+        !self.results.is_empty() || self.size.unwrap_or(0) > 0
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct OpRestrictions {
+    pub user: Option<Named>,
+    pub group: Option<Named>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Operation {
+    pub restrictions: Option<OpRestrictions>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Restrictions {
+    pub read: Option<Operation>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Label {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Metadata {
+    pub labels: Option<List<Label>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Storage {
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Body {
+    pub storage: Option<Storage>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Content {
+    #[serde(deserialize_with = "de_id")]
+    pub id: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub title: String,
+    pub version: Option<Version>,
+    pub ancestors: Option<Vec<AncestorJson>>,
+    pub restrictions: Option<Restrictions>,
+    pub metadata: Option<Metadata>,
+    pub body: Option<Body>,
+    #[serde(rename = "_links", default)]
+    pub links: Links,
+}
+
+impl Content {
+    /// Whether the item itself has a read restriction; `None` if the
+    /// response did not include the `restrictions.read` expansion.
+    pub fn read_restricted(&self) -> Option<bool> {
+        let ops = self
+            .restrictions
+            .as_ref()?
+            .read
+            .as_ref()?
+            .restrictions
+            .as_ref()?;
+        let user = ops.user.as_ref().is_some_and(Named::any);
+        let group = ops.group.as_ref().is_some_and(Named::any);
+        Some(user || group)
+    }
+
+    pub fn labels(&self) -> Option<Vec<String>> {
+        let list = self.metadata.as_ref()?.labels.as_ref()?;
+        Some(list.results.iter().map(|l| l.name.clone()).collect())
+    }
+
+    pub fn ancestors(&self) -> Vec<Ancestor> {
+        self.ancestors
+            .iter()
+            .flatten()
+            .map(|a| Ancestor {
+                id: a.id.clone(),
+                title: a.title.clone(),
+            })
+            .collect()
+    }
+
+    pub fn content_type(&self) -> ContentType {
+        if self.kind == "blogpost" {
+            ContentType::Blogpost
+        } else {
+            ContentType::Page
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SpaceJson {
+    #[serde(deserialize_with = "de_id")]
+    pub id: String,
+    pub key: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(rename = "_links", default)]
+    pub links: Links,
+}
+
+pub(crate) fn space_kind(kind: &str) -> SpaceKind {
+    match kind {
+        "global" => SpaceKind::Global,
+        "personal" => SpaceKind::Personal,
+        _ => SpaceKind::Other,
+    }
+}
+
+impl SpaceJson {
+    pub fn into_info(self, root: &str) -> SpaceInfo {
+        let url = match &self.links.webui {
+            Some(w) => absolute(root, w),
+            None => format!("{root}/display/{}", self.key),
+        };
+        SpaceInfo {
+            id: self.id,
+            kind: space_kind(&self.kind),
+            key: self.key,
+            name: self.name,
+            url,
+        }
+    }
+}
+
+/// `GET /user/current` (both flavors).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct User {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub account_id: Option<String>,
+}
+
+impl User {
+    pub fn into_name(self) -> Result<String, ConfluenceError> {
+        // Confluence answers anonymous callers with a 200 "anonymous" user
+        // when anonymous access is on: the credentials were not accepted.
+        if self.kind == "anonymous" {
+            return Err(ConfluenceError::Unauthorized);
+        }
+        self.email
+            .or(self.username)
+            .or(self.display_name)
+            .or(self.account_id)
+            .ok_or_else(|| ConfluenceError::Protocol("current user has no name".into()))
+    }
+}
+
+/// Joins a server-relative link (`/display/X`) to a root URL.
+pub(crate) fn absolute(root: &str, link: &str) -> String {
+    if link.starts_with("http://") || link.starts_with("https://") {
+        link.to_string()
+    } else {
+        format!("{}{}", root.trim_end_matches('/'), link)
+    }
+}
+
+pub(crate) fn parse_url(s: &str) -> Result<url::Url, ConfluenceError> {
+    url::Url::parse(s).map_err(|e| ConfluenceError::Protocol(format!("bad URL {s:?}: {e}")))
+}
+
+pub(crate) fn timestamp(s: Option<&str>) -> Option<jiff::Timestamp> {
+    s.and_then(|s| s.parse::<jiff::Timestamp>().ok())
+}
+
+/// Maps a 404 on a content endpoint to "not found" for the caller.
+pub(crate) fn not_found_as(f: HttpFailure, e: ConfluenceError) -> ConfluenceError {
+    match f {
+        HttpFailure::NotFound => e,
+        HttpFailure::Other(e) => e,
+    }
+}
+
+/// Follows v1 `start`/`limit` paging via `_links.next` until the end.
+/// `root` is the site root that `next` links are relative to.
+pub(crate) async fn collect<T: serde::de::DeserializeOwned>(
+    http: &Http,
+    root: &str,
+    first: url::Url,
+    not_found: impl Fn() -> ConfluenceError,
+) -> Result<Vec<T>, ConfluenceError> {
+    let mut out = Vec::new();
+    let mut url = first;
+    for _ in 0..MAX_PAGES {
+        let resp = http
+            .get_json::<List<T>>(&url)
+            .await
+            .map_err(|f| not_found_as(f, not_found()))?;
+        let got = resp.body.results.len();
+        out.extend(resp.body.results);
+        match resp.body.links.next {
+            // An empty page with a next link would loop forever.
+            Some(next) if got > 0 => url = parse_url(&absolute(root, &next))?,
+            _ => return Ok(out),
+        }
+    }
+    Err(ConfluenceError::Protocol(format!(
+        "listing did not end after {MAX_PAGES} requests"
+    )))
+}
+
+/// Builds a [`Page`] from a v1 content object with body, version,
+/// ancestors and labels expanded.
+pub(crate) fn to_page(content: Content, root: &str, space_key: &str) -> Page {
+    let links = SiteLinks {
+        root: root.to_string(),
+        space_key: space_key.to_string(),
+        page_id: content.id.clone(),
+    };
+    let storage_body = content
+        .body
+        .as_ref()
+        .and_then(|b| b.storage.as_ref())
+        .map_or("", |s| s.value.as_str());
+    let converted = storage::convert(storage_body, &links);
+    let url = match &content.links.webui {
+        Some(w) => absolute(root, w),
+        None => format!("{root}/pages/viewpage.action?pageId={}", content.id),
+    };
+    Page {
+        content_type: content.content_type(),
+        labels: content.labels().unwrap_or_default(),
+        ancestors: content.ancestors(),
+        version: content.version.as_ref().map_or(0, |v| v.number),
+        updated_at: timestamp(content.version.as_ref().and_then(|v| v.when.as_deref())),
+        title: content.title,
+        body_markdown: converted.markdown,
+        body_text: converted.text,
+        url,
+        id: content.id,
+    }
+}

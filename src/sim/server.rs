@@ -1,0 +1,1129 @@
+//! HTTP side of the simulator: Cloud v2 and v1, Data Center v1, the admin
+//! API, authentication, request counting and fault injection.
+
+use super::data::{Data, SimPage, SimSpace};
+use super::{SimError, State, Stats, lock};
+use crate::model::ContentType;
+use axum::body::{Body, to_bytes};
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use base64::Engine as _;
+use rand::Rng as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+type St = Arc<State>;
+
+/// v1 handlers are mounted twice: under `/wiki/rest/api` (Cloud) and
+/// `/rest/api` (Data Center); links and shapes differ slightly.
+#[derive(Clone)]
+struct Ctx {
+    state: St,
+    cloud: bool,
+}
+
+impl Ctx {
+    /// `_links.base`: Cloud's includes the `/wiki` context path.
+    fn base(&self) -> String {
+        if self.cloud {
+            format!("{}/wiki", self.state.origin)
+        } else {
+            self.state.origin.clone()
+        }
+    }
+
+    fn context(&self) -> &'static str {
+        if self.cloud { "/wiki" } else { "" }
+    }
+}
+
+pub(crate) fn router(state: St) -> Router {
+    let v1 = |cloud: bool| {
+        Router::new()
+            .route("/user/current", get(v1_user))
+            .route("/space", get(v1_spaces))
+            .route("/space/{key}", get(v1_space))
+            .route("/content", get(v1_content_list))
+            .route("/content/search", get(v1_search))
+            .route("/content/{id}", get(v1_content_get))
+            .with_state(Ctx {
+                state: state.clone(),
+                cloud,
+            })
+    };
+    let v2 = Router::new()
+        .route("/spaces", get(v2_spaces))
+        .route("/spaces/{id}/pages", get(v2_space_pages))
+        .route("/spaces/{id}/blogposts", get(v2_space_blogposts))
+        .route("/pages", get(v2_pages))
+        .route("/blogposts", get(v2_blogposts))
+        .route("/pages/{id}", get(v2_page))
+        .route("/blogposts/{id}", get(v2_page))
+        .with_state(state.clone());
+    let api = Router::new()
+        .nest("/wiki/api/v2", v2)
+        .nest("/wiki/rest/api", v1(true))
+        .nest("/rest/api", v1(false))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            faults_and_auth,
+        ));
+    let admin = Router::new()
+        .route("/_sim/stats", get(admin_stats))
+        .route("/_sim/stats/reset", post(admin_reset))
+        .route("/_sim/spaces", get(admin_spaces))
+        .route("/_sim/pages", post(admin_create))
+        .route(
+            "/_sim/pages/{id}",
+            put(admin_edit).delete(admin_delete).get(admin_get),
+        )
+        .route(
+            "/_sim/pages/{id}/restriction",
+            put(admin_restrict).delete(admin_unrestrict),
+        )
+        .route("/_sim/faults", get(admin_faults).put(admin_set_faults))
+        .with_state(state.clone());
+    Router::new()
+        .merge(api)
+        .merge(admin)
+        .layer(middleware::from_fn_with_state(state, count))
+}
+
+// ---------------------------------------------------------------------------
+// Middleware
+// ---------------------------------------------------------------------------
+
+async fn count(AxState(st): AxState<St>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !path.starts_with("/_sim") {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("<unmatched>", |m| m.as_str())
+            .to_string();
+        let label = format!("{} {route}", req.method());
+        let mut stats = lock(&st.stats);
+        *stats.by_endpoint.entry(label).or_default() += 1;
+        stats.total += 1;
+    }
+    next.run(req).await
+}
+
+enum Fault {
+    None,
+    RateLimit,
+    Error(StatusCode),
+    Hang(Duration),
+}
+
+fn error_json(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "statusCode": status.as_u16(), "message": message })),
+    )
+        .into_response()
+}
+
+fn retry_after_value(secs: u64, as_date: bool) -> HeaderValue {
+    let text = if as_date {
+        let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs as i64);
+        jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&at)
+            .unwrap_or_else(|_| secs.to_string())
+    } else {
+        secs.to_string()
+    };
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("1"))
+}
+
+async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> Response {
+    let (latency, fault, truncate, retry_after) = {
+        let mut guard = lock(&st.faults);
+        let (cfg, rng) = &mut *guard;
+        let fault = if cfg.rate_limit_budget > 0 {
+            cfg.rate_limit_budget -= 1;
+            Fault::RateLimit
+        } else if cfg.rate_limit_rate > 0.0 && rng.random_bool(cfg.rate_limit_rate.min(1.0)) {
+            Fault::RateLimit
+        } else if cfg.error_budget > 0 {
+            cfg.error_budget -= 1;
+            Fault::Error(
+                StatusCode::from_u16(cfg.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            )
+        } else if cfg.error_rate > 0.0 && rng.random_bool(cfg.error_rate.min(1.0)) {
+            Fault::Error(
+                StatusCode::from_u16(cfg.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            )
+        } else if cfg.hang_rate > 0.0 && rng.random_bool(cfg.hang_rate.min(1.0)) {
+            Fault::Hang(Duration::from_millis(cfg.hang_ms))
+        } else {
+            Fault::None
+        };
+        let truncate = cfg.truncate_rate > 0.0 && rng.random_bool(cfg.truncate_rate.min(1.0));
+        (
+            Duration::from_millis(cfg.latency_ms),
+            fault,
+            truncate,
+            retry_after_value(cfg.retry_after_secs, cfg.retry_after_as_date),
+        )
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        Fault::None => {}
+        Fault::RateLimit => {
+            lock(&st.stats).rate_limited += 1;
+            let mut resp = error_json(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
+            resp.headers_mut().insert(header::RETRY_AFTER, retry_after);
+            return resp;
+        }
+        Fault::Error(status) => {
+            lock(&st.stats).errors += 1;
+            let mut resp = error_json(status, "Simulated server error");
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                resp.headers_mut().insert(header::RETRY_AFTER, retry_after);
+            }
+            return resp;
+        }
+        Fault::Hang(d) => {
+            lock(&st.stats).hangs += 1;
+            let mut stop = st.shutdown.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = stop.wait_for(|s| *s) => {
+                    return error_json(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+                }
+            }
+        }
+    }
+    if !authorized(&st, req.headers()) {
+        let mut resp = error_json(
+            StatusCode::UNAUTHORIZED,
+            "Current user not permitted to use Confluence",
+        );
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"Confluence\""),
+        );
+        return resp;
+    }
+    let resp = next.run(req).await;
+    if !truncate || !resp.status().is_success() {
+        return resp;
+    }
+    lock(&st.stats).truncated += 1;
+    let (mut parts, body) = resp.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let cut = bytes.slice(..bytes.len() / 2);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(cut))
+}
+
+fn authorized(st: &State, headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return token == st.token;
+    }
+    if let Some(encoded) = value.strip_prefix("Basic ") {
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+            return false;
+        };
+        let expected = format!("{}:{}", st.user, st.token);
+        return decoded == expected.as_bytes();
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------
+// Query helpers
+// ---------------------------------------------------------------------------
+
+struct Q(Vec<(String, String)>);
+
+impl Q {
+    fn parse(raw: Option<String>) -> Q {
+        Q(raw
+            .map(|r| {
+                url::form_urlencoded::parse(r.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeatable, comma-separable parameter.
+    fn list(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .flat_map(|(_, v)| v.split(','))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    fn num(&self, key: &str, default: usize) -> Result<usize, Box<Response>> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| Box::new(error_json(StatusCode::BAD_REQUEST, &format!("bad {key}")))),
+        }
+    }
+
+    /// The query with `start`/`limit`/`cursor` replaced, for `next` links.
+    fn with_paging(&self, paging: &[(&str, String)]) -> String {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &self.0 {
+            if !paging.iter().any(|(p, _)| p == k) {
+                ser.append_pair(k, v);
+            }
+        }
+        for (k, v) in paging {
+            ser.append_pair(k, v);
+        }
+        ser.finish()
+    }
+}
+
+struct Expand {
+    version: bool,
+    ancestors: bool,
+    restrictions: bool,
+    labels: bool,
+    body: bool,
+    space: bool,
+}
+
+impl Expand {
+    fn parse(q: &Q) -> Expand {
+        let parts: Vec<String> = q.list("expand");
+        let has = |p: &str| {
+            parts
+                .iter()
+                .any(|e| e == p || e.starts_with(&format!("{p}.")))
+        };
+        Expand {
+            version: has("version"),
+            ancestors: has("ancestors"),
+            restrictions: parts.iter().any(|e| e.starts_with("restrictions.read")),
+            labels: has("metadata.labels") || has("labels"),
+            body: parts.iter().any(|e| e == "body.storage"),
+            space: has("space"),
+        }
+    }
+}
+
+fn ts(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn slug(title: &str) -> String {
+    url::form_urlencoded::byte_serialize(title.as_bytes()).collect()
+}
+
+fn ct_name(ct: ContentType) -> &'static str {
+    ct.as_str()
+}
+
+// ---------------------------------------------------------------------------
+// REST v1 (Cloud under /wiki/rest/api, Data Center under /rest/api)
+// ---------------------------------------------------------------------------
+
+fn v1_webui(ctx: &Ctx, p: &SimPage) -> String {
+    if ctx.cloud {
+        match p.content_type {
+            ContentType::Page => {
+                format!("/spaces/{}/pages/{}/{}", p.space_key, p.id, slug(&p.title))
+            }
+            ContentType::Blogpost => format!("/spaces/{}/blog/{}", p.space_key, p.id),
+        }
+    } else {
+        format!("/pages/viewpage.action?pageId={}", p.id)
+    }
+}
+
+fn v1_content(ctx: &Ctx, d: &Data, p: &SimPage, ex: &Expand) -> Value {
+    let mut v = json!({
+        "id": p.id.to_string(),
+        "type": ct_name(p.content_type),
+        "status": "current",
+        "title": p.title,
+        "_links": {
+            "webui": v1_webui(ctx, p),
+            "self": format!("{}/rest/api/content/{}", ctx.base(), p.id),
+            "tinyui": format!("/x/{}", p.id),
+        },
+        "_expandable": {
+            "container": format!("/rest/api/space/{}", p.space_key),
+            "children": format!("/rest/api/content/{}/child", p.id),
+        },
+    });
+    if ex.version {
+        v["version"] = json!({
+            "by": { "type": "known", "displayName": "Demo Author" },
+            "when": ts(p.updated_at),
+            "number": p.version,
+            "minorEdit": false,
+        });
+    }
+    if ex.space
+        && let Some(s) = d.space(&p.space_key)
+    {
+        v["space"] = v1_space_json(ctx, s);
+    }
+    if ex.ancestors {
+        let ancestors: Vec<Value> = d
+            .ancestors(p)
+            .into_iter()
+            .map(|a| {
+                json!({
+                    "id": a.id.to_string(),
+                    "type": "page",
+                    "status": "current",
+                    "title": a.title,
+                    "_links": { "webui": v1_webui(ctx, a) },
+                })
+            })
+            .collect();
+        v["ancestors"] = Value::Array(ancestors);
+    }
+    if ex.restrictions {
+        let (users, groups) = if p.restricted {
+            (
+                vec![
+                    json!({ "type": "known", "username": "alice", "displayName": "Alice Example" }),
+                ],
+                vec![json!({ "type": "group", "name": "confluence-administrators" })],
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        v["restrictions"] = json!({
+            "read": {
+                "operation": "read",
+                "restrictions": {
+                    "user": { "results": users, "start": 0, "limit": 200, "size": users.len() },
+                    "group": { "results": groups, "start": 0, "limit": 200, "size": groups.len() },
+                },
+            }
+        });
+    }
+    if ex.labels {
+        let labels: Vec<Value> = p
+            .labels
+            .iter()
+            .map(|l| json!({ "prefix": "global", "name": l, "id": format!("lbl-{l}"), "label": l }))
+            .collect();
+        v["metadata"] = json!({
+            "labels": { "results": labels, "start": 0, "limit": 200, "size": labels.len() }
+        });
+    }
+    if ex.body {
+        v["body"] = json!({ "storage": { "value": p.body, "representation": "storage" } });
+    }
+    v
+}
+
+fn v1_space_json(ctx: &Ctx, s: &SimSpace) -> Value {
+    let webui = if ctx.cloud {
+        format!("/spaces/{}", s.key)
+    } else {
+        format!("/display/{}", s.key)
+    };
+    json!({
+        "id": s.id,
+        "key": s.key,
+        "name": s.name,
+        "type": s.kind,
+        "status": "current",
+        "_links": { "webui": webui, "self": format!("{}/rest/api/space/{}", ctx.base(), s.key) },
+    })
+}
+
+/// A v1 `start/limit/size/results` page with `_links.next` when more remain.
+fn v1_page(ctx: &Ctx, path: &str, q: &Q, all: Vec<Value>, start: usize, limit: usize) -> Response {
+    let total = all.len();
+    let results: Vec<Value> = all.into_iter().skip(start).take(limit).collect();
+    let size = results.len();
+    let mut links = json!({
+        "base": ctx.base(),
+        "context": ctx.context(),
+        "self": format!("{}/rest/api{path}", ctx.base()),
+    });
+    if start + size < total {
+        let query = q.with_paging(&[
+            ("start", (start + size).to_string()),
+            ("limit", limit.to_string()),
+        ]);
+        links["next"] = Value::String(format!("/rest/api{path}?{query}"));
+    }
+    Json(json!({
+        "results": results,
+        "start": start,
+        "limit": limit,
+        "size": size,
+        "_links": links,
+    }))
+    .into_response()
+}
+
+fn v1_limit(ctx: &Ctx, q: &Q, ex: &Expand) -> Result<usize, Box<Response>> {
+    // Like Confluence, expanded bodies shrink the page size.
+    let cap = if ex.body {
+        ctx.state.max_limit_v1.min(50)
+    } else {
+        ctx.state.max_limit_v1
+    };
+    Ok(q.num("limit", 25)?.clamp(1, cap))
+}
+
+async fn v1_user(AxState(ctx): AxState<Ctx>) -> Response {
+    let user = &ctx.state.user;
+    if ctx.cloud {
+        Json(json!({
+            "type": "known",
+            "accountId": "557058:sim-user",
+            "accountType": "atlassian",
+            "email": user,
+            "publicName": "Demo User",
+            "displayName": "Demo User",
+        }))
+        .into_response()
+    } else {
+        Json(json!({
+            "type": "known",
+            "username": user,
+            "userKey": "8a7f808a5f0d5c2c015f0d5c",
+            "displayName": "Demo User",
+        }))
+        .into_response()
+    }
+}
+
+async fn v1_space(AxState(ctx): AxState<Ctx>, Path(key): Path<String>) -> Response {
+    let d = lock(&ctx.state.data);
+    match d.space(&key) {
+        Some(s) => Json(v1_space_json(&ctx, s)).into_response(),
+        None => error_json(StatusCode::NOT_FOUND, &format!("No space with key : {key}")),
+    }
+}
+
+async fn v1_spaces(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Response {
+    let q = Q::parse(raw);
+    let (start, limit) = match (q.num("start", 0), q.num("limit", 25)) {
+        (Ok(s), Ok(l)) => (s, l.clamp(1, ctx.state.max_limit_v1)),
+        (Err(e), _) | (_, Err(e)) => return *e,
+    };
+    let kind = q.get("type").map(str::to_string);
+    let d = lock(&ctx.state.data);
+    let all: Vec<Value> = d
+        .spaces
+        .iter()
+        .filter(|s| kind.as_deref().is_none_or(|k| s.kind == k))
+        .map(|s| v1_space_json(&ctx, s))
+        .collect();
+    v1_page(&ctx, "/space", &q, all, start, limit)
+}
+
+async fn v1_content_list(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Response {
+    let q = Q::parse(raw);
+    let ex = Expand::parse(&q);
+    let (start, limit) = match (q.num("start", 0), v1_limit(&ctx, &q, &ex)) {
+        (Ok(s), Ok(l)) => (s, l),
+        (Err(e), _) | (_, Err(e)) => return *e,
+    };
+    let kind = q.get("type").unwrap_or("page").to_string();
+    let d = lock(&ctx.state.data);
+    let Some(space_key) = q.get("spaceKey") else {
+        return error_json(
+            StatusCode::BAD_REQUEST,
+            "spaceKey is required in this simulator",
+        );
+    };
+    if d.space(space_key).is_none() {
+        return error_json(
+            StatusCode::NOT_FOUND,
+            &format!("No space with key : {space_key}"),
+        );
+    }
+    let all: Vec<Value> = d
+        .pages
+        .values()
+        .filter(|p| p.space_key == space_key && ct_name(p.content_type) == kind)
+        .map(|p| v1_content(&ctx, &d, p, &ex))
+        .collect();
+    v1_page(&ctx, "/content", &q, all, start, limit)
+}
+
+async fn v1_content_get(
+    AxState(ctx): AxState<Ctx>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = Q::parse(raw);
+    let ex = Expand::parse(&q);
+    let d = lock(&ctx.state.data);
+    match id.parse::<u64>().ok().and_then(|id| d.pages.get(&id)) {
+        Some(p) => Json(v1_content(&ctx, &d, p, &ex)).into_response(),
+        None => error_json(StatusCode::NOT_FOUND, "No content found with id"),
+    }
+}
+
+/// The CQL subset clients use: `space = "KEY"`, `type = x` / `type in (..)`,
+/// `id = n` / `id in (..)`, joined by `and`.
+#[derive(Default)]
+struct Cql {
+    space: Option<String>,
+    types: Option<Vec<String>>,
+    ids: Option<Vec<u64>>,
+}
+
+fn parse_cql(cql: &str) -> Result<Cql, String> {
+    let mut out = Cql::default();
+    for clause in split_and(cql) {
+        let clause = clause.trim();
+        let lower = clause.to_ascii_lowercase();
+        let (field, op_rest) = lower
+            .split_once(|c: char| c == '=' || c.is_whitespace())
+            .ok_or_else(|| format!("cannot parse CQL clause {clause:?}"))?;
+        let field = field.trim();
+        let value_part = clause[field.len()..].trim();
+        let values: Vec<String> = if let Some(rest) = value_part.strip_prefix('=') {
+            vec![unquote(rest.trim())]
+        } else if op_rest.trim_start().starts_with("in") {
+            let open = value_part.find('(').ok_or("missing ( in CQL")?;
+            let close = value_part.rfind(')').ok_or("missing ) in CQL")?;
+            value_part
+                .get(open + 1..close)
+                .unwrap_or_default()
+                .split(',')
+                .map(|v| unquote(v.trim()))
+                .filter(|v| !v.is_empty())
+                .collect()
+        } else {
+            return Err(format!("unsupported CQL operator in {clause:?}"));
+        };
+        match field {
+            "space" => out.space = values.into_iter().next(),
+            "type" => out.types = Some(values),
+            "id" => {
+                out.ids = Some(
+                    values
+                        .iter()
+                        .map(|v| v.parse::<u64>().map_err(|_| format!("bad id {v:?}")))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            f => return Err(format!("unsupported CQL field {f:?}")),
+        }
+    }
+    Ok(out)
+}
+
+fn split_and(cql: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let lower = cql.to_ascii_lowercase();
+    let mut rest_start = 0;
+    let mut search_from = 0;
+    while let Some(pos) = lower[search_from..].find(" and ") {
+        let at = search_from + pos;
+        parts.push(&cql[rest_start..at]);
+        rest_start = at + 5;
+        search_from = rest_start;
+    }
+    parts.push(&cql[rest_start..]);
+    parts
+}
+
+fn unquote(s: &str) -> String {
+    s.trim_matches(|c| c == '"' || c == '\'')
+        .replace("\\\"", "\"")
+}
+
+async fn v1_search(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Response {
+    let q = Q::parse(raw);
+    let ex = Expand::parse(&q);
+    let (start, limit) = match (q.num("start", 0), v1_limit(&ctx, &q, &ex)) {
+        (Ok(s), Ok(l)) => (s, l),
+        (Err(e), _) | (_, Err(e)) => return *e,
+    };
+    let cql = match parse_cql(q.get("cql").unwrap_or_default()) {
+        Ok(c) => c,
+        Err(e) => return error_json(StatusCode::BAD_REQUEST, &e),
+    };
+    let d = lock(&ctx.state.data);
+    let all: Vec<Value> = d
+        .pages
+        .values()
+        .filter(|p| cql.space.as_deref().is_none_or(|s| p.space_key == s))
+        .filter(|p| {
+            cql.types
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|t| t == ct_name(p.content_type)))
+        })
+        .filter(|p| cql.ids.as_ref().is_none_or(|ids| ids.contains(&p.id)))
+        .map(|p| v1_content(&ctx, &d, p, &ex))
+        .collect();
+    v1_page(&ctx, "/content/search", &q, all, start, limit)
+}
+
+// ---------------------------------------------------------------------------
+// REST v2 (Cloud, /wiki/api/v2)
+// ---------------------------------------------------------------------------
+
+fn encode_cursor(last_id: u64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("after:{last_id}"))
+}
+
+fn decode_cursor(c: &str) -> Option<u64> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    text.strip_prefix("after:")?.parse().ok()
+}
+
+/// A v2 cursor page: items are ordered by id; the cursor is the last id.
+fn v2_page_of(st: &State, path: &str, q: &Q, items: Vec<(u64, Value)>) -> Response {
+    let limit = match q.num("limit", 25) {
+        Ok(l) => l.clamp(1, st.max_limit_v2),
+        Err(e) => return *e,
+    };
+    let after = match q.get("cursor") {
+        None => None,
+        Some(c) => match decode_cursor(c) {
+            Some(id) => Some(id),
+            None => return error_json(StatusCode::BAD_REQUEST, "invalid cursor"),
+        },
+    };
+    let mut rest = items
+        .into_iter()
+        .filter(|(id, _)| after.is_none_or(|a| *id > a));
+    let page: Vec<(u64, Value)> = rest.by_ref().take(limit).collect();
+    let more = rest.next().is_some();
+    let mut links = json!({ "base": format!("{}/wiki", st.origin) });
+    let mut headers = HeaderMap::new();
+    if more && let Some((last, _)) = page.last() {
+        let query = q.with_paging(&[
+            ("cursor", encode_cursor(*last)),
+            ("limit", limit.to_string()),
+        ]);
+        let next = format!("/wiki/api/v2{path}?{query}");
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "<{next}>; rel=\"next\", <{}/wiki>; rel=\"base\"",
+            st.origin
+        )) {
+            headers.insert(header::LINK, v);
+        }
+        links["next"] = Value::String(next);
+    }
+    let results: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
+    (
+        headers,
+        Json(json!({ "results": results, "_links": links })),
+    )
+        .into_response()
+}
+
+fn v2_content(d: &Data, p: &SimPage, body: bool) -> Value {
+    let space_id = d.space(&p.space_key).map_or(0, |s| s.id);
+    let webui = match p.content_type {
+        ContentType::Page => format!("/spaces/{}/pages/{}/{}", p.space_key, p.id, slug(&p.title)),
+        ContentType::Blogpost => format!("/spaces/{}/blog/{}", p.space_key, p.id),
+    };
+    let mut v = json!({
+        "id": p.id.to_string(),
+        "status": "current",
+        "title": p.title,
+        "spaceId": space_id.to_string(),
+        "authorId": "557058:sim-author",
+        "createdAt": ts(p.created_at),
+        "version": {
+            "createdAt": ts(p.updated_at),
+            "message": "",
+            "number": p.version,
+            "minorEdit": false,
+            "authorId": "557058:sim-author",
+        },
+        "_links": { "webui": webui, "editui": format!("/pages/resumedraft.action?draftId={}", p.id), "tinyui": format!("/x/{}", p.id) },
+    });
+    if p.content_type == ContentType::Page {
+        v["parentId"] = p
+            .parent_id
+            .map_or(Value::Null, |id| Value::String(id.to_string()));
+        v["parentType"] = if p.parent_id.is_some() {
+            json!("page")
+        } else {
+            Value::Null
+        };
+        v["position"] = json!(p.id % 1000);
+    }
+    v["body"] = if body {
+        json!({ "storage": { "representation": "storage", "value": p.body } })
+    } else {
+        json!({})
+    };
+    v
+}
+
+fn v2_space_json(s: &SimSpace) -> Value {
+    json!({
+        "id": s.id.to_string(),
+        "key": s.key,
+        "name": s.name,
+        "type": s.kind,
+        "status": "current",
+        "authorId": "557058:sim-author",
+        "createdAt": "2024-01-01T00:00:00.000Z",
+        "homepageId": s.homepage_id.map(|h| h.to_string()),
+        "description": null,
+        "icon": null,
+        "_links": { "webui": format!("/spaces/{}", s.key) },
+    })
+}
+
+async fn v2_spaces(AxState(st): AxState<St>, RawQuery(raw): RawQuery) -> Response {
+    let q = Q::parse(raw);
+    let keys = q.list("keys");
+    let kinds = q.list("type");
+    let d = lock(&st.data);
+    let mut items: Vec<(u64, Value)> = d
+        .spaces
+        .iter()
+        .filter(|s| keys.is_empty() || keys.contains(&s.key))
+        .filter(|s| kinds.is_empty() || kinds.contains(&s.kind))
+        .map(|s| (s.id, v2_space_json(s)))
+        .collect();
+    items.sort_by_key(|(id, _)| *id);
+    v2_page_of(&st, "/spaces", &q, items)
+}
+
+async fn v2_space_items(st: St, id: String, raw: Option<String>, ct: ContentType) -> Response {
+    let q = Q::parse(raw);
+    let body = q.get("body-format") == Some("storage");
+    let d = lock(&st.data);
+    let Some(space) = id.parse::<u64>().ok().and_then(|id| d.space_by_id(id)) else {
+        return error_json(StatusCode::NOT_FOUND, "Space not found");
+    };
+    let items: Vec<(u64, Value)> = d
+        .pages
+        .values()
+        .filter(|p| p.space_key == space.key && p.content_type == ct)
+        .map(|p| (p.id, v2_content(&d, p, body)))
+        .collect();
+    let path = format!(
+        "/spaces/{id}/{}",
+        if ct == ContentType::Page {
+            "pages"
+        } else {
+            "blogposts"
+        }
+    );
+    v2_page_of(&st, &path, &q, items)
+}
+
+async fn v2_space_pages(
+    AxState(st): AxState<St>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    v2_space_items(st, id, raw, ContentType::Page).await
+}
+
+async fn v2_space_blogposts(
+    AxState(st): AxState<St>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    v2_space_items(st, id, raw, ContentType::Blogpost).await
+}
+
+fn v2_bulk(st: &State, raw: Option<String>, ct: ContentType, path: &str) -> Response {
+    let q = Q::parse(raw);
+    let body = q.get("body-format") == Some("storage");
+    let ids: Vec<u64> = q.list("id").iter().filter_map(|i| i.parse().ok()).collect();
+    let spaces: Vec<u64> = q
+        .list("space-id")
+        .iter()
+        .filter_map(|i| i.parse().ok())
+        .collect();
+    let d = lock(&st.data);
+    let items: Vec<(u64, Value)> = d
+        .pages
+        .values()
+        .filter(|p| p.content_type == ct)
+        .filter(|p| ids.is_empty() || ids.contains(&p.id))
+        .filter(|p| {
+            spaces.is_empty()
+                || d.space(&p.space_key)
+                    .is_some_and(|s| spaces.contains(&s.id))
+        })
+        .map(|p| (p.id, v2_content(&d, p, body)))
+        .collect();
+    v2_page_of(st, path, &q, items)
+}
+
+async fn v2_pages(AxState(st): AxState<St>, RawQuery(raw): RawQuery) -> Response {
+    v2_bulk(&st, raw, ContentType::Page, "/pages")
+}
+
+async fn v2_blogposts(AxState(st): AxState<St>, RawQuery(raw): RawQuery) -> Response {
+    v2_bulk(&st, raw, ContentType::Blogpost, "/blogposts")
+}
+
+async fn v2_page(
+    AxState(st): AxState<St>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = Q::parse(raw);
+    let body = q.get("body-format") == Some("storage");
+    let d = lock(&st.data);
+    match id.parse::<u64>().ok().and_then(|id| d.pages.get(&id)) {
+        Some(p) => {
+            let mut v = v2_content(&d, p, body);
+            v["_links"]["base"] = Value::String(format!("{}/wiki", st.origin));
+            Json(v).into_response()
+        }
+        None => error_json(StatusCode::NOT_FOUND, "Page not found"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Admin API
+// ---------------------------------------------------------------------------
+
+/// A page or blog post to create (`POST /_sim/pages`, [`super::Simulator::create`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewPage {
+    pub space_key: String,
+    pub title: String,
+    #[serde(default)]
+    pub parent_id: Option<u64>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default = "default_ct")]
+    pub content_type: ContentType,
+}
+
+fn default_ct() -> ContentType {
+    ContentType::Page
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct EditPage {
+    title: Option<String>,
+    body: Option<String>,
+    labels: Option<Vec<String>>,
+}
+
+pub(crate) fn create_page(st: &State, new: NewPage) -> Result<u64, SimError> {
+    let mut d = lock(&st.data);
+    if d.space(&new.space_key).is_none() {
+        return Err(SimError::NoSuchSpace(new.space_key));
+    }
+    if let Some(parent) = new.parent_id {
+        match d.pages.get(&parent) {
+            Some(p) if p.space_key == new.space_key => {}
+            _ => {
+                return Err(SimError::Invalid(format!(
+                    "parent {parent} is not in {}",
+                    new.space_key
+                )));
+            }
+        }
+    }
+    let id = d.next_id;
+    d.next_id += 1;
+    let now = jiff::Timestamp::now();
+    d.pages.insert(
+        id,
+        SimPage {
+            id,
+            space_key: new.space_key,
+            content_type: new.content_type,
+            title: new.title,
+            parent_id: new.parent_id,
+            version: 1,
+            body: new.body.unwrap_or_else(|| "<p>New page.</p>".into()),
+            labels: new.labels,
+            restricted: false,
+            created_at: now,
+            updated_at: now,
+        },
+    );
+    Ok(id)
+}
+
+pub(crate) fn edit_page(
+    st: &State,
+    id: u64,
+    title: Option<String>,
+    body: Option<String>,
+    labels: Option<Vec<String>>,
+) -> Result<u64, SimError> {
+    let mut d = lock(&st.data);
+    let page = d.pages.get_mut(&id).ok_or(SimError::NoSuchPage(id))?;
+    if let Some(t) = title {
+        page.title = t;
+    }
+    if let Some(b) = body {
+        page.body = b;
+    }
+    if let Some(l) = labels {
+        page.labels = l;
+    }
+    page.version += 1;
+    page.updated_at = jiff::Timestamp::now();
+    Ok(page.version)
+}
+
+fn sim_error(e: SimError) -> Response {
+    let status = match e {
+        SimError::NoSuchPage(_) | SimError::NoSuchSpace(_) => StatusCode::NOT_FOUND,
+        SimError::Invalid(_) => StatusCode::BAD_REQUEST,
+        SimError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error_json(status, &e.to_string())
+}
+
+async fn admin_stats(AxState(st): AxState<St>) -> Json<Stats> {
+    Json(lock(&st.stats).clone())
+}
+
+async fn admin_reset(AxState(st): AxState<St>) -> StatusCode {
+    *lock(&st.stats) = Stats::default();
+    StatusCode::NO_CONTENT
+}
+
+async fn admin_spaces(AxState(st): AxState<St>) -> Json<Value> {
+    let d = lock(&st.data);
+    let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
+    for p in d.pages.values() {
+        let c = counts.entry(p.space_key.as_str()).or_default();
+        match p.content_type {
+            ContentType::Page => c.0 += 1,
+            ContentType::Blogpost => c.1 += 1,
+        }
+    }
+    let spaces: Vec<Value> = d
+        .spaces
+        .iter()
+        .map(|s| {
+            let (pages, blogposts) = counts.get(s.key.as_str()).copied().unwrap_or_default();
+            json!({ "id": s.id, "key": s.key, "name": s.name, "type": s.kind, "pages": pages, "blogposts": blogposts })
+        })
+        .collect();
+    Json(Value::Array(spaces))
+}
+
+async fn admin_create(AxState(st): AxState<St>, Json(new): Json<NewPage>) -> Response {
+    match create_page(&st, new) {
+        Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id, "version": 1 }))).into_response(),
+        Err(e) => sim_error(e),
+    }
+}
+
+async fn admin_get(AxState(st): AxState<St>, Path(id): Path<u64>) -> Response {
+    match lock(&st.data).pages.get(&id) {
+        Some(p) => Json(p.clone()).into_response(),
+        None => sim_error(SimError::NoSuchPage(id)),
+    }
+}
+
+async fn admin_edit(
+    AxState(st): AxState<St>,
+    Path(id): Path<u64>,
+    Json(edit): Json<EditPage>,
+) -> Response {
+    match edit_page(&st, id, edit.title, edit.body, edit.labels) {
+        Ok(version) => Json(json!({ "id": id, "version": version })).into_response(),
+        Err(e) => sim_error(e),
+    }
+}
+
+async fn admin_delete(AxState(st): AxState<St>, Path(id): Path<u64>) -> Response {
+    match lock(&st.data).pages.remove(&id) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => sim_error(SimError::NoSuchPage(id)),
+    }
+}
+
+fn restrict(st: &State, id: u64, on: bool) -> Response {
+    match lock(&st.data).pages.get_mut(&id) {
+        Some(p) => {
+            p.restricted = on;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => sim_error(SimError::NoSuchPage(id)),
+    }
+}
+
+async fn admin_restrict(AxState(st): AxState<St>, Path(id): Path<u64>) -> Response {
+    restrict(&st, id, true)
+}
+
+async fn admin_unrestrict(AxState(st): AxState<St>, Path(id): Path<u64>) -> Response {
+    restrict(&st, id, false)
+}
+
+async fn admin_faults(AxState(st): AxState<St>) -> Json<super::FaultConfig> {
+    Json(lock(&st.faults).0.clone())
+}
+
+async fn admin_set_faults(
+    AxState(st): AxState<St>,
+    Json(f): Json<super::FaultConfig>,
+) -> StatusCode {
+    lock(&st.faults).0 = f;
+    StatusCode::NO_CONTENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cql_subset() {
+        let c = parse_cql("space=\"ENG\" and type in (page,blogpost)").unwrap();
+        assert_eq!(c.space.as_deref(), Some("ENG"));
+        assert_eq!(
+            c.types,
+            Some(vec!["page".to_string(), "blogpost".to_string()])
+        );
+        let c = parse_cql("id in (1, 2,3)").unwrap();
+        assert_eq!(c.ids, Some(vec![1, 2, 3]));
+        let c = parse_cql("type = page AND space = OPS").unwrap();
+        assert_eq!(c.space.as_deref(), Some("OPS"));
+        assert!(parse_cql("title ~ \"x\"").is_err());
+    }
+
+    #[test]
+    fn cursor_roundtrip() {
+        assert_eq!(decode_cursor(&encode_cursor(12345)), Some(12345));
+        assert_eq!(decode_cursor("garbage"), None);
+    }
+}
