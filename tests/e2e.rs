@@ -1,0 +1,244 @@
+//! End to end on the real control plane: the Confluence simulator over HTTP,
+//! the real client, the embedded index, the search API, and the manifests in
+//! `examples/demo` (so the docs cannot rot).
+
+mod harness;
+mod support;
+
+use confluence_operator::controller::ClientFactory;
+use confluence_operator::model::{ContentType, SpaceScope};
+use confluence_operator::server::{self, AppState};
+use confluence_operator::sim::{SimConfig, Simulator};
+use confluence_operator::store::embedded::EmbeddedStore;
+use confluence_operator::store::{Search, Store};
+use serde_json::Value;
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// `examples/demo` pointed at this test's simulator and namespace.
+fn demo_manifests(namespace: &str, sim_base: &str) -> String {
+    let dir = support::repo_root().join("examples/demo");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .filter(|p| !p.ends_with("00-namespace.yaml"))
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .replace(
+                    "namespace: confluence-demo",
+                    &format!("namespace: {namespace}"),
+                )
+                .replace("http://127.0.0.1:8090", sim_base)
+        })
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+fn kubectl_apply_stdin(yaml: &str) {
+    let mut child = support::kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn search(base: &str, query: &str) -> Vec<Value> {
+    let url = format!("{base}/v1/search?{query}");
+    let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    body["hits"].as_array().cloned().unwrap_or_default()
+}
+
+fn expected_items(sim: &Simulator, key: &str, types: &[ContentType]) -> u64 {
+    sim.pages(key)
+        .iter()
+        .filter(|p| types.contains(&p.content_type) && !p.restricted)
+        .count() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_examples_sync_from_the_simulator_and_search_respects_segments() {
+    let sim = Simulator::start(SimConfig {
+        spaces: 3,
+        pages: 30,
+        blogposts: 2,
+        seed: 7,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let index = Arc::new(EmbeddedStore::open(&dir.path().join("index")).unwrap());
+    let op = harness::start(
+        "e2e",
+        Arc::new(ClientFactory),
+        vec![index.clone() as Arc<dyn Store>],
+    )
+    .await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::standalone(
+        index.clone() as Arc<dyn Search>,
+        Arc::new(AtomicBool::new(true)),
+    );
+    tokio::spawn(async move { axum::serve(listener, server::router(state)).await });
+
+    let manifests = demo_manifests(&op.namespace, &sim.base_url());
+    tokio::task::block_in_place(|| kubectl_apply_stdin(&manifests));
+    let eng = op.wait_ready("engineering").await.status.unwrap();
+    let ops = op.wait_ready("operations").await.status.unwrap();
+    assert_eq!(
+        eng.items,
+        Some(expected_items(&sim, "ENG", &[ContentType::Page]))
+    );
+    assert_eq!(
+        ops.items,
+        Some(expected_items(
+            &sim,
+            "OPS",
+            &[ContentType::Page, ContentType::Blogpost]
+        ))
+    );
+    assert!(eng.url.unwrap().contains("/spaces/ENG"));
+    assert_eq!(ops.viewers.as_deref(), Some("agents-and-admins,sre"));
+
+    // A title from the OPS space: hidden from anonymous callers, visible to agents and to sre.
+    let ops_page = sim
+        .pages("OPS")
+        .into_iter()
+        .find(|p| p.content_type == ContentType::Page)
+        .unwrap();
+    let q = format!("q={}", urlencode(&ops_page.title));
+    let anonymous = search(&api, &q).await;
+    assert!(
+        anonymous.iter().all(|h| h["space"] != "OPS"),
+        "anonymous caller saw OPS: {anonymous:?}"
+    );
+    let agents = search(&api, &format!("{q}&segments=agents-and-admins")).await;
+    assert!(
+        agents.iter().any(|h| h["title"] == ops_page.title.as_str()),
+        "agents should find {:?}: {agents:?}",
+        ops_page.title
+    );
+    let sre = search(&api, &format!("{q}&segments=sre")).await;
+    assert!(sre.iter().any(|h| h["space"] == "OPS"));
+
+    // Confluence changes under the operator: an edit, a deletion, a new view restriction.
+    let eng_pages: Vec<_> = sim
+        .pages("ENG")
+        .into_iter()
+        .filter(|p| p.content_type == ContentType::Page)
+        .collect();
+    // Delete a leaf (Confluence would re-parent a deleted page's children).
+    let is_leaf = |id: u64| !eng_pages.iter().any(|p| p.parent_id == Some(id));
+    let deleted = eng_pages.iter().rev().find(|p| is_leaf(p.id)).unwrap();
+    let restricted = eng_pages
+        .iter()
+        .find(|p| !is_leaf(p.id) && p.parent_id.is_some())
+        .unwrap();
+    let edited = eng_pages.iter().find(|p| p.parent_id.is_none()).unwrap();
+    sim.edit_page(
+        edited.id,
+        "<p>Rotating the zephyrquartz credentials every quarter.</p>",
+    )
+    .unwrap();
+    sim.delete_page(deleted.id).unwrap();
+    sim.set_restricted(restricted.id, true).unwrap();
+    let restricted_subtree = 1 + sim
+        .pages("ENG")
+        .iter()
+        .filter(|p| is_descendant(&sim, p.id, restricted.id))
+        .count() as u64;
+    let before = eng.last_sync_result.unwrap();
+    op.spaces()
+        .patch(
+            "engineering",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"metadata": {"annotations": {"confluence-operator.io/requestedAt": "e2e-1"}}})),
+        )
+        .await
+        .unwrap();
+    let api_spaces = op.spaces();
+    let status = support::wait_for("the resync to finish", Duration::from_secs(60), || {
+        let api_spaces = api_spaces.clone();
+        async move {
+            let st = api_spaces
+                .get("engineering")
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            Ok((st.last_handled_resync_at.as_deref() == Some("e2e-1")
+                && st.phase == Some(confluence_operator::api::space::SyncPhase::Synced))
+            .then_some(st))
+        }
+    })
+    .await;
+    let result = status.last_sync_result.unwrap();
+    assert_eq!(
+        result.fetched, 1,
+        "only the edited page is fetched again ({before:?} -> {result:?})"
+    );
+    assert_eq!(
+        result.deleted,
+        1 + restricted_subtree,
+        "the deleted page and the restricted subtree go"
+    );
+    // expected_items already leaves out the restricted page itself, not its descendants.
+    assert_eq!(
+        status.items,
+        Some(expected_items(&sim, "ENG", &[ContentType::Page]) - (restricted_subtree - 1))
+    );
+    let hits = search(&api, "q=zephyrquartz").await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let scope = SpaceScope::new(&op.namespace, "engineering");
+    let versions = index.versions(&scope).await.unwrap();
+    assert!(!versions.contains_key(&deleted.id.to_string()));
+    assert!(!versions.contains_key(&restricted.id.to_string()));
+
+    // Disconnecting removes the content from the index.
+    op.spaces()
+        .delete("engineering", &Default::default())
+        .await
+        .unwrap();
+    op.wait_space_gone("engineering").await;
+    assert_eq!(index.count(&scope).await.unwrap(), 0);
+    assert!(search(&api, "q=zephyrquartz").await.is_empty());
+}
+
+fn is_descendant(sim: &Simulator, id: u64, ancestor: u64) -> bool {
+    let mut current = sim.page(id).and_then(|p| p.parent_id);
+    while let Some(pid) = current {
+        if pid == ancestor {
+            return true;
+        }
+        current = sim.page(pid).and_then(|p| p.parent_id);
+    }
+    false
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
