@@ -45,10 +45,9 @@ pub fn repo_root() -> PathBuf {
 
 /// Directory of the built control-plane binaries (kubectl, helm, ...).
 pub fn testenv_bin_dir() -> PathBuf {
-    std::env::var_os("TESTENV_DIR")
+    std::env::var_os("TESTENV_BIN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/testenv"))
-        .join("bin")
+        .unwrap_or_else(|| repo_root().join("target/testenv/bin"))
 }
 
 fn control_plane() -> &'static ControlPlane {
