@@ -698,3 +698,32 @@ async fn sync_events_are_recorded_for_kubectl_describe() {
     .await;
     assert!(!reasons.iter().any(|r| r == "SyncFailed"), "{reasons:?}");
 }
+
+#[tokio::test]
+async fn a_restarted_operator_refills_an_emptied_store_without_waiting_a_day() {
+    let fake = Arc::new(FakeConfluence::default()).with_space("MEM", 5);
+    let (op, _store) = operator("restart", &fake).await;
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    op.create_space("mem", "acme", "MEM", EVERYONE()).await;
+    op.wait_ready("mem").await;
+    let (client, namespace) = (op.client.clone(), op.namespace.clone());
+    drop(op);
+
+    // A new process with an empty (in-memory) store.
+    let fresh = Arc::new(MemoryStore::new());
+    let op = harness::start_in(
+        client,
+        namespace,
+        Arc::new(FakeFactory(fake.clone())),
+        vec![fresh.clone() as Arc<dyn Store>],
+    );
+    support::wait_for("the store to be refilled", Duration::from_secs(30), || {
+        let fresh = fresh.clone();
+        async move { Ok((fresh.total() == 5).then_some(())) }
+    })
+    .await;
+    let space = op.spaces().get("mem").await.unwrap();
+    assert_eq!(space.status.unwrap().items, Some(5));
+}

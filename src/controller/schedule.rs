@@ -20,6 +20,9 @@ pub enum Trigger {
     Interval,
     /// Retrying after a failed attempt.
     Retry,
+    /// A store holds a different number of items than the last sync left
+    /// (e.g. a wiped volume or an in-memory store after a restart).
+    StoreOutOfDate,
 }
 
 impl Trigger {
@@ -31,6 +34,7 @@ impl Trigger {
             Trigger::SiteResyncRequested => "site resync requested",
             Trigger::Interval => "sync interval elapsed",
             Trigger::Retry => "retry after failure",
+            Trigger::StoreOutOfDate => "a store is out of date",
         }
     }
 }

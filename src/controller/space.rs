@@ -153,10 +153,11 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
         })
     };
     let trigger = match decision(&space) {
-        Decision::Wait(d) => {
+        Decision::Wait(d) if stores_in_step(&ctx, &space, &status).await => {
             patch_status(&api, &space, &status).await?;
             return Ok(Action::requeue(d));
         }
+        Decision::Wait(_) => Trigger::StoreOutOfDate,
         Decision::SyncNow(_) => {
             // The cache may lag behind our last status write; confirm with
             // the API server so one annotation change gives exactly one sync.
@@ -170,6 +171,32 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
         }
     };
     run_sync(&ctx, &api, &space, &site, status, trigger, interval).await
+}
+
+/// Whether every store still holds what the last successful sync left.
+/// Store errors count as "in step": the next sync will surface them.
+async fn stores_in_step(
+    ctx: &Context,
+    space: &ConfluenceSpace,
+    status: &ConfluenceSpaceStatus,
+) -> bool {
+    if status.phase != Some(SyncPhase::Synced) {
+        return true;
+    }
+    let Some(items) = status.items else {
+        return true;
+    };
+    let scope = scope_of(space);
+    for store in &ctx.stores {
+        match store.count(&scope).await {
+            Ok(n) if n != items => {
+                tracing::info!(space = %scope, store = store.name(), stored = n, expected = items, "store out of date; resyncing");
+                return false;
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 fn sync_interval(space: &ConfluenceSpace, site: &ConfluenceSite, ctx: &Context) -> Duration {

@@ -88,6 +88,17 @@ pub async fn start(
     let client = support::client().await;
     install_crds(&client).await;
     let namespace = support::test_namespace(&client, prefix).await;
+    start_in(client, namespace, factory, stores)
+}
+
+/// Starts the controllers for an existing namespace (e.g. to simulate an
+/// operator restart).
+pub fn start_in(
+    client: Client,
+    namespace: String,
+    factory: Arc<dyn SourceFactory>,
+    stores: Vec<Arc<dyn Store>>,
+) -> Operator {
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
     let ctx = Context::new(client.clone(), stores, factory, metrics, test_settings());
