@@ -242,3 +242,38 @@ fn is_descendant(sim: &Simulator, id: u64, ancestor: u64) -> bool {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_examples_are_accepted_by_the_api_server() {
+    let client = support::client().await;
+    harness::install_crds(&client).await;
+    let ns = support::test_namespace(&client, "examples").await;
+    for file in [
+        "examples/production/cloud-site.yaml",
+        "examples/production/datacenter-site.yaml",
+    ] {
+        let text = std::fs::read_to_string(support::repo_root().join(file))
+            .unwrap()
+            .replace("namespace: knowledge", &format!("namespace: {ns}"));
+        let mut child = support::kubectl()
+            .args(["apply", "--dry-run=server", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    support::delete_namespace(&client, &ns).await;
+}

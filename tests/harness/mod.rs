@@ -79,6 +79,21 @@ pub fn test_settings() -> Settings {
     }
 }
 
+/// Starts the controllers for a fresh namespace, acting with `client`.
+pub async fn start_as(
+    client: Client,
+    prefix: &str,
+    factory: Arc<dyn SourceFactory>,
+    stores: Vec<Arc<dyn Store>>,
+) -> Operator {
+    let admin = support::client().await;
+    install_crds(&admin).await;
+    let namespace = support::test_namespace(&admin, prefix).await;
+    let mut op = start_in(client, namespace, factory, stores);
+    op.client = admin;
+    op
+}
+
 /// Starts the controllers for a fresh namespace.
 pub async fn start(
     prefix: &str,
@@ -245,11 +260,29 @@ pub fn kubectl_apply(path: &str) {
 
 /// A client acting as `user` (the admin identity may impersonate anyone).
 pub async fn impersonating(user: &str) -> Client {
+    impersonating_with_groups(user, &[]).await
+}
+
+/// A client acting as a ServiceAccount, with the groups Kubernetes gives it.
+pub async fn as_service_account(namespace: &str, name: &str) -> Client {
+    let user = format!("system:serviceaccount:{namespace}:{name}");
+    let groups = [
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{namespace}"),
+        "system:authenticated".to_string(),
+    ];
+    impersonating_with_groups(&user, &groups).await
+}
+
+async fn impersonating_with_groups(user: &str, groups: &[String]) -> Client {
     let kubeconfig = support::kubeconfig_env();
     let kc = kube::config::Kubeconfig::read_from(std::path::Path::new(&kubeconfig)).unwrap();
     let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .unwrap();
     config.auth_info.impersonate = Some(user.to_string());
+    if !groups.is_empty() {
+        config.auth_info.impersonate_groups = Some(groups.to_vec());
+    }
     Client::try_from(config).unwrap()
 }
