@@ -42,9 +42,11 @@ fn demo_manifests(namespace: &str, sim_base: &str) -> String {
         .join("\n---\n")
 }
 
-fn kubectl_apply_stdin(yaml: &str) {
+/// `kubectl <args> -f -` with `yaml` on standard input; panics with kubectl's error.
+fn kubectl_stdin(args: &[&str], yaml: &str) {
     let mut child = support::kubectl()
-        .args(["apply", "-f", "-"])
+        .args(args)
+        .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -59,7 +61,7 @@ fn kubectl_apply_stdin(yaml: &str) {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "kubectl apply failed: {}",
+        "kubectl {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -106,7 +108,7 @@ async fn demo_examples_sync_from_the_simulator_and_search_respects_segments() {
     tokio::spawn(async move { axum::serve(listener, server::router(state)).await });
 
     let manifests = demo_manifests(&op.namespace, &sim.base_url());
-    tokio::task::block_in_place(|| kubectl_apply_stdin(&manifests));
+    tokio::task::block_in_place(|| kubectl_stdin(&["apply"], &manifests));
     let eng = op.wait_ready("engineering").await.status.unwrap();
     let ops = op.wait_ready("operations").await.status.unwrap();
     assert_eq!(
@@ -255,25 +257,7 @@ async fn production_examples_are_accepted_by_the_api_server() {
         let text = std::fs::read_to_string(support::repo_root().join(file))
             .unwrap()
             .replace("namespace: knowledge", &format!("namespace: {ns}"));
-        let mut child = support::kubectl()
-            .args(["apply", "--dry-run=server", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
-        assert!(
-            out.status.success(),
-            "{file}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        tokio::task::block_in_place(|| kubectl_stdin(&["apply", "--dry-run=server"], &text));
     }
     support::delete_namespace(&client, &ns).await;
 }
