@@ -462,9 +462,18 @@ fn v1_space_json(ctx: &Ctx, s: &SimSpace) -> Value {
 }
 
 /// A v1 `start/limit/size/results` page with `_links.next` when more remain.
-fn v1_page(ctx: &Ctx, path: &str, q: &Q, all: Vec<Value>, start: usize, limit: usize) -> Response {
+/// Only the returned slice is rendered, so a request costs O(limit) JSON
+/// work, not O(space size).
+fn v1_page<T>(
+    ctx: &Ctx,
+    path: &str,
+    q: &Q,
+    all: Vec<T>,
+    (start, limit): (usize, usize),
+    build: impl FnMut(T) -> Value,
+) -> Response {
     let total = all.len();
-    let results: Vec<Value> = all.into_iter().skip(start).take(limit).collect();
+    let results: Vec<Value> = all.into_iter().skip(start).take(limit).map(build).collect();
     let size = results.len();
     let mut links = json!({
         "base": ctx.base(),
@@ -537,13 +546,14 @@ async fn v1_spaces(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Respo
     };
     let kind = q.get("type").map(str::to_string);
     let d = lock(&ctx.state.data);
-    let all: Vec<Value> = d
+    let all: Vec<&SimSpace> = d
         .spaces
         .iter()
         .filter(|s| kind.as_deref().is_none_or(|k| s.kind == k))
-        .map(|s| v1_space_json(&ctx, s))
         .collect();
-    v1_page(&ctx, "/space", &q, all, start, limit)
+    v1_page(&ctx, "/space", &q, all, (start, limit), |s| {
+        v1_space_json(&ctx, s)
+    })
 }
 
 async fn v1_content_list(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Response {
@@ -567,13 +577,14 @@ async fn v1_content_list(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) ->
             &format!("No space with key : {space_key}"),
         );
     }
-    let all: Vec<Value> = d
+    let all: Vec<&SimPage> = d
         .pages
         .values()
         .filter(|p| p.space_key == space_key && ct_name(p.content_type) == kind)
-        .map(|p| v1_content(&ctx, &d, p, &ex))
         .collect();
-    v1_page(&ctx, "/content", &q, all, start, limit)
+    v1_page(&ctx, "/content", &q, all, (start, limit), |p| {
+        v1_content(&ctx, &d, p, &ex)
+    })
 }
 
 async fn v1_content_get(
@@ -673,19 +684,17 @@ async fn v1_search(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Respo
         Err(e) => return error_json(StatusCode::BAD_REQUEST, &e),
     };
     let d = lock(&ctx.state.data);
-    let all: Vec<Value> = d
-        .pages
-        .values()
+    let all: Vec<&SimPage> = candidates(&d, cql.ids.as_deref())
         .filter(|p| cql.space.as_deref().is_none_or(|s| p.space_key == s))
         .filter(|p| {
             cql.types
                 .as_ref()
                 .is_none_or(|t| t.iter().any(|t| t == ct_name(p.content_type)))
         })
-        .filter(|p| cql.ids.as_ref().is_none_or(|ids| ids.contains(&p.id)))
-        .map(|p| v1_content(&ctx, &d, p, &ex))
         .collect();
-    v1_page(&ctx, "/content/search", &q, all, start, limit)
+    v1_page(&ctx, "/content/search", &q, all, (start, limit), |p| {
+        v1_content(&ctx, &d, p, &ex)
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -705,7 +714,13 @@ fn decode_cursor(c: &str) -> Option<u64> {
 }
 
 /// A v2 cursor page: items are ordered by id; the cursor is the last id.
-fn v2_page_of(st: &State, path: &str, q: &Q, items: Vec<(u64, Value)>) -> Response {
+fn v2_page_of<T>(
+    st: &State,
+    path: &str,
+    q: &Q,
+    items: Vec<(u64, T)>,
+    mut build: impl FnMut(T) -> Value,
+) -> Response {
     let limit = match q.num("limit", 25) {
         Ok(l) => l.clamp(1, st.max_limit_v2),
         Err(e) => return *e,
@@ -720,7 +735,7 @@ fn v2_page_of(st: &State, path: &str, q: &Q, items: Vec<(u64, Value)>) -> Respon
     let mut rest = items
         .into_iter()
         .filter(|(id, _)| after.is_none_or(|a| *id > a));
-    let page: Vec<(u64, Value)> = rest.by_ref().take(limit).collect();
+    let page: Vec<(u64, T)> = rest.by_ref().take(limit).collect();
     let more = rest.next().is_some();
     let mut links = json!({ "base": format!("{}/wiki", st.origin) });
     let mut headers = HeaderMap::new();
@@ -738,7 +753,7 @@ fn v2_page_of(st: &State, path: &str, q: &Q, items: Vec<(u64, Value)>) -> Respon
         }
         links["next"] = Value::String(next);
     }
-    let results: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
+    let results: Vec<Value> = page.into_iter().map(|(_, v)| build(v)).collect();
     (
         headers,
         Json(json!({ "results": results, "_links": links })),
@@ -808,15 +823,15 @@ async fn v2_spaces(AxState(st): AxState<St>, RawQuery(raw): RawQuery) -> Respons
     let keys = q.list("keys");
     let kinds = q.list("type");
     let d = lock(&st.data);
-    let mut items: Vec<(u64, Value)> = d
+    let mut items: Vec<(u64, &SimSpace)> = d
         .spaces
         .iter()
         .filter(|s| keys.is_empty() || keys.contains(&s.key))
         .filter(|s| kinds.is_empty() || kinds.contains(&s.kind))
-        .map(|s| (s.id, v2_space_json(s)))
+        .map(|s| (s.id, s))
         .collect();
     items.sort_by_key(|(id, _)| *id);
-    v2_page_of(&st, "/spaces", &q, items)
+    v2_page_of(&st, "/spaces", &q, items, v2_space_json)
 }
 
 async fn v2_space_items(st: St, id: String, raw: Option<String>, ct: ContentType) -> Response {
@@ -826,11 +841,11 @@ async fn v2_space_items(st: St, id: String, raw: Option<String>, ct: ContentType
     let Some(space) = id.parse::<u64>().ok().and_then(|id| d.space_by_id(id)) else {
         return error_json(StatusCode::NOT_FOUND, "Space not found");
     };
-    let items: Vec<(u64, Value)> = d
+    let items: Vec<(u64, &SimPage)> = d
         .pages
         .values()
         .filter(|p| p.space_key == space.key && p.content_type == ct)
-        .map(|p| (p.id, v2_content(&d, p, body)))
+        .map(|p| (p.id, p))
         .collect();
     let path = format!(
         "/spaces/{id}/{}",
@@ -840,7 +855,7 @@ async fn v2_space_items(st: St, id: String, raw: Option<String>, ct: ContentType
             "blogposts"
         }
     );
-    v2_page_of(&st, &path, &q, items)
+    v2_page_of(&st, &path, &q, items, |p| v2_content(&d, p, body))
 }
 
 async fn v2_space_pages(
@@ -859,6 +874,19 @@ async fn v2_space_blogposts(
     v2_space_items(st, id, raw, ContentType::Blogpost).await
 }
 
+/// Pages with the given ids (by lookup, id order), or every page.
+fn candidates<'d>(d: &'d Data, ids: Option<&[u64]>) -> Box<dyn Iterator<Item = &'d SimPage> + 'd> {
+    match ids {
+        Some(ids) => {
+            let mut ids = ids.to_vec();
+            ids.sort_unstable();
+            ids.dedup();
+            Box::new(ids.into_iter().filter_map(|id| d.pages.get(&id)))
+        }
+        None => Box::new(d.pages.values()),
+    }
+}
+
 fn v2_bulk(st: &State, raw: Option<String>, ct: ContentType, path: &str) -> Response {
     let q = Q::parse(raw);
     let body = q.get("body-format") == Some("storage");
@@ -869,19 +897,17 @@ fn v2_bulk(st: &State, raw: Option<String>, ct: ContentType, path: &str) -> Resp
         .filter_map(|i| i.parse().ok())
         .collect();
     let d = lock(&st.data);
-    let items: Vec<(u64, Value)> = d
-        .pages
-        .values()
+    let wanted = (!ids.is_empty()).then_some(ids.as_slice());
+    let items: Vec<(u64, &SimPage)> = candidates(&d, wanted)
         .filter(|p| p.content_type == ct)
-        .filter(|p| ids.is_empty() || ids.contains(&p.id))
         .filter(|p| {
             spaces.is_empty()
                 || d.space(&p.space_key)
                     .is_some_and(|s| spaces.contains(&s.id))
         })
-        .map(|p| (p.id, v2_content(&d, p, body)))
+        .map(|p| (p.id, p))
         .collect();
-    v2_page_of(st, path, &q, items)
+    v2_page_of(st, path, &q, items, |p| v2_content(&d, p, body))
 }
 
 async fn v2_pages(AxState(st): AxState<St>, RawQuery(raw): RawQuery) -> Response {
