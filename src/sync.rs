@@ -4,12 +4,16 @@
 use crate::confluence::{ConfluenceApi, ConfluenceError, ListOptions, SpaceInfo};
 use crate::model::{Audience, Document, PageRef, SpaceScope};
 use crate::store::{Store, StoreError};
+use futures::StreamExt;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Items fetched (and committed) per batch. Each batch is one atomic store
 /// write, so an interrupted sync keeps every completed batch.
 pub const DEFAULT_BATCH_SIZE: usize = 50;
+
+/// Batches fetched ahead of the one being committed.
+const FETCH_AHEAD: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -102,9 +106,18 @@ pub async fn sync_space(
         ..SyncReport::default()
     };
 
-    for batch in stale.chunks(req.batch_size.max(1)) {
-        let refs: Vec<PageRef> = batch.iter().map(|r| (*r).clone()).collect();
-        let pages = source.fetch(&req.space, &refs).await?;
+    // Several batches are fetched at once (the client's per-site limit still
+    // bounds requests in flight) while stores commit them one by one, in
+    // order, so each committed batch stays a durable step.
+    let batches: Vec<Vec<PageRef>> = stale
+        .chunks(req.batch_size.max(1))
+        .map(|batch| batch.iter().map(|r| (*r).clone()).collect())
+        .collect();
+    let mut fetches = futures::stream::iter(batches)
+        .map(|refs| async move { source.fetch(&req.space, &refs).await })
+        .buffered(FETCH_AHEAD);
+    while let Some(pages) = fetches.next().await {
+        let pages = pages?;
         report.fetched += pages.len() as u64;
         let docs: Vec<Document> = pages
             .into_iter()
