@@ -16,7 +16,6 @@ use std::io::Write;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 /// `examples/demo` pointed at this test's simulator and namespace.
 fn demo_manifests(namespace: &str, sim_base: &str) -> String {
@@ -174,30 +173,15 @@ async fn demo_examples_sync_from_the_simulator_and_search_respects_segments() {
         .filter(|p| is_descendant(&sim, p.id, restricted.id))
         .count() as u64;
     let before = eng.last_sync_result.unwrap();
-    op.spaces()
-        .patch(
-            "engineering",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(serde_json::json!({"metadata": {"annotations": {"confluence-operator.io/requestedAt": "e2e-1"}}})),
-        )
-        .await
-        .unwrap();
-    let api_spaces = op.spaces();
-    let status = support::wait_for("the resync to finish", Duration::from_secs(60), || {
-        let api_spaces = api_spaces.clone();
-        async move {
-            let st = api_spaces
-                .get("engineering")
-                .await
-                .map_err(|e| e.to_string())?
-                .status
-                .unwrap_or_default();
-            Ok((st.last_handled_resync_at.as_deref() == Some("e2e-1")
+    op.request_resync(&op.spaces(), "engineering", "e2e-1")
+        .await;
+    let status = op
+        .wait_status("engineering", "the resync to finish", |st| {
+            (st.last_handled_resync_at.as_deref() == Some("e2e-1")
                 && st.phase == Some(confluence_operator::api::space::SyncPhase::Synced))
-            .then_some(st))
-        }
-    })
-    .await;
+            .then(|| st.clone())
+        })
+        .await;
     let result = status.last_sync_result.unwrap();
     assert_eq!(
         result.fetched, 1,

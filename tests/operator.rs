@@ -6,6 +6,7 @@ mod harness;
 mod support;
 
 use confluence_operator::api::conditions;
+use confluence_operator::api::space::SyncPhase;
 use confluence_operator::model::{Audience, SpaceScope};
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
@@ -118,29 +119,13 @@ async fn resync_annotation_triggers_exactly_one_sync() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = fake.list_count();
 
-    op.spaces()
-        .patch(
-            "ops",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"confluence-operator.io/requestedAt": "2026-11-25T10:00:00Z"}}})),
-        )
-        .await
-        .unwrap();
-    let api = op.spaces();
-    support::wait_for(
-        "lastHandledResyncAt to echo the annotation",
-        Duration::from_secs(30),
-        || {
-            let api = api.clone();
-            async move {
-                let s = api.get("ops").await.map_err(|e| e.to_string())?;
-                let st = s.status.unwrap_or_default();
-                let done = st.last_handled_resync_at.as_deref() == Some("2026-11-25T10:00:00Z")
-                    && st.phase == Some(confluence_operator::api::space::SyncPhase::Synced);
-                Ok(done.then_some(()))
-            }
-        },
-    )
+    op.request_resync(&op.spaces(), "ops", "2026-11-25T10:00:00Z")
+        .await;
+    op.wait_status("ops", "lastHandledResyncAt echoes the annotation", |st| {
+        (st.last_handled_resync_at.as_deref() == Some("2026-11-25T10:00:00Z")
+            && st.phase == Some(SyncPhase::Synced))
+        .then_some(())
+    })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
@@ -306,18 +291,13 @@ async fn missing_secret_gives_a_condition_then_recovers() {
         .await;
     op.create_space("hr", "acme", "HR", EVERYONE()).await;
 
-    let api = op.spaces();
-    let message = support::wait_for("SecretNotFound condition", Duration::from_secs(30), || {
-        let api = api.clone();
-        async move {
-            let s = api.get("hr").await.map_err(|e| e.to_string())?;
-            let conds = s.status.unwrap_or_default().conditions;
-            Ok(conditions::get(&conds, "Ready")
+    let message = op
+        .wait_status("hr", "SecretNotFound condition", |st| {
+            conditions::get(&st.conditions, "Ready")
                 .filter(|c| c.status == "False" && c.reason == "SecretNotFound")
-                .map(|c| c.message.clone()))
-        }
-    })
-    .await;
+                .map(|c| c.message.clone())
+        })
+        .await;
     assert!(
         message.contains("\"late-creds\""),
         "message should name the Secret: {message}"
@@ -333,16 +313,10 @@ async fn missing_site_gives_a_condition_then_recovers() {
     let fake = Arc::new(FakeConfluence::default()).with_space("FIN", 3);
     let (op, _store) = operator("site", &fake).await;
     op.create_space("fin", "acme", "FIN", EVERYONE()).await;
-    let api = op.spaces();
-    support::wait_for("SiteNotFound condition", Duration::from_secs(30), || {
-        let api = api.clone();
-        async move {
-            let s = api.get("fin").await.map_err(|e| e.to_string())?;
-            let conds = s.status.unwrap_or_default().conditions;
-            Ok(conditions::get(&conds, "Ready")
-                .filter(|c| c.reason == "SiteNotFound" && c.message.contains("\"acme\""))
-                .map(|_| ()))
-        }
+    op.wait_status("fin", "SiteNotFound condition naming the site", |st| {
+        conditions::get(&st.conditions, "Ready")
+            .filter(|c| c.reason == "SiteNotFound" && c.message.contains("\"acme\""))
+            .map(|_| ())
     })
     .await;
     op.create_secret("creds").await;
@@ -464,34 +438,13 @@ async fn annotating_a_site_resyncs_all_of_its_spaces() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = fake.list_count();
 
-    op.sites()
-        .patch(
-            "acme",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"confluence-operator.io/requestedAt": "now-1"}}})),
-        )
-        .await
-        .unwrap();
+    op.request_resync(&op.sites(), "acme", "now-1").await;
     for name in ["one", "two"] {
-        let api = op.spaces();
-        support::wait_for(
-            &format!("{name} to handle the site resync"),
-            Duration::from_secs(30),
-            || {
-                let api = api.clone();
-                async move {
-                    let st = api
-                        .get(name)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .status
-                        .unwrap_or_default();
-                    Ok((st.last_handled_site_resync_at.as_deref() == Some("now-1")
-                        && st.phase == Some(confluence_operator::api::space::SyncPhase::Synced))
-                    .then_some(()))
-                }
-            },
-        )
+        op.wait_status(name, "handled the site resync", |st| {
+            (st.last_handled_site_resync_at.as_deref() == Some("now-1")
+                && st.phase == Some(SyncPhase::Synced))
+            .then_some(())
+        })
         .await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -585,22 +538,13 @@ async fn a_space_confluence_reports_as_personal_is_stalled_with_a_clear_conditio
         .await;
     op.create_space("bob", "acme", "PERSONALBOB", EVERYONE())
         .await;
-    let api = op.spaces();
-    let stalled = support::wait_for("Stalled condition", Duration::from_secs(30), || {
-        let api = api.clone();
-        async move {
-            let st = api
-                .get("bob")
-                .await
-                .map_err(|e| e.to_string())?
-                .status
-                .unwrap_or_default();
-            Ok(conditions::get(&st.conditions, "Stalled")
+    let stalled = op
+        .wait_status("bob", "Stalled condition", |st| {
+            conditions::get(&st.conditions, "Stalled")
                 .filter(|c| c.status == "True")
-                .cloned())
-        }
-    })
-    .await;
+                .cloned()
+        })
+        .await;
     assert_eq!(stalled.reason, "PersonalSpaceRefused");
     assert!(
         stalled.message.contains("personal space"),
@@ -627,32 +571,13 @@ async fn suspended_space_keeps_content_and_stops_syncing() {
         )
         .await
         .unwrap();
-    let api = op.spaces();
-    support::wait_for("phase Suspended", Duration::from_secs(30), || {
-        let api = api.clone();
-        async move {
-            let st = api
-                .get("sus")
-                .await
-                .map_err(|e| e.to_string())?
-                .status
-                .unwrap_or_default();
-            Ok(
-                (st.phase == Some(confluence_operator::api::space::SyncPhase::Suspended))
-                    .then_some(()),
-            )
-        }
+    op.wait_status("sus", "phase Suspended", |st| {
+        (st.phase == Some(SyncPhase::Suspended)).then_some(())
     })
     .await;
     let before = fake.list_count();
-    op.spaces()
-        .patch(
-            "sus",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"confluence-operator.io/requestedAt": "while-suspended"}}})),
-        )
-        .await
-        .unwrap();
+    op.request_resync(&op.spaces(), "sus", "while-suspended")
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(fake.list_count(), before, "a suspended space must not sync");
     assert_eq!(store.total(), 3, "suspending keeps what was synced");

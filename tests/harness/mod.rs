@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use crate::support;
+use confluence_operator::api::space::ConfluenceSpaceStatus;
 use confluence_operator::api::{ConfluenceSite, ConfluenceSpace};
 use confluence_operator::controller::{self, Context, Settings, SourceFactory};
 use confluence_operator::store::Store;
@@ -216,6 +217,48 @@ impl Operator {
             },
         )
         .await
+    }
+
+    /// Polls the space until `check` accepts its status (or times out, showing the last status).
+    pub async fn wait_status<T>(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&ConfluenceSpaceStatus) -> Option<T>,
+    ) -> T {
+        let api = self.spaces();
+        let check = &check;
+        support::wait_for(
+            &format!("space {name}: {what}"),
+            Duration::from_secs(60),
+            || {
+                let api = api.clone();
+                async move {
+                    let s = api.get(name).await.map_err(|e| e.to_string())?;
+                    let status = s.status.unwrap_or_default();
+                    check(&status)
+                        .map(Some)
+                        .ok_or_else(|| format!("{status:?}"))
+                }
+            },
+        )
+        .await
+    }
+
+    /// Sets the resync annotation on a space or site, as `kubectl annotate --overwrite` does.
+    pub async fn request_resync<K>(&self, api: &Api<K>, name: &str, value: &str)
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"confluence-operator.io/requestedAt": value}}}),
+            ),
+        )
+        .await
+        .unwrap();
     }
 
     /// Waits until the object is gone from the API server.
