@@ -11,7 +11,7 @@ use crate::store::Store;
 use crate::telemetry::Metrics;
 use futures::StreamExt;
 use jiff::Timestamp;
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -145,6 +145,18 @@ impl Context {
             .unwrap_or_else(|_| Timestamp::now());
         map.insert(key.to_string(), (count + 1, at));
         (delay, at)
+    }
+
+    /// What both reconcilers do when a reconcile returns an error: log,
+    /// count, and retry with the object's backoff.
+    pub fn backoff_after_error(&self, kind: &str, key: &str, err: &Error) -> Action {
+        tracing::warn!(object = key, error = %err, "reconcile failed");
+        self.metrics
+            .reconcile_errors
+            .get_or_create(&crate::telemetry::KindLabels { kind: kind.into() })
+            .inc();
+        let (delay, _) = self.record_failure(key);
+        Action::requeue(delay.max(Duration::from_secs(1)))
     }
 
     pub fn retry_at(&self, key: &str) -> Option<Timestamp> {

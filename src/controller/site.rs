@@ -207,13 +207,5 @@ async fn patch_status(
 }
 
 pub fn error_policy(site: Arc<ConfluenceSite>, err: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(site = %site.name_any(), error = %err, "site reconcile failed");
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&crate::telemetry::KindLabels {
-            kind: "ConfluenceSite".into(),
-        })
-        .inc();
-    let (delay, _) = ctx.record_failure(&object_key("site", site.as_ref()));
-    Action::requeue(delay.max(Duration::from_secs(1)))
+    ctx.backoff_after_error("ConfluenceSite", &object_key("site", site.as_ref()), err)
 }

@@ -14,7 +14,7 @@ use crate::api::{
 use crate::confluence::ListOptions;
 use crate::model::{ContentType, SpaceScope};
 use crate::sync::{self, SyncRequest};
-use crate::telemetry::{KindLabels, SpaceLabels, SyncLabels};
+use crate::telemetry::{SpaceLabels, SyncLabels};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -454,13 +454,5 @@ async fn patch_status(
 }
 
 pub fn error_policy(space: Arc<ConfluenceSpace>, err: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(space = %space.name_any(), error = %err, "space reconcile failed");
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&KindLabels {
-            kind: "ConfluenceSpace".into(),
-        })
-        .inc();
-    let (delay, _) = ctx.record_failure(&object_key("space", space.as_ref()));
-    Action::requeue(delay.max(Duration::from_secs(1)))
+    ctx.backoff_after_error("ConfluenceSpace", &object_key("space", space.as_ref()), err)
 }
