@@ -245,3 +245,74 @@ async fn production_examples_are_accepted_by_the_api_server() {
     }
     support::delete_namespace(&client, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_gives_a_clear_condition_and_is_never_echoed() {
+    use confluence_operator::api::conditions;
+    use k8s_openapi::api::events::v1::Event;
+    let sim = Simulator::start(SimConfig {
+        pages: 5,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let index = Arc::new(EmbeddedStore::open(&dir.path().join("index")).unwrap());
+    let op = harness::start(
+        "badtoken",
+        Arc::new(ClientFactory),
+        vec![index as Arc<dyn Store>],
+    )
+    .await;
+    let secret_token = "s3cr3t-wrong-token-6f1e";
+    let manifests = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds, namespace: {ns}}}
+stringData: {{email: demo@example.com, apiToken: {secret_token}}}
+---
+apiVersion: confluence-operator.io/v1alpha1
+kind: ConfluenceSite
+metadata: {{name: acme, namespace: {ns}}}
+spec: {{url: "{url}", flavor: Cloud, insecureAllowHttp: true, credentialsSecretRef: {{name: creds}}}}
+---
+apiVersion: confluence-operator.io/v1alpha1
+kind: ConfluenceSpace
+metadata: {{name: eng, namespace: {ns}}}
+spec: {{siteRef: {{name: acme}}, spaceKey: ENG, viewers: {{visibility: Everyone}}}}
+"#,
+        ns = op.namespace,
+        url = sim.cloud_site_url()
+    );
+    tokio::task::block_in_place(|| kubectl_stdin(&["apply"], &manifests));
+    let status = op
+        .wait_status("eng", "InvalidCredentials", |st| {
+            conditions::get(&st.conditions, "Ready")
+                .filter(|c| c.reason == "InvalidCredentials")
+                .map(|_| st.clone())
+        })
+        .await;
+    assert!(
+        conditions::is_true(&status.conditions, "Stalled"),
+        "a rejected token needs a human: {status:?}"
+    );
+    let everything = format!(
+        "{:?}{:?}",
+        status,
+        op.sites().get("acme").await.unwrap().status
+    );
+    assert!(
+        everything.contains("401"),
+        "the condition should say what happened: {everything}"
+    );
+    let events: kube::Api<Event> = kube::Api::namespaced(op.client.clone(), &op.namespace);
+    let events = format!(
+        "{:?}",
+        events.list(&Default::default()).await.unwrap().items
+    );
+    assert!(events.contains("SyncFailed"), "{events}");
+    for text in [&everything, &events] {
+        assert!(!text.contains(secret_token), "the token leaked: {text}");
+    }
+}
