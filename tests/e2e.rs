@@ -65,6 +65,29 @@ fn kubectl_stdin(args: &[&str], yaml: &str) {
     );
 }
 
+/// The simulator, an embedded index in a temporary directory, and the
+/// operator's controllers using the real HTTP client.
+async fn with_simulator(
+    prefix: &str,
+    config: SimConfig,
+) -> (
+    Simulator,
+    Arc<EmbeddedStore>,
+    harness::Operator,
+    tempfile::TempDir,
+) {
+    let sim = Simulator::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let index = Arc::new(EmbeddedStore::open(&dir.path().join("index")).unwrap());
+    let op = harness::start(
+        prefix,
+        Arc::new(ClientFactory),
+        vec![index.clone() as Arc<dyn Store>],
+    )
+    .await;
+    (sim, index, op, dir)
+}
+
 async fn search(base: &str, query: &str) -> Vec<Value> {
     let url = format!("{base}/v1/search?{query}");
     let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
@@ -80,21 +103,15 @@ fn expected_items(sim: &Simulator, key: &str, types: &[ContentType]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_examples_sync_from_the_simulator_and_search_respects_segments() {
-    let sim = Simulator::start(SimConfig {
-        spaces: 3,
-        pages: 30,
-        blogposts: 2,
-        seed: 7,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let index = Arc::new(EmbeddedStore::open(&dir.path().join("index")).unwrap());
-    let op = harness::start(
+    let (sim, index, op, _dir) = with_simulator(
         "e2e",
-        Arc::new(ClientFactory),
-        vec![index.clone() as Arc<dyn Store>],
+        SimConfig {
+            spaces: 3,
+            pages: 30,
+            blogposts: 2,
+            seed: 7,
+            ..SimConfig::default()
+        },
     )
     .await;
 
@@ -250,18 +267,12 @@ async fn production_examples_are_accepted_by_the_api_server() {
 async fn a_wrong_token_gives_a_clear_condition_and_is_never_echoed() {
     use confluence_operator::api::conditions;
     use k8s_openapi::api::events::v1::Event;
-    let sim = Simulator::start(SimConfig {
-        pages: 5,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let index = Arc::new(EmbeddedStore::open(&dir.path().join("index")).unwrap());
-    let op = harness::start(
+    let (sim, _index, op, _dir) = with_simulator(
         "badtoken",
-        Arc::new(ClientFactory),
-        vec![index as Arc<dyn Store>],
+        SimConfig {
+            pages: 5,
+            ..SimConfig::default()
+        },
     )
     .await;
     let secret_token = "s3cr3t-wrong-token-6f1e";
