@@ -327,3 +327,54 @@ spec: {{siteRef: {{name: acme}}, spaceKey: ENG, viewers: {{visibility: Everyone}
         assert!(!text.contains(secret_token), "the token leaked: {text}");
     }
 }
+
+/// Runs the `kubectl confluence` plugin against the test cluster.
+fn plugin(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-confluence"))
+        .env("KUBECONFIG", support::kubeconfig_env())
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubectl_plugin_lists_connectable_spaces_and_resyncs() {
+    let (sim, _index, op, _dir) = with_simulator("plugin", SimConfig::default()).await;
+    let manifests = demo_manifests(&op.namespace, &sim.base_url());
+    tokio::task::block_in_place(|| kubectl_stdin(&["apply"], &manifests));
+    op.wait_ready("engineering").await;
+
+    let ns = op.namespace.clone();
+    let (ok, text) = tokio::task::block_in_place(|| plugin(&["spaces", "acme", "-n", &ns]));
+    assert!(ok, "{text}");
+    for key in ["ENG", "OPS", "DOC"] {
+        assert!(text.contains(key), "{key} missing: {text}");
+    }
+    assert!(
+        !text.contains("~alice"),
+        "personal spaces are not offered: {text}"
+    );
+    let (ok, text) =
+        tokio::task::block_in_place(|| plugin(&["spaces", "acme", "-n", &ns, "--query", "oper"]));
+    assert!(
+        ok && text.contains("OPS") && !text.contains("ENG"),
+        "{text}"
+    );
+
+    let (ok, text) =
+        tokio::task::block_in_place(|| plugin(&["resync", "space", "engineering", "-n", &ns]));
+    assert!(ok, "{text}");
+    assert!(text.contains("Succeeded: Synced"), "{text}");
+
+    let (ok, text) = tokio::task::block_in_place(|| plugin(&["spaces", "nope", "-n", &ns]));
+    assert!(
+        !ok && text.contains("ConfluenceSite \"nope\" not found"),
+        "{text}"
+    );
+}
