@@ -378,3 +378,56 @@ async fn the_kubectl_plugin_lists_connectable_spaces_and_resyncs() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_center_site_with_a_personal_access_token_syncs() {
+    let (sim, index, op, _dir) = with_simulator(
+        "datacenter",
+        SimConfig {
+            pages: 12,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    // No flavor: a non-atlassian.net host is inferred to be Data Center.
+    let manifests = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: pat, namespace: {ns}}}
+stringData: {{token: demo-token}}
+---
+apiVersion: confluence-operator.io/v1alpha1
+kind: ConfluenceSite
+metadata: {{name: wiki, namespace: {ns}}}
+spec: {{url: "{url}", insecureAllowHttp: true, credentialsSecretRef: {{name: pat}}}}
+---
+apiVersion: confluence-operator.io/v1alpha1
+kind: ConfluenceSpace
+metadata: {{name: doc, namespace: {ns}}}
+spec:
+  siteRef: {{name: wiki}}
+  spaceKey: DOC
+  viewers: {{visibility: Segments, segments: [signed-in-users]}}
+  filters: {{contentTypes: [page, blogpost]}}
+"#,
+        ns = op.namespace,
+        url = sim.datacenter_site_url()
+    );
+    tokio::task::block_in_place(|| kubectl_stdin(&["apply"], &manifests));
+    let space = op.wait_ready("doc").await;
+    let expected = expected_items(&sim, "DOC", &[ContentType::Page, ContentType::Blogpost]);
+    assert_eq!(space.status.unwrap().items, Some(expected));
+    let site = op.sites().get("wiki").await.unwrap().status.unwrap();
+    assert_eq!(
+        site.flavor,
+        Some(confluence_operator::api::site::SiteFlavor::DataCenter)
+    );
+    let scope = SpaceScope::new(&op.namespace, "doc");
+    assert_eq!(index.count(&scope).await.unwrap(), expected);
+    assert!(
+        sim.stats().matching("/rest/api/content") > 0,
+        "the v1 API was used"
+    );
+    assert_eq!(sim.stats().matching("/wiki/api/v2"), 0, "no Cloud v2 calls");
+}
