@@ -74,6 +74,25 @@ async fn chart_lints_and_renders_least_privilege_hardened_manifests() {
         .unwrap();
     assert_eq!(secrets_rule.trim(), "verbs: [\"get\"]");
 
+    // Every flag the chart passes is one the operator binary accepts.
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_confluence-operator"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let flags: Vec<&str> = rendered
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- --"))
+        .map(|f| f.split('=').next().unwrap_or_default())
+        .collect();
+    assert!(flags.len() >= 6, "{flags:?}");
+    for flag in flags {
+        assert!(
+            help.contains(&format!("--{flag}")),
+            "the operator has no --{flag}: {help}"
+        );
+    }
+
     // Zendesk wiring: config from values, credentials from a Secret.
     let zendesk = ok(&helm(&[
         "template",
