@@ -34,13 +34,6 @@ impl SyncError {
             source,
         }
     }
-
-    pub fn is_permanent(&self) -> bool {
-        match self {
-            SyncError::Source(e) => e.is_permanent(),
-            SyncError::Store { .. } => false,
-        }
-    }
 }
 
 /// What to sync and where it belongs.

@@ -35,8 +35,13 @@ pub enum SiteError {
 
 impl SiteError {
     /// Errors the user must fix in a spec or Secret (rather than wait out).
-    pub fn is_user_error(&self) -> bool {
-        !matches!(self, SiteError::Kube { .. })
+    /// A missing Secret is expected to appear (GitOps applies in any order),
+    /// so it is retried rather than reported as Stalled.
+    pub fn needs_user_action(&self) -> bool {
+        !matches!(
+            self,
+            SiteError::Kube { .. } | SiteError::SecretNotFound { .. }
+        )
     }
 }
 

@@ -181,6 +181,30 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
+/// Writes `status` with a merge patch, skipping the call when the object
+/// already carries exactly this status (our own writes trigger reconciles).
+pub async fn patch_status<K, S>(
+    api: &Api<K>,
+    name: &str,
+    current: Option<&S>,
+    status: &S,
+) -> Result<(), Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: serde::Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(());
+    }
+    api.patch_status(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Key for per-object bookkeeping.
 pub fn object_key<K: Resource>(kind: &str, obj: &K) -> String {
     format!(

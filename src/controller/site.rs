@@ -8,11 +8,9 @@ use crate::api::site::{ConfluenceSiteStatus, ConnectionCheck, SiteFlavor};
 use crate::api::{ConfluenceSite, RESYNC_ANNOTATION};
 use crate::confluence::{ConfluenceError, Flavor};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,10 +167,7 @@ pub fn site_error(e: &SiteError) -> (&'static str, String, bool) {
         SiteError::InvalidUrl { .. } | SiteError::InsecureUrl => reason::INVALID_SPEC,
         SiteError::Kube { .. } => reason::CONNECTION_FAILED,
     };
-    // A missing Secret is expected to appear (GitOps ordering), so it is a
-    // retrying condition rather than Stalled.
-    let user = e.is_user_error() && !matches!(e, SiteError::SecretNotFound { .. });
-    (why, e.to_string(), user)
+    (why, e.to_string(), e.needs_user_action())
 }
 
 pub fn confluence_error(e: &ConfluenceError) -> (&'static str, String, bool) {
@@ -192,18 +187,9 @@ async fn patch_status(
     site: &ConfluenceSite,
     status: &ConfluenceSiteStatus,
 ) -> Result<(), Error> {
-    if site.status.as_ref() == Some(status) {
-        return Ok(());
-    }
     let api: Api<ConfluenceSite> =
         Api::namespaced(ctx.client.clone(), &site.namespace().unwrap_or_default());
-    api.patch_status(
-        &site.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
+    super::patch_status(&api, &site.name_any(), site.status.as_ref(), status).await
 }
 
 pub fn error_policy(site: Arc<ConfluenceSite>, err: &Error, ctx: Arc<Context>) -> Action {

@@ -441,16 +441,7 @@ async fn patch_status(
     space: &ConfluenceSpace,
     status: &ConfluenceSpaceStatus,
 ) -> Result<(), Error> {
-    if space.status.as_ref() == Some(status) {
-        return Ok(());
-    }
-    api.patch_status(
-        &space.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
+    super::patch_status(api, &space.name_any(), space.status.as_ref(), status).await
 }
 
 pub fn error_policy(space: Arc<ConfluenceSpace>, err: &Error, ctx: Arc<Context>) -> Action {
