@@ -22,7 +22,7 @@
 use super::datacenter::{dedup, filter_spaces};
 use super::http::{Http, HttpFailure, link_next};
 use super::storage::{self, SiteLinks};
-use super::v1::{self, Content, MAX_PAGES, User};
+use super::v1::{self, Content, MAX_PAGES};
 use super::{
     ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listed, SiteConfig, SpaceInfo,
     apply_filters, needs_annotations,
@@ -252,16 +252,12 @@ fn ancestors_from_parents(parents: &HashMap<String, Option<String>>, id: &str) -
 #[async_trait]
 impl ConfluenceApi for CloudClient {
     async fn whoami(&self) -> Result<String, ConfluenceError> {
-        let url = self.v1("/user/current")?;
-        let user = self.http.get_json::<User>(&url).await.map_err(|f| {
-            v1::not_found_as(
-                f,
-                ConfluenceError::Protocol(
-                    "no /wiki/rest/api/user/current: is this a Confluence Cloud site?".into(),
-                ),
-            )
-        })?;
-        user.body.into_name()
+        v1::current_user(
+            &self.http,
+            &self.v1("/user/current")?,
+            "Confluence Cloud site",
+        )
+        .await
     }
 
     async fn space(&self, key: &str) -> Result<SpaceInfo, ConfluenceError> {

@@ -9,7 +9,7 @@
 //! expanded, which Data Center serves faster and with a higher page size.
 
 use super::http::Http;
-use super::v1::{self, Content, SpaceJson, User};
+use super::v1::{self, Content, SpaceJson};
 use super::{
     ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listed, SiteConfig, SpaceInfo,
     apply_filters, needs_annotations,
@@ -49,16 +49,12 @@ impl DataCenterClient {
 #[async_trait]
 impl ConfluenceApi for DataCenterClient {
     async fn whoami(&self) -> Result<String, ConfluenceError> {
-        let url = self.api("/user/current")?;
-        let user = self.http.get_json::<User>(&url).await.map_err(|f| {
-            v1::not_found_as(
-                f,
-                ConfluenceError::Protocol(
-                    "no /rest/api/user/current: is this a Confluence Data Center site?".into(),
-                ),
-            )
-        })?;
-        user.body.into_name()
+        v1::current_user(
+            &self.http,
+            &self.api("/user/current")?,
+            "Confluence Data Center site",
+        )
+        .await
     }
 
     async fn space(&self, key: &str) -> Result<SpaceInfo, ConfluenceError> {

@@ -225,6 +225,22 @@ impl User {
     }
 }
 
+/// `GET {url}` (`…/rest/api/user/current`, both flavors): who the
+/// credentials belong to. A 404 means the URL is not that flavor's API.
+pub(crate) async fn current_user(
+    http: &Http,
+    url: &url::Url,
+    flavor_hint: &str,
+) -> Result<String, ConfluenceError> {
+    let user = http.get_json::<User>(url).await.map_err(|f| {
+        not_found_as(
+            f,
+            ConfluenceError::Protocol(format!("no {}: is this a {flavor_hint}?", url.path())),
+        )
+    })?;
+    user.body.into_name()
+}
+
 /// Joins a server-relative link (`/display/X`) to a root URL.
 pub(crate) fn absolute(root: &str, link: &str) -> String {
     if link.starts_with("http://") || link.starts_with("https://") {
