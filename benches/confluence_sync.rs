@@ -2,12 +2,14 @@
 //! resync, for both flavors. Run with `cargo bench --bench confluence_sync`.
 //! Set `BENCH_PAGES` / `BENCH_RTT_MS` to change the size or latency.
 
+#[path = "../tests/sim_site/mod.rs"]
+mod sim_site;
 use confluence_operator::confluence::{ConfluenceApi, Flavor, ListOptions, connect};
 use confluence_operator::model::{Audience, SpaceScope};
-use confluence_operator::sim::{FaultConfig, SimConfig, Simulator, Stats};
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::sync::{DEFAULT_BATCH_SIZE, SyncRequest, sync_space};
+use confluence_sim::{FaultConfig, SimConfig, Simulator, Stats};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -71,8 +73,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
         let config = match flavor {
-            Flavor::Cloud => sim.cloud_site_config(),
-            Flavor::DataCenter => sim.datacenter_site_config(),
+            Flavor::Cloud => sim_site::site_config(&sim, Flavor::Cloud),
+            Flavor::DataCenter => sim_site::site_config(&sim, Flavor::DataCenter),
         };
         let client: Arc<dyn ConfluenceApi> = connect(config)?;
         let store = Arc::new(MemoryStore::new());

@@ -6,7 +6,6 @@ pub mod controller;
 pub mod leader;
 pub mod model;
 pub mod server;
-pub mod sim;
 pub mod store;
 pub mod stores;
 pub mod sync;

@@ -1,14 +1,15 @@
 //! The Confluence client against the in-process simulator, both flavors.
 
+mod sim_site;
 use confluence_operator::confluence::{
     ClientOptions, ConfluenceApi, ConfluenceError, Credentials, Flavor, ListOptions, SiteConfig,
     SpaceInfo, connect, connect_with,
 };
 use confluence_operator::model::{Audience, ContentType, SpaceScope};
-use confluence_operator::sim::{FaultConfig, SimConfig, SimPage, Simulator};
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::sync::{SyncRequest, sync_space};
+use confluence_sim::{FaultConfig, SimConfig, SimPage, Simulator};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,10 +37,7 @@ fn fast_options(page_limit: usize) -> ClientOptions {
 }
 
 fn config(sim: &Simulator, flavor: Flavor) -> SiteConfig {
-    match flavor {
-        Flavor::Cloud => sim.cloud_site_config(),
-        Flavor::DataCenter => sim.datacenter_site_config(),
-    }
+    sim_site::site_config(sim, flavor)
 }
 
 fn client(sim: &Simulator, flavor: Flavor, page_limit: usize) -> Arc<dyn ConfluenceApi> {
@@ -60,7 +58,7 @@ fn request(space: SpaceInfo, options: ListOptions) -> SyncRequest {
 fn page_ids(sim: &Simulator, key: &str) -> BTreeSet<String> {
     sim.pages(key)
         .into_iter()
-        .filter(|p| p.content_type == ContentType::Page)
+        .filter(|p| p.content_type == confluence_sim::ContentType::Page)
         .map(|p| p.id.to_string())
         .collect()
 }
@@ -237,7 +235,7 @@ async fn incremental_sync_fetches_only_changed_pages_and_detects_deletion() {
         let pages: Vec<SimPage> = sim
             .pages("ENG")
             .into_iter()
-            .filter(|p| p.content_type == ContentType::Page)
+            .filter(|p| p.content_type == confluence_sim::ContentType::Page)
             .collect();
         let (a, b, gone) = (pages[3].id, pages[10].id, pages[pages.len() - 1].id);
         sim.edit_page(a, "<p>Edited <strong>body</strong></p>")
@@ -296,7 +294,7 @@ async fn fetched_pages_carry_metadata() {
             assert_eq!(page.title, src.title);
             assert_eq!(page.version, src.version);
             assert_eq!(page.labels, src.labels);
-            assert_eq!(page.content_type, src.content_type);
+            assert_eq!(page.content_type.as_str(), src.content_type.as_str());
             assert!(page.url.starts_with(&sim.base_url()), "{}", page.url);
             assert!(page.updated_at.is_some());
             assert!(
@@ -379,7 +377,7 @@ async fn retry_after_as_http_date_is_honoured() {
         ..FaultConfig::default()
     });
     let client = connect_with(
-        sim.cloud_site_config(),
+        sim_site::site_config(&sim, Flavor::Cloud),
         ClientOptions {
             retry_after_max: Duration::from_secs(5),
             ..fast_options(25)
@@ -401,7 +399,7 @@ async fn persistent_rate_limiting_gives_a_typed_error() {
         retry_after_secs: 0,
         ..FaultConfig::default()
     });
-    let mut cfg = sim.datacenter_site_config();
+    let mut cfg = sim_site::site_config(&sim, Flavor::DataCenter);
     cfg.max_retries = 2;
     let client = connect_with(cfg, fast_options(25)).expect("client");
     let err = client.space("ENG").await.expect_err("rate limited");
@@ -574,7 +572,7 @@ async fn cloud_accepts_site_url_with_or_without_wiki() {
         format!("{}/", sim.base_url()),
         format!("{}/wiki/", sim.base_url()),
     ] {
-        let mut cfg = sim.cloud_site_config();
+        let mut cfg = sim_site::site_config(&sim, Flavor::Cloud);
         cfg.base_url = base.parse().expect("url");
         let client = connect(cfg).expect("client");
         assert_eq!(
@@ -592,7 +590,7 @@ async fn concurrency_is_limited_per_site() {
         latency_ms: 50,
         ..FaultConfig::default()
     });
-    let mut cfg = sim.cloud_site_config();
+    let mut cfg = sim_site::site_config(&sim, Flavor::Cloud);
     cfg.max_concurrency = 2;
     // Two clients of the same site share its limit.
     let a = connect(cfg.clone()).expect("client");

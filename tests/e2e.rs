@@ -6,11 +6,11 @@ mod harness;
 mod support;
 
 use confluence_operator::controller::ClientFactory;
-use confluence_operator::model::{ContentType, SpaceScope};
+use confluence_operator::model::SpaceScope;
 use confluence_operator::server::{self, AppState};
-use confluence_operator::sim::{SimConfig, Simulator};
 use confluence_operator::store::embedded::EmbeddedStore;
 use confluence_operator::store::{Search, Store};
+use confluence_sim::{ContentType, SimConfig, Simulator};
 use serde_json::Value;
 use std::io::Write;
 use std::process::Stdio;

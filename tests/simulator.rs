@@ -1,6 +1,6 @@
 //! The simulator's admin API and lifecycle.
 
-use confluence_operator::sim::{FaultConfig, SimConfig, Simulator, Stats};
+use confluence_sim::{FaultConfig, SimConfig, Simulator, Stats};
 use serde_json::{Value, json};
 use std::time::Duration;
 

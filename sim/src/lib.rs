@@ -1,4 +1,6 @@
-//! A Confluence simulator for tests, benchmarks and the demo.
+//! A Confluence simulator for tests, benchmarks and the demo. It is test
+//! tooling, independent of the operator crate: the operator only talks to it
+//! over HTTP, as it would to Confluence.
 //!
 //! One axum server on 127.0.0.1 serves both flavors at once over the same
 //! deterministic content: Cloud (REST v2 under `/wiki/api/v2`, v1 under
@@ -17,23 +19,20 @@
 //! | `GET` / `PUT /_sim/faults` | fault configuration ([`FaultConfig`]) |
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), confluence_operator::sim::SimError> {
-//! use confluence_operator::sim::{SimConfig, Simulator};
+//! # async fn demo() -> Result<(), confluence_sim::SimError> {
+//! use confluence_sim::{SimConfig, Simulator};
 //! let sim = Simulator::start(SimConfig { pages: 50, ..SimConfig::default() }).await?;
-//! let client = confluence_operator::confluence::connect(sim.cloud_site_config())
-//!     .map_err(|e| confluence_operator::sim::SimError::Io(e.to_string()))?;
+//! println!("Cloud site at {}", sim.cloud_site_url());
 //! let id = sim.create_page("ENG", "New page", None, "<p>hi</p>")?;
 //! sim.edit_page(id, "<p>changed</p>")?;
 //! println!("{:?}", sim.stats());
-//! # drop(client); Ok(()) }
+//! # Ok(()) }
 //! ```
 
 pub mod data;
 mod server;
 
-use crate::confluence::{Credentials, Flavor, SiteConfig};
-use crate::model::ContentType;
-pub use data::{SimPage, SimSpace};
+pub use data::{ContentType, SimPage, SimSpace};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -41,7 +40,6 @@ pub use server::NewPage;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
@@ -269,39 +267,14 @@ impl Simulator {
         self.dc_url.clone()
     }
 
-    pub fn credentials(&self) -> Credentials {
-        Credentials::Basic {
-            username: self.config.user.clone(),
-            token: self.config.token.clone(),
-        }
+    /// The user name the simulator accepts (basic auth, with [`Simulator::token`]).
+    pub fn user(&self) -> &str {
+        &self.config.user
     }
 
-    /// A ready client configuration for the Cloud flavor (basic auth).
-    pub fn cloud_site_config(&self) -> SiteConfig {
-        self.site_config(Flavor::Cloud)
-    }
-
-    /// A ready client configuration for the Data Center flavor (bearer PAT).
-    pub fn datacenter_site_config(&self) -> SiteConfig {
-        let mut c = self.site_config(Flavor::DataCenter);
-        c.credentials = Credentials::Bearer {
-            token: self.config.token.clone(),
-        };
-        c
-    }
-
-    fn site_config(&self, flavor: Flavor) -> SiteConfig {
-        SiteConfig {
-            base_url: match flavor {
-                Flavor::Cloud => self.cloud_site_url(),
-                Flavor::DataCenter => self.datacenter_site_url(),
-            },
-            flavor,
-            credentials: self.credentials(),
-            max_concurrency: 8,
-            request_timeout: Duration::from_secs(10),
-            max_retries: 5,
-        }
+    /// The API token (Cloud basic auth) and personal access token (Data Center bearer).
+    pub fn token(&self) -> &str {
+        &self.config.token
     }
 
     pub fn stats(&self) -> Stats {

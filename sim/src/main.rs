@@ -3,7 +3,7 @@
 //! `confluence-sim --listen 127.0.0.1:8090 --spaces 3 --pages 200 --seed 42`
 
 use clap::Parser;
-use confluence_operator::sim::{FaultConfig, SimConfig, Simulator};
+use confluence_sim::{FaultConfig, SimConfig, Simulator};
 use std::net::SocketAddr;
 
 #[derive(Debug, Parser)]

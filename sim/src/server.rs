@@ -1,9 +1,8 @@
 //! HTTP side of the simulator: Cloud v2 and v1, Data Center v1, the admin
 //! API, authentication, request counting and fault injection.
 
-use super::data::{Data, SimPage, SimSpace};
+use super::data::{ContentType, Data, SimPage, SimSpace};
 use super::{SimError, State, Stats, lock};
-use crate::model::ContentType;
 use axum::body::{Body, to_bytes};
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
