@@ -72,10 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..SimConfig::default()
         })
         .await?;
-        let config = match flavor {
-            Flavor::Cloud => sim_site::site_config(&sim, Flavor::Cloud),
-            Flavor::DataCenter => sim_site::site_config(&sim, Flavor::DataCenter),
-        };
+        let config = sim_site::site_config(&sim, flavor);
         let client: Arc<dyn ConfluenceApi> = connect(config)?;
         let store = Arc::new(MemoryStore::new());
         let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
