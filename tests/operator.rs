@@ -622,6 +622,60 @@ async fn sync_events_are_recorded_for_kubectl_describe() {
     )
     .await;
     assert!(!reasons.iter().any(|r| r == "SyncFailed"), "{reasons:?}");
+
+    // Each later sync shows its own trigger and counts, not the first sync's note.
+    for at in ["2026-11-25T10:00:00Z", "2026-11-25T11:00:00Z"] {
+        op.request_resync(&op.spaces(), "evt", at).await;
+        op.wait_status("evt", "the resync to finish", |st| {
+            (st.last_handled_resync_at.as_deref() == Some(at)
+                && st.phase == Some(SyncPhase::Synced))
+            .then_some(())
+        })
+        .await;
+    }
+    let notes = support::wait_for("one event per sync", Duration::from_secs(20), || {
+        let events = events.clone();
+        async move {
+            let list = events
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let notes: Vec<String> = list
+                .items
+                .iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("evt"))
+                .filter(|e| e.reason.as_deref() == Some("SyncStarted"))
+                .filter_map(|e| e.note.clone())
+                .collect();
+            if notes.len() >= 3 {
+                Ok(Some(notes))
+            } else {
+                Err(format!("{notes:?}"))
+            }
+        }
+    })
+    .await;
+    for at in ["2026-11-25T10:00:00Z", "2026-11-25T11:00:00Z"] {
+        assert!(
+            notes.iter().any(|n| n.contains(at)),
+            "no SyncStarted event names the resync request {at}: {notes:?}"
+        );
+    }
+    let synced: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("evt"))
+        .filter(|e| e.reason.as_deref() == Some("Synced"))
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(
+        synced.iter().any(|n| n.contains("2 fetched"))
+            && synced.iter().any(|n| n.contains("0 fetched")),
+        "Synced events must carry each sync's own counts: {synced:?}"
+    );
 }
 
 #[tokio::test]

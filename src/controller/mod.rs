@@ -1,6 +1,7 @@
 //! Reconcilers for ConfluenceSite and ConfluenceSpace.
 
 pub mod credentials;
+pub mod events;
 pub mod schedule;
 pub mod site;
 pub mod sources;
@@ -12,7 +13,7 @@ use crate::telemetry::Metrics;
 use futures::StreamExt;
 use jiff::Timestamp;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -82,7 +83,7 @@ pub struct Context {
     pub sources: SourceCache,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
-    recorder: Recorder,
+    recorder: events::EventRecorder,
     failures: Mutex<HashMap<String, (u32, Timestamp)>>,
 }
 
@@ -94,12 +95,10 @@ impl Context {
         metrics: Arc<Metrics>,
         settings: Settings,
     ) -> Arc<Self> {
-        let recorder = Recorder::new(
+        let recorder = events::EventRecorder::new(
             client.clone(),
-            Reporter {
-                controller: settings.controller_name.clone(),
-                instance: Some(settings.instance.clone()),
-            },
+            settings.controller_name.clone(),
+            settings.instance.clone(),
         );
         Arc::new(Self {
             client,
@@ -123,12 +122,12 @@ impl Context {
     ) where
         K: Resource<DynamicType = ()>,
     {
-        let ev = Event {
+        let note = truncate(&note, 1000);
+        let ev = events::Note {
             type_,
-            reason: reason.to_string(),
-            note: Some(truncate(&note, 1000)),
-            action: action.to_string(),
-            secondary: None,
+            reason,
+            action,
+            note: &note,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, reason, "could not publish event");

@@ -273,7 +273,19 @@ async fn run_sync(
         status.space_name = Some(info.name.clone());
 
         status.phase = Some(SyncPhase::Syncing);
-        let msg = format!("Syncing space {space_key} ({})", trigger.describe());
+        // Name the request a resync answers, so `kubectl get events` tells syncs apart.
+        let requested = match trigger {
+            Trigger::ResyncRequested => status.last_handled_resync_at.as_deref(),
+            Trigger::SiteResyncRequested => status.last_handled_site_resync_at.as_deref(),
+            _ => None,
+        };
+        let msg = match requested {
+            Some(at) => format!(
+                "Syncing space {space_key} ({} at {at})",
+                trigger.describe()
+            ),
+            None => format!("Syncing space {space_key} ({})", trigger.describe()),
+        };
         conditions::mark_reconciling(&mut status.conditions, reason::PROGRESSING, &msg, generation);
         patch_status(api, space, &status)
             .await
