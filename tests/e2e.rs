@@ -12,8 +12,6 @@ use confluence_operator::store::embedded::EmbeddedStore;
 use confluence_operator::store::{Search, Store};
 use confluence_sim::{ContentType, SimConfig, Simulator};
 use serde_json::Value;
-use std::io::Write;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -43,21 +41,7 @@ fn demo_manifests(namespace: &str, sim_base: &str) -> String {
 
 /// `kubectl <args> -f -` with `yaml` on standard input; panics with kubectl's error.
 fn kubectl_stdin(args: &[&str], yaml: &str) {
-    let mut child = support::kubectl()
-        .args(args)
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::kubectl_with_stdin(args, yaml);
     assert!(
         out.status.success(),
         "kubectl {args:?} failed: {}",

@@ -2,6 +2,7 @@
 //! `crds/` by the `crdgen` binary.
 
 pub mod conditions;
+pub mod crds;
 pub mod duration;
 pub mod site;
 pub mod space;

@@ -1,10 +1,9 @@
 //! Prints the CustomResourceDefinitions as YAML; `crds/` is generated from it.
 
-use confluence_operator::api::{ConfluenceSite, ConfluenceSpace};
-use kube::CustomResourceExt;
+use confluence_operator::api::crds;
 
 fn main() -> Result<(), serde_yaml_ng::Error> {
-    for crd in [ConfluenceSite::crd(), ConfluenceSpace::crd()] {
+    for crd in crds::all() {
         print!("---\n{}", serde_yaml_ng::to_string(&crd)?);
     }
     Ok(())

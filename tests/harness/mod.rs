@@ -12,7 +12,7 @@ use confluence_operator::telemetry::Metrics;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Client, CustomResourceExt};
+use kube::{Api, Client};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +24,7 @@ static CRDS: OnceCell<()> = OnceCell::const_new();
 pub async fn install_crds(client: &Client) {
     CRDS.get_or_init(|| async {
         let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in [ConfluenceSite::crd(), ConfluenceSpace::crd()] {
+        for crd in confluence_operator::api::crds::all() {
             let name = crd.metadata.name.clone().unwrap();
             api.patch(
                 &name,

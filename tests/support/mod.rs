@@ -192,6 +192,27 @@ pub fn kubectl() -> Command {
     tool("kubectl")
 }
 
+/// `kubectl <args> -f -` with `yaml` on standard input; returns what it printed.
+pub fn kubectl_with_stdin(args: &[&str], yaml: &str) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = kubectl()
+        .args(args)
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    child
+        .stdin
+        .take()
+        .expect("kubectl stdin")
+        .write_all(yaml.as_bytes())
+        .expect("write to kubectl");
+    child.wait_with_output().expect("wait for kubectl")
+}
+
 /// `helm` built by hack/testenv/build, with `KUBECONFIG` set for the test cluster.
 pub fn helm() -> Command {
     tool("helm")
