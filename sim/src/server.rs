@@ -57,18 +57,25 @@ pub(crate) fn router(state: St) -> Router {
                 cloud,
             })
     };
-    let v2 = Router::new()
-        .route("/spaces", get(v2_spaces))
-        .route("/spaces/{id}/pages", get(v2_space_pages))
-        .route("/spaces/{id}/blogposts", get(v2_space_blogposts))
-        .route("/pages", get(v2_pages))
-        .route("/blogposts", get(v2_blogposts))
-        .route("/pages/{id}", get(v2_page))
-        .route("/blogposts/{id}", get(v2_page))
-        .with_state(state.clone());
+    let v2 = || {
+        Router::new()
+            .route("/spaces", get(v2_spaces))
+            .route("/spaces/{id}/pages", get(v2_space_pages))
+            .route("/spaces/{id}/blogposts", get(v2_space_blogposts))
+            .route("/pages", get(v2_pages))
+            .route("/blogposts", get(v2_blogposts))
+            .route("/pages/{id}", get(v2_page))
+            .route("/blogposts/{id}", get(v2_page))
+            .with_state(state.clone())
+    };
+    // The API gateway serves the same Cloud APIs under its own prefix; links
+    // in responses keep naming the site itself, as Atlassian's gateway does.
+    let gateway = format!("/ex/confluence/{}", super::CLOUD_ID);
     let api = Router::new()
-        .nest("/wiki/api/v2", v2)
+        .nest("/wiki/api/v2", v2())
         .nest("/wiki/rest/api", v1(true))
+        .nest(&format!("{gateway}/wiki/api/v2"), v2())
+        .nest(&format!("{gateway}/wiki/rest/api"), v1(true))
         .nest("/rest/api", v1(false))
         .layer(middleware::from_fn_with_state(
             state.clone(),
