@@ -79,15 +79,20 @@ impl fmt::Debug for CaBundle {
 pub(crate) fn certificate_failure(e: &reqwest::Error) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
-        if let Some(r) = tls_error(s) {
-            return Some(r);
-        }
-        // `io::Error::source` skips the error it wraps; look inside it.
-        if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-            && let Some(r) = tls_error(inner)
-        {
-            return Some(r);
+        // `io::Error::source` skips the error it wraps, and hyper and
+        // tokio-rustls nest io errors: unwrap each layer.
+        let mut layer = s;
+        loop {
+            if let Some(r) = tls_error(layer) {
+                return Some(r);
+            }
+            match layer
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => layer = inner,
+                None => break,
+            }
         }
         source = s.source();
     }
