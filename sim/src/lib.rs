@@ -30,6 +30,7 @@
 //! ```
 
 pub mod data;
+mod render;
 mod server;
 mod tls;
 
