@@ -18,6 +18,13 @@
 //! | `PUT` / `DELETE /_sim/pages/{id}/restriction` | set / clear a view restriction |
 //! | `GET` / `PUT /_sim/faults` | fault configuration ([`FaultConfig`]) |
 //!
+//! With [`SimConfig::tls`] it serves HTTPS instead of HTTP. The Cloud APIs are
+//! also served under Atlassian's API gateway path
+//! (`/ex/confluence/{CLOUD_ID}/wiki`, [`Simulator::gateway_site_url`]), with
+//! `_links.base` still naming the site. For third-party clients it serves
+//! `…/content/{id}/restriction/byOperation` and the `body.view` /
+//! `body.export_view` representations (storage rendered to HTML).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), confluence_sim::SimError> {
 //! use confluence_sim::{SimConfig, Simulator};
