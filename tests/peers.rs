@@ -10,11 +10,16 @@
 //! - LlamaIndex checks no restriction at all: it also returns the
 //!   restricted page itself.
 //! - Neither reads blog posts by default; nor does the operator.
+//!
+//! The simulator serves HTTPS with a test CA, as real Confluence would: the
+//! operator trusts it through a CA bundle, the Python clients through
+//! `REQUESTS_CA_BUNDLE`.
 
+mod pki;
 mod sim_site;
 mod support;
 
-use confluence_operator::confluence::{Flavor, ListOptions, connect};
+use confluence_operator::confluence::{CaBundle, Flavor, ListOptions, connect};
 use confluence_operator::model::{Audience, SpaceScope};
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
@@ -78,7 +83,12 @@ fn venv_python() -> PathBuf {
 
 /// Runs one client; any request off this machine fails fast, because every
 /// proxy variable points at a closed loopback port except for the simulator.
-fn run_peer(client: &str, sim: &Simulator, flavor: Flavor) -> Vec<PeerDoc> {
+fn run_peer(
+    client: &str,
+    sim: &Simulator,
+    flavor: Flavor,
+    ca_file: &std::path::Path,
+) -> Vec<PeerDoc> {
     let (url, flavor_arg) = match flavor {
         Flavor::Cloud => (sim.cloud_site_url().to_string(), "cloud"),
         Flavor::DataCenter => (sim.datacenter_site_url().to_string(), "datacenter"),
@@ -92,6 +102,7 @@ fn run_peer(client: &str, sim: &Simulator, flavor: Flavor) -> Vec<PeerDoc> {
         ])
         .args(["--user", sim.user()])
         .env("CONFLUENCE_TOKEN", sim.token())
+        .env("REQUESTS_CA_BUNDLE", ca_file)
         .env("HTTP_PROXY", "http://127.0.0.1:9")
         .env("HTTPS_PROXY", "http://127.0.0.1:9")
         .env("NO_PROXY", "127.0.0.1,localhost")
@@ -138,15 +149,20 @@ fn macro_words(storage: &str) -> BTreeSet<String> {
 }
 
 async fn agree_with_the_operator(flavor: Flavor) {
+    let ca = pki::TestCa::new("Peers test CA");
     let sim = Simulator::start(SimConfig {
         spaces: 1,
         pages: 40,
         blogposts: 2,
         seed: 9,
+        tls: Some(ca.server_identity()),
         ..SimConfig::default()
     })
     .await
     .expect("simulator");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
     // A page with descendants gets a view restriction.
     let pages: Vec<_> = sim
         .pages("ENG")
@@ -174,7 +190,9 @@ async fn agree_with_the_operator(flavor: Flavor) {
     let restricted = restricted.to_string();
 
     // The operator: its own sync engine into a store.
-    let source = connect(sim_site::site_config(&sim, flavor)).expect("client");
+    let mut config = sim_site::site_config(&sim, flavor);
+    config.ca_bundle = Some(CaBundle::from_pem(ca.pem().as_bytes()).unwrap());
+    let source = connect(config).expect("client");
     let space = source.space("ENG").await.expect("space");
     let store = Arc::new(MemoryStore::new());
     let scope = SpaceScope::new("peers", "eng");
@@ -206,7 +224,7 @@ async fn agree_with_the_operator(flavor: Flavor) {
     assert_eq!(stored_ids, expected, "{flavor:?}: the operator's own rule");
 
     for client in ["langchain", "llamaindex"] {
-        let docs = run_peer(client, &sim, flavor);
+        let docs = run_peer(client, &sim, flavor, &ca_file);
         let theirs: BTreeMap<String, PeerDoc> =
             docs.into_iter().map(|d| (d.id.clone(), d)).collect();
         let their_ids: BTreeSet<String> = theirs.keys().cloned().collect();
@@ -235,6 +253,7 @@ async fn agree_with_the_operator(flavor: Flavor) {
         // The pages both hold agree: title, link and text.
         for (id, page) in &stored {
             let doc = &theirs[id];
+            assert!(doc.url.starts_with("https://"), "{}", doc.url);
             assert_eq!(doc.title, page.title, "{client} {flavor:?} page {id}");
             assert_eq!(doc.url, page.url, "{client} {flavor:?} page {id}");
             let missing: BTreeSet<String> = words(&page.body_text)
