@@ -223,8 +223,22 @@ async fn agree_with_the_operator(flavor: Flavor) {
         .collect();
     assert_eq!(stored_ids, expected, "{flavor:?}: the operator's own rule");
 
+    let prefix = match flavor {
+        Flavor::Cloud => "/wiki/rest/api",
+        Flavor::DataCenter => "/rest/api",
+    };
     for client in ["langchain", "llamaindex"] {
+        sim.reset_stats();
         let docs = run_peer(client, &sim, flavor, &ca_file);
+        // What these clients call (v1 offset paging, per-page restrictions).
+        let called: BTreeSet<String> = sim.stats().by_endpoint.into_keys().collect();
+        let mut expected_calls = BTreeSet::from([format!("GET {prefix}/content")]);
+        if client == "langchain" {
+            expected_calls.insert(format!(
+                "GET {prefix}/content/{{id}}/restriction/byOperation"
+            ));
+        }
+        assert_eq!(called, expected_calls, "{client} {flavor:?}");
         let theirs: BTreeMap<String, PeerDoc> =
             docs.into_iter().map(|d| (d.id.clone(), d)).collect();
         let their_ids: BTreeSet<String> = theirs.keys().cloned().collect();
