@@ -53,6 +53,7 @@ pub(crate) fn view_html(storage: &str, links: &ViewLinks<'_>) -> String {
         let tag = &rest[1..gt];
         rest = &rest[gt + 1..];
         let closing = tag.starts_with('/');
+        let self_closing = tag.ends_with('/');
         let body = tag.trim_start_matches('/').trim_end_matches('/');
         let (name, attrs) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
         if !(name.starts_with("ac:") || name.starts_with("ri:")) {
@@ -62,6 +63,9 @@ pub(crate) fn view_html(storage: &str, links: &ViewLinks<'_>) -> String {
             continue;
         }
         match (name, closing) {
+            // A macro without a body (`<ac:structured-macro ac:name="toc"/>`)
+            // renders nothing here.
+            ("ac:structured-macro", false) if self_closing => {}
             ("ac:structured-macro", false) => match attr(attrs, "ac:name").unwrap_or("") {
                 "code" | "noformat" => {
                     out.push_str("<div class=\"code panel pdl\"><div class=\"codeContent panelContent pdl\"><pre class=\"syntaxhighlighter-pre\">");
