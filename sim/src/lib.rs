@@ -18,6 +18,13 @@
 //! | `PUT` / `DELETE /_sim/pages/{id}/restriction` | set / clear a view restriction |
 //! | `GET` / `PUT /_sim/faults` | fault configuration ([`FaultConfig`]) |
 //!
+//! With [`SimConfig::tls`] it serves HTTPS instead of HTTP. The Cloud APIs are
+//! also served under Atlassian's API gateway path
+//! (`/ex/confluence/{CLOUD_ID}/wiki`, [`Simulator::gateway_site_url`]), with
+//! `_links.base` still naming the site. For third-party clients it serves
+//! `…/content/{id}/restriction/byOperation` and the `body.view` /
+//! `body.export_view` representations (storage rendered to HTML).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), confluence_sim::SimError> {
 //! use confluence_sim::{SimConfig, Simulator};
@@ -30,7 +37,9 @@
 //! ```
 
 pub mod data;
+mod render;
 mod server;
+mod tls;
 
 pub use data::{ContentType, SimPage, SimSpace};
 use rand::SeedableRng;
@@ -40,6 +49,7 @@ pub use server::NewPage;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+pub use tls::TlsIdentity;
 use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +129,8 @@ pub struct SimConfig {
     pub max_limit_v2: usize,
     /// Largest `limit` honoured by v1 listings.
     pub max_limit_v1: usize,
+    /// Serve HTTPS with this identity instead of plain HTTP.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for SimConfig {
@@ -134,6 +146,7 @@ impl Default for SimConfig {
             faults: FaultConfig::default(),
             max_limit_v2: 250,
             max_limit_v1: 200,
+            tls: None,
         }
     }
 }
@@ -178,6 +191,11 @@ pub(crate) struct State {
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// The Cloud id under which the simulator also serves the Cloud APIs at
+/// `/ex/confluence/{cloudId}/wiki`, the path Atlassian's API gateway
+/// (`api.atlassian.com`) uses for OAuth 2.0 apps and scoped API tokens.
+pub const CLOUD_ID: &str = "5a1c0ffe-0000-4000-8000-000000000042";
+
 /// Poisoned locks are recovered: every mutation is a single step, so state
 /// is consistent even if a holder panicked.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -203,9 +221,14 @@ impl Simulator {
         let addr = listener
             .local_addr()
             .map_err(|e| SimError::Io(e.to_string()))?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let parse = |s: String| url::Url::parse(&s).map_err(|e| SimError::Io(format!("{s}: {e}")));
-        let cloud_url = parse(format!("http://{addr}/wiki"))?;
-        let dc_url = parse(format!("http://{addr}/"))?;
+        let cloud_url = parse(format!("{scheme}://{addr}/wiki"))?;
+        let dc_url = parse(format!("{scheme}://{addr}/"))?;
         let (stop, stopped) = watch::channel(false);
         let state = Arc::new(State {
             data: Mutex::new(data::generate(
@@ -219,7 +242,7 @@ impl Simulator {
                 config.faults.clone(),
                 StdRng::seed_from_u64(config.seed ^ 0xfa17),
             )),
-            origin: format!("http://{addr}"),
+            origin: format!("{scheme}://{addr}"),
             user: config.user.clone(),
             token: config.token.clone(),
             max_limit_v2: config.max_limit_v2.max(1),
@@ -227,16 +250,14 @@ impl Simulator {
             shutdown: stopped.clone(),
         });
         let app = server::router(state.clone());
-        let mut signal = stopped;
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = signal.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!(error = %e, "simulator server stopped");
+        let task = match &config.tls {
+            None => spawn_server(listener, app, stopped),
+            Some(identity) => {
+                let tls = tls::TlsListener::new(listener, tls::acceptor(identity)?)?;
+                spawn_server(tls, app, stopped)
             }
-        });
-        tracing::info!(%addr, "Confluence simulator listening");
+        };
+        tracing::info!(%addr, scheme, "Confluence simulator listening");
         Ok(Simulator {
             state,
             addr,
@@ -260,6 +281,15 @@ impl Simulator {
     /// The Cloud site as a user would paste it: `http://127.0.0.1:PORT/wiki`.
     pub fn cloud_site_url(&self) -> url::Url {
         self.cloud_url.clone()
+    }
+
+    /// The Cloud site as an OAuth 2.0 app or scoped token reaches it, through
+    /// the API gateway path: `http://127.0.0.1:PORT/ex/confluence/{CLOUD_ID}/wiki`.
+    /// Responses still name [`Simulator::cloud_site_url`] as `_links.base`.
+    pub fn gateway_site_url(&self) -> url::Url {
+        let mut url = self.cloud_url.clone();
+        url.set_path(&format!("/ex/confluence/{CLOUD_ID}/wiki"));
+        url
     }
 
     /// The Data Center site: `http://127.0.0.1:PORT`.
@@ -369,6 +399,24 @@ impl Simulator {
             let _ = task.await;
         }
     }
+}
+
+fn spawn_server<L>(
+    listener: L,
+    app: axum::Router,
+    mut signal: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = signal.wait_for(|s| *s).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::warn!(error = %e, "simulator server stopped");
+        }
+    })
 }
 
 impl Drop for Simulator {

@@ -43,6 +43,12 @@ struct Args {
         hide_env_values = true
     )]
     token: String,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -53,6 +59,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(confluence_sim::TlsIdentity {
+            cert_chain_pem: std::fs::read_to_string(cert)?,
+            key_pem: std::fs::read_to_string(key)?,
+        }),
+        _ => None,
+    };
     let sim = Simulator::start(SimConfig {
         listen: args.listen,
         spaces: args.spaces,
@@ -67,12 +80,14 @@ async fn main() -> anyhow::Result<()> {
             error_rate: args.error_rate,
             ..FaultConfig::default()
         },
+        tls,
         ..SimConfig::default()
     })
     .await?;
     println!("Confluence simulator on {}", sim.base_url());
     println!("  Cloud site:       {}", sim.cloud_site_url());
     println!("  Data Center site: {}", sim.datacenter_site_url());
+    println!("  Cloud via gateway: {}", sim.gateway_site_url());
     println!("  Admin API:        {}/_sim/stats", sim.base_url());
     for s in sim.spaces() {
         println!("  space {:<8} {} ({})", s.key, s.name, s.kind);

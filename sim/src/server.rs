@@ -20,6 +20,8 @@ use std::time::Duration;
 
 type St = Arc<State>;
 
+mod v1_extra;
+
 /// v1 handlers are mounted twice: under `/wiki/rest/api` (Cloud) and
 /// `/rest/api` (Data Center); links and shapes differ slightly.
 #[derive(Clone)]
@@ -52,23 +54,34 @@ pub(crate) fn router(state: St) -> Router {
             .route("/content", get(v1_content_list))
             .route("/content/search", get(v1_search))
             .route("/content/{id}", get(v1_content_get))
+            .route(
+                "/content/{id}/restriction/byOperation",
+                get(v1_extra::restrictions_by_operation),
+            )
             .with_state(Ctx {
                 state: state.clone(),
                 cloud,
             })
     };
-    let v2 = Router::new()
-        .route("/spaces", get(v2_spaces))
-        .route("/spaces/{id}/pages", get(v2_space_pages))
-        .route("/spaces/{id}/blogposts", get(v2_space_blogposts))
-        .route("/pages", get(v2_pages))
-        .route("/blogposts", get(v2_blogposts))
-        .route("/pages/{id}", get(v2_page))
-        .route("/blogposts/{id}", get(v2_page))
-        .with_state(state.clone());
+    let v2 = || {
+        Router::new()
+            .route("/spaces", get(v2_spaces))
+            .route("/spaces/{id}/pages", get(v2_space_pages))
+            .route("/spaces/{id}/blogposts", get(v2_space_blogposts))
+            .route("/pages", get(v2_pages))
+            .route("/blogposts", get(v2_blogposts))
+            .route("/pages/{id}", get(v2_page))
+            .route("/blogposts/{id}", get(v2_page))
+            .with_state(state.clone())
+    };
+    // The API gateway serves the same Cloud APIs under its own prefix; links
+    // in responses keep naming the site itself, as Atlassian's gateway does.
+    let gateway = format!("/ex/confluence/{}", super::CLOUD_ID);
     let api = Router::new()
-        .nest("/wiki/api/v2", v2)
+        .nest("/wiki/api/v2", v2())
         .nest("/wiki/rest/api", v1(true))
+        .nest(&format!("{gateway}/wiki/api/v2"), v2())
+        .nest(&format!("{gateway}/wiki/rest/api"), v1(true))
         .nest("/rest/api", v1(false))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -311,6 +324,9 @@ struct Expand {
     restrictions: bool,
     labels: bool,
     body: bool,
+    /// `body.view` / `body.export_view`: storage rendered to HTML.
+    view: bool,
+    export_view: bool,
     space: bool,
 }
 
@@ -327,7 +343,9 @@ impl Expand {
             ancestors: has("ancestors"),
             restrictions: parts.iter().any(|e| e.starts_with("restrictions.read")),
             labels: has("metadata.labels") || has("labels"),
-            body: parts.iter().any(|e| e == "body.storage"),
+            body: has("body.storage"),
+            view: has("body.view"),
+            export_view: has("body.export_view"),
             space: has("space"),
         }
     }
@@ -438,8 +456,8 @@ fn v1_content(ctx: &Ctx, d: &Data, p: &SimPage, ex: &Expand) -> Value {
             "labels": { "results": labels, "start": 0, "limit": 200, "size": labels.len() }
         });
     }
-    if ex.body {
-        v["body"] = json!({ "storage": { "value": p.body, "representation": "storage" } });
+    if ex.body || ex.view || ex.export_view {
+        v["body"] = v1_extra::body_json(ctx, p, ex.body, ex.view, ex.export_view);
     }
     v
 }
@@ -498,7 +516,7 @@ fn v1_page<T>(
 
 fn v1_limit(ctx: &Ctx, q: &Q, ex: &Expand) -> Result<usize, Box<Response>> {
     // Like Confluence, expanded bodies shrink the page size.
-    let cap = if ex.body {
+    let cap = if ex.body || ex.view || ex.export_view {
         ctx.state.max_limit_v1.min(50)
     } else {
         ctx.state.max_limit_v1

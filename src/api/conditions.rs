@@ -25,6 +25,8 @@ pub mod reason {
     pub const CONNECTION_FAILED: &str = "ConnectionFailed";
     pub const SUSPENDED: &str = "Suspended";
     pub const STORE_FAILED: &str = "StoreFailed";
+    pub const CA_BUNDLE_NOT_FOUND: &str = "CABundleNotFound";
+    pub const TLS_ERROR: &str = "TLSError";
 }
 
 /// Sets (or replaces) a condition, keeping `lastTransitionTime` when the

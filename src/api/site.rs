@@ -68,6 +68,38 @@ pub struct ConfluenceSiteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
     pub max_concurrency: Option<u32>,
+
+    /// PEM CA certificates to trust for this site in addition to the system
+    /// roots (sites behind a private PKI): a key of a Secret or ConfigMap in
+    /// the same namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle_ref: Option<CaBundleRef>,
+}
+
+/// Where a CA bundle is kept.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum CaBundleKind {
+    Secret,
+    ConfigMap,
+}
+
+/// A key holding PEM certificates, of a Secret or ConfigMap in the site's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaBundleRef {
+    /// `Secret` or `ConfigMap`.
+    pub kind: CaBundleKind,
+    /// Name of the object, in the site's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key whose value is the PEM bundle (default `ca.crt`).
+    #[serde(default = "default_ca_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".to_string()
 }
 
 /// Result of the last connection check.

@@ -180,10 +180,22 @@ impl CloudClient {
         )))
     }
 
-    fn space_info(&self, s: V2Space) -> SpaceInfo {
+    /// Web links are relative to the site's own address, which a response
+    /// names in `_links.base`: behind the API gateway the request URL
+    /// (`api.atlassian.com/ex/confluence/…`) is no page a person can open.
+    fn web_root(&self, base: Option<&str>) -> String {
+        base.filter(|b| b.starts_with("http://") || b.starts_with("https://"))
+            .map_or_else(
+                || self.wiki.clone(),
+                |b| b.trim_end_matches('/').to_string(),
+            )
+    }
+
+    fn space_info(&self, s: V2Space, base: Option<&str>) -> SpaceInfo {
+        let root = self.web_root(base);
         let url = match &s.links.webui {
-            Some(w) => v1::absolute(&self.wiki, w),
-            None => format!("{}/spaces/{}", self.wiki, s.key),
+            Some(w) => v1::absolute(&root, w),
+            None => format!("{root}/spaces/{}", s.key),
         };
         SpaceInfo {
             id: s.id,
@@ -268,12 +280,13 @@ impl ConfluenceApi for CloudClient {
             .get_json::<V2List<V2Space>>(&url)
             .await
             .map_err(|f| v1::not_found_as(f, ConfluenceError::SpaceNotFound(key.to_string())))?;
+        let base = resp.body.links.base;
         let space = resp
             .body
             .results
             .into_iter()
             .find(|s| s.key == key)
-            .map(|s| self.space_info(s))
+            .map(|s| self.space_info(s, base.as_deref()))
             .ok_or_else(|| ConfluenceError::SpaceNotFound(key.to_string()))?;
         if space.is_personal() {
             return Err(ConfluenceError::PersonalSpace(key.to_string()));
@@ -286,13 +299,13 @@ impl ConfluenceApi for CloudClient {
         url.query_pairs_mut()
             .append_pair("status", "current")
             .append_pair("limit", &self.limit().to_string());
-        let (all, _) = self
+        let (all, base) = self
             .collect_v2::<V2Space>(url, || {
                 ConfluenceError::Protocol("no /wiki/api/v2/spaces".into())
             })
             .await?;
         Ok(filter_spaces(
-            all.into_iter().map(|s| self.space_info(s)),
+            all.into_iter().map(|s| self.space_info(s, base.as_deref())),
             query,
         ))
     }
@@ -404,7 +417,7 @@ impl ConfluenceApi for CloudClient {
                 let id_cql = format!("id in ({})", chunk.join(","));
                 let notes = self.cql(&id_cql, FETCH_EXPAND, chunk.len());
                 let ((bodies, base), notes) = tokio::try_join!(bodies, notes)?;
-                let base = base.unwrap_or_else(|| self.wiki.clone());
+                let base = self.web_root(base.as_deref());
                 let wanted: HashSet<&str> = chunk.iter().copied().collect();
                 let mut notes: HashMap<String, Content> =
                     notes.into_iter().map(|c| (c.id.clone(), c)).collect();
@@ -437,7 +450,7 @@ impl CloudClient {
         space_key: &str,
     ) -> Page {
         let links = SiteLinks {
-            root: self.wiki.clone(),
+            root: base.to_string(),
             space_key: space_key.to_string(),
             page_id: body.id.clone(),
         };
@@ -449,7 +462,7 @@ impl CloudClient {
         let converted = storage::convert(storage_body, &links);
         let url = match &body.links.webui {
             Some(w) => v1::absolute(base, w),
-            None => format!("{}/pages/viewpage.action?pageId={}", self.wiki, body.id),
+            None => format!("{base}/pages/viewpage.action?pageId={}", body.id),
         };
         Page {
             content_type: ct,

@@ -47,10 +47,18 @@ pub(crate) struct Http {
 
 impl Http {
     pub fn new(config: &SiteConfig, options: ClientOptions) -> Result<Self, ConfluenceError> {
-        let client = reqwest::Client::builder()
+        // Proxies come from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (reqwest's
+        // default), as clusters behind an egress proxy expect.
+        let mut builder = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout)
-            .user_agent(concat!("confluence-operator/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("confluence-operator/", env!("CARGO_PKG_VERSION")));
+        if let Some(bundle) = &config.ca_bundle {
+            for cert in bundle.certificates() {
+                builder = builder.add_root_certificate(cert.clone());
+            }
+        }
+        let client = builder
             .build()
             .map_err(|e| ConfluenceError::Config(format!("building the HTTP client: {e}")))?;
         let raw = match &config.credentials {
@@ -149,6 +157,12 @@ impl Http {
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
+                if let Some(problem) = super::tls::certificate_failure(&e) {
+                    let host = url.host_str().unwrap_or_default();
+                    return Attempt::Fatal(HttpFailure::Other(ConfluenceError::Tls(format!(
+                        "the certificate of {host} was not accepted ({problem}); if the site uses a private CA, name its certificate in spec.caBundleRef"
+                    ))));
+                }
                 return Attempt::Retry {
                     error: ConfluenceError::Transient(describe(url, &e)),
                     wait: None,

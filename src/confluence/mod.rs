@@ -21,12 +21,24 @@ impl Flavor {
     /// everything else is assumed to be Data Center.
     pub fn infer(base_url: &url::Url) -> Flavor {
         let host = base_url.host_str().unwrap_or_default();
-        if host.ends_with(".atlassian.net") || host.ends_with(".jira.com") {
+        if host.ends_with(".atlassian.net")
+            || host.ends_with(".jira.com")
+            || is_cloud_gateway(base_url)
+        {
             Flavor::Cloud
         } else {
             Flavor::DataCenter
         }
     }
+}
+
+/// Atlassian's API gateway path for Cloud sites, used by OAuth 2.0 apps and
+/// scoped API tokens: `https://api.atlassian.com/ex/confluence/{cloudId}/wiki`.
+pub fn is_cloud_gateway(base_url: &url::Url) -> bool {
+    base_url.host_str() == Some("api.atlassian.com")
+        && base_url
+            .path_segments()
+            .is_some_and(|mut s| s.next() == Some("ex") && s.next() == Some("confluence"))
 }
 
 /// How the operator authenticates. `Debug` never prints the secret parts.
@@ -67,6 +79,8 @@ pub struct SiteConfig {
     pub request_timeout: Duration,
     /// Retries of a transient failure (429, 503, 5xx, timeouts) before giving up.
     pub max_retries: u32,
+    /// Extra CA certificates trusted for this site, besides the system roots.
+    pub ca_bundle: Option<CaBundle>,
 }
 
 /// The kind of a space as Confluence reports it.
@@ -140,6 +154,10 @@ pub enum ConfluenceError {
     Protocol(String),
     #[error("invalid site configuration: {0}")]
     Config(String),
+    /// The site's certificate was not accepted (unknown CA, wrong host name,
+    /// expired): retrying cannot help until the site or its CA bundle changes.
+    #[error("TLS with the site failed: {0}")]
+    Tls(String),
 }
 
 impl ConfluenceError {
@@ -152,6 +170,7 @@ impl ConfluenceError {
                 | ConfluenceError::SpaceNotFound(_)
                 | ConfluenceError::PersonalSpace(_)
                 | ConfluenceError::Config(_)
+                | ConfluenceError::Tls(_)
         )
     }
 }
@@ -190,6 +209,8 @@ pub mod cloud;
 pub mod datacenter;
 pub(crate) mod http;
 pub mod storage;
+pub mod tls;
+pub use tls::CaBundle;
 pub(crate) mod v1;
 
 /// Tuning knobs of the client that are not part of a site's configuration.

@@ -1,9 +1,10 @@
 //! Turns a ConfluenceSite and its Secret into a `SiteConfig` for the client.
 
 use crate::api::ConfluenceSite;
-use crate::api::site::SiteFlavor;
-use crate::confluence::{Credentials, Flavor, SiteConfig};
-use k8s_openapi::api::core::v1::Secret;
+use crate::api::site::{CaBundleKind, CaBundleRef, SiteFlavor};
+use crate::confluence::tls::CaBundleError;
+use crate::confluence::{CaBundle, Credentials, Flavor, SiteConfig};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client, ResourceExt};
 use std::time::Duration;
 
@@ -25,7 +26,23 @@ pub enum SiteError {
     InvalidUrl { url: String, reason: String },
     #[error("spec.url must use https:// (set insecureAllowHttp: true only for tests)")]
     InsecureUrl,
-    #[error("reading Secret {name:?}: {source}")]
+    #[error(
+        "{kind:?} {name:?} with key {key:?} (caBundleRef of ConfluenceSite {site:?}) not found"
+    )]
+    CaBundleNotFound {
+        kind: CaBundleKind,
+        name: String,
+        key: String,
+        site: String,
+    },
+    #[error("CA bundle in key {key:?} of {kind:?} {name:?} cannot be used: {reason}")]
+    CaBundleInvalid {
+        kind: CaBundleKind,
+        name: String,
+        key: String,
+        reason: CaBundleError,
+    },
+    #[error("reading {name}: {source}")]
     Kube {
         name: String,
         #[source]
@@ -40,7 +57,9 @@ impl SiteError {
     pub fn needs_user_action(&self) -> bool {
         !matches!(
             self,
-            SiteError::Kube { .. } | SiteError::SecretNotFound { .. }
+            SiteError::Kube { .. }
+                | SiteError::SecretNotFound { .. }
+                | SiteError::CaBundleNotFound { .. }
         )
     }
 }
@@ -56,7 +75,7 @@ pub async fn site_config(client: &Client, site: &ConfluenceSite) -> Result<SiteC
         .get_opt(&secret_name)
         .await
         .map_err(|source| SiteError::Kube {
-            name: secret_name.clone(),
+            name: format!("Secret {secret_name:?}"),
             source,
         })?
         .ok_or_else(|| SiteError::SecretNotFound {
@@ -66,6 +85,10 @@ pub async fn site_config(client: &Client, site: &ConfluenceSite) -> Result<SiteC
         })?;
     let credentials =
         credentials_from(&secret).ok_or(SiteError::NoCredentials { name: secret_name })?;
+    let ca_bundle = match &site.spec.ca_bundle_ref {
+        Some(r) => Some(ca_bundle(client, site, &namespace, r).await?),
+        None => None,
+    };
     let flavor = match site.spec.flavor {
         Some(SiteFlavor::Cloud) => Flavor::Cloud,
         Some(SiteFlavor::DataCenter) => Flavor::DataCenter,
@@ -78,6 +101,53 @@ pub async fn site_config(client: &Client, site: &ConfluenceSite) -> Result<SiteC
         max_concurrency: site.spec.max_concurrency.unwrap_or(4).clamp(1, 64) as usize,
         request_timeout: Duration::from_secs(30),
         max_retries: 6,
+        ca_bundle,
+    })
+}
+
+/// Reads and parses the CA bundle a site names. Trust bundles are shipped as
+/// Secrets (cert-manager's `ca.crt`) or ConfigMaps (trust-manager,
+/// OpenShift's injected bundles), so both are accepted.
+async fn ca_bundle(
+    client: &Client,
+    site: &ConfluenceSite,
+    namespace: &str,
+    r: &CaBundleRef,
+) -> Result<CaBundle, SiteError> {
+    let kube_error = |source| SiteError::Kube {
+        name: format!("{:?} {:?}", r.kind, r.name),
+        source,
+    };
+    let pem: Option<Vec<u8>> = match r.kind {
+        CaBundleKind::Secret => Api::<Secret>::namespaced(client.clone(), namespace)
+            .get_opt(&r.name)
+            .await
+            .map_err(kube_error)?
+            .and_then(|s| s.data?.remove(&r.key))
+            .map(|b| b.0),
+        CaBundleKind::ConfigMap => {
+            let cm = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+                .get_opt(&r.name)
+                .await
+                .map_err(kube_error)?;
+            cm.and_then(|cm| {
+                let text = cm.data.and_then(|mut d| d.remove(&r.key));
+                text.map(String::into_bytes)
+                    .or_else(|| cm.binary_data?.remove(&r.key).map(|b| b.0))
+            })
+        }
+    };
+    let pem = pem.ok_or_else(|| SiteError::CaBundleNotFound {
+        kind: r.kind,
+        name: r.name.clone(),
+        key: r.key.clone(),
+        site: site.name_any(),
+    })?;
+    CaBundle::from_pem(&pem).map_err(|reason| SiteError::CaBundleInvalid {
+        kind: r.kind,
+        name: r.name.clone(),
+        key: r.key.clone(),
+        reason,
     })
 }
 

@@ -166,6 +166,8 @@ pub fn site_error(e: &SiteError) -> (&'static str, String, bool) {
         SiteError::NoCredentials { .. } => reason::INVALID_CREDENTIALS,
         SiteError::InvalidUrl { .. } | SiteError::InsecureUrl => reason::INVALID_SPEC,
         SiteError::Kube { .. } => reason::CONNECTION_FAILED,
+        SiteError::CaBundleNotFound { .. } => reason::CA_BUNDLE_NOT_FOUND,
+        SiteError::CaBundleInvalid { .. } => reason::TLS_ERROR,
     };
     (why, e.to_string(), e.needs_user_action())
 }
@@ -177,6 +179,7 @@ pub fn confluence_error(e: &ConfluenceError) -> (&'static str, String, bool) {
         ConfluenceError::SpaceNotFound(_) => reason::SPACE_NOT_FOUND,
         ConfluenceError::PersonalSpace(_) => reason::PERSONAL_SPACE,
         ConfluenceError::Config(_) => reason::INVALID_SPEC,
+        ConfluenceError::Tls(_) => reason::TLS_ERROR,
         _ => reason::CONNECTION_FAILED,
     };
     (why, e.to_string(), e.is_permanent())

@@ -67,6 +67,7 @@ fn fingerprint(config: &SiteConfig) -> String {
         crate::confluence::Credentials::Bearer { token } => token.hash(&mut h),
     }
     config.max_concurrency.hash(&mut h);
+    config.ca_bundle.as_ref().map(|b| b.digest()).hash(&mut h);
     format!("{:x}", h.finish())
 }
 

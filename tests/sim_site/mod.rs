@@ -31,5 +31,6 @@ pub fn site_config(sim: &Simulator, flavor: Flavor) -> SiteConfig {
         max_concurrency: 8,
         request_timeout: Duration::from_secs(10),
         max_retries: 5,
+        ca_bundle: None,
     }
 }
