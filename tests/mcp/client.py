@@ -18,7 +18,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 def result(r):
     text = "".join(c.text for c in r.content if getattr(c, "type", "") == "text")
-    return {"error": bool(r.isError), "structured": r.structuredContent, "text": text}
+    return {"error": bool(r.is_error), "structured": r.structured_content, "text": text}
 
 
 async def main(url, token, ids):
