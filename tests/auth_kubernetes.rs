@@ -111,7 +111,7 @@ async fn service_accounts_see_what_their_bindings_allow() {
 
     let bindings: Api<ViewerBinding> = Api::all(admin.clone());
     let binding_name = format!("{ns}-agents");
-    let mut binding = ViewerBinding::new(
+    let binding = ViewerBinding::new(
         &binding_name,
         ViewerBindingSpec {
             segments: vec![AGENTS.into()],
@@ -121,11 +121,30 @@ async fn service_accounts_see_what_their_bindings_allow() {
             .expect("subjects"),
         },
     );
-    binding.metadata.name = Some(binding_name.clone());
     bindings
         .create(&PostParams::default(), &binding)
         .await
         .expect("create binding");
+    // CEL validation refuses incomplete subjects.
+    for (subject, message) in [
+        (json!({"kind": "ServiceAccount", "name": "agent"}), "need name and namespace"),
+        (json!({"kind": "User", "name": "ann", "namespace": ns}), "only they may set namespace"),
+        (json!({"kind": "Group"}), "need a name"),
+        (json!({"kind": "Claim", "claim": "email"}), "need claim and value"),
+    ] {
+        let bad: ViewerBinding = serde_json::from_value(json!({
+            "apiVersion": "confluence-operator.io/v1alpha1", "kind": "ViewerBinding",
+            "metadata": {"name": format!("{ns}-bad")},
+            "spec": {"segments": [AGENTS], "subjects": [subject]}
+        }))
+        .expect("binding");
+        let err = bindings
+            .create(&PostParams::default(), &bad)
+            .await
+            .expect_err("invalid binding accepted");
+        assert!(err.to_string().contains(message), "{subject}: {err}");
+    }
+
     let status_controller = tokio::spawn(controller::binding::run(admin.clone()));
 
     let (index, watch) = BindingIndex::watch(admin.clone());
