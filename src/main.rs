@@ -152,9 +152,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("listening on {addr}"))?;
             tracing::info!(listen = %addr, "gateway listener (trusted headers) listening");
             let router = server::router(state.clone().with_auth(gateway_auth));
-            Some(tokio::spawn(async move {
-                axum::serve(listener, router).await
-            }))
+            Some(tokio::spawn(
+                async move { axum::serve(listener, router).await },
+            ))
         }
         _ => None,
     };
@@ -269,7 +269,11 @@ async fn authenticators(
             })?)
         }
     };
-    let cached = Arc::new(CachingVerifier::new(verifier, ttl, auth::cache::REFUSED_TTL));
+    let cached = Arc::new(CachingVerifier::new(
+        verifier,
+        ttl,
+        auth::cache::REFUSED_TTL,
+    ));
     Ok((Authenticator::bearer(cached, bindings(client).await), None))
 }
 

@@ -60,13 +60,25 @@ async fn chart_rbac_allows_token_reviews_and_binding_reads_only() {
     };
     assert_eq!(can_i("create", "tokenreviews.authentication.k8s.io"), "yes");
     for verb in ["get", "list", "delete"] {
-        assert_eq!(can_i(verb, "tokenreviews.authentication.k8s.io"), "no", "{verb}");
+        assert_eq!(
+            can_i(verb, "tokenreviews.authentication.k8s.io"),
+            "no",
+            "{verb}"
+        );
     }
     for verb in ["get", "list", "watch"] {
-        assert_eq!(can_i(verb, "viewerbindings.confluence-operator.io"), "yes", "{verb}");
+        assert_eq!(
+            can_i(verb, "viewerbindings.confluence-operator.io"),
+            "yes",
+            "{verb}"
+        );
     }
     for verb in ["create", "delete", "update"] {
-        assert_eq!(can_i(verb, "viewerbindings.confluence-operator.io"), "no", "{verb}");
+        assert_eq!(
+            can_i(verb, "viewerbindings.confluence-operator.io"),
+            "no",
+            "{verb}"
+        );
     }
 
     // The chart's identity can really do it.
@@ -74,7 +86,10 @@ async fn chart_rbac_allows_token_reviews_and_binding_reads_only() {
     let verifier = TokenReviewVerifier::new(client.clone(), "confluence-operator");
     let refused = verifier.verify("not-a-token").await;
     assert!(
-        matches!(refused, Err(confluence_operator::auth::AuthError::Refused(_))),
+        matches!(
+            refused,
+            Err(confluence_operator::auth::AuthError::Refused(_))
+        ),
         "{refused:?}"
     );
     let (index, watch) = BindingIndex::watch(client);

@@ -94,8 +94,16 @@ async fn service_accounts_see_what_their_bindings_allow() {
         Api::namespaced(admin.clone(), &ns);
     for (name, key, viewers) in [
         ("kb", "KB", json!({"visibility": "Everyone"})),
-        ("siu", "SIU", json!({"visibility": "Segments", "segments": ["signed-in-users"]})),
-        ("ops", "OPS", json!({"visibility": "Segments", "segments": [AGENTS]})),
+        (
+            "siu",
+            "SIU",
+            json!({"visibility": "Segments", "segments": ["signed-in-users"]}),
+        ),
+        (
+            "ops",
+            "OPS",
+            json!({"visibility": "Segments", "segments": [AGENTS]}),
+        ),
     ] {
         let space = serde_json::from_value(json!({
             "apiVersion": "confluence-operator.io/v1alpha1", "kind": "ConfluenceSpace",
@@ -127,10 +135,19 @@ async fn service_accounts_see_what_their_bindings_allow() {
         .expect("create binding");
     // CEL validation refuses incomplete subjects.
     for (subject, message) in [
-        (json!({"kind": "ServiceAccount", "name": "agent"}), "need name and namespace"),
-        (json!({"kind": "User", "name": "ann", "namespace": ns}), "only they may set namespace"),
+        (
+            json!({"kind": "ServiceAccount", "name": "agent"}),
+            "need name and namespace",
+        ),
+        (
+            json!({"kind": "User", "name": "ann", "namespace": ns}),
+            "only they may set namespace",
+        ),
         (json!({"kind": "Group"}), "need a name"),
-        (json!({"kind": "Claim", "claim": "email"}), "need claim and value"),
+        (
+            json!({"kind": "Claim", "claim": "email"}),
+            "need claim and value",
+        ),
     ] {
         let bad: ViewerBinding = serde_json::from_value(json!({
             "apiVersion": "confluence-operator.io/v1alpha1", "kind": "ViewerBinding",
@@ -172,19 +189,35 @@ async fn service_accounts_see_what_their_bindings_allow() {
     let all = ids(&[PUBLIC[0], PUBLIC[1], SIGNED_IN, AGENTS_ONLY]);
     let signed_in = ids(&[PUBLIC[0], PUBLIC[1], SIGNED_IN]);
     let public = ids(&PUBLIC);
-    support::wait_for("agent sees agents-only content", Duration::from_secs(10), || async {
-        let (got, _) = search_ids(addr, "q=router", Some(&agent)).await;
-        Ok((got == all).then_some(()))
-    })
+    support::wait_for(
+        "agent sees agents-only content",
+        Duration::from_secs(10),
+        || async {
+            let (got, _) = search_ids(addr, "q=router", Some(&agent)).await;
+            Ok((got == all).then_some(()))
+        },
+    )
     .await;
-    assert_eq!(search_ids(addr, "q=router", Some(&agent)).await, (all.clone(), 4));
-    assert_eq!(search_ids(addr, "q=router", Some(&reader)).await, (signed_in.clone(), 3));
-    assert_eq!(search_ids(addr, "q=router", None).await, (public.clone(), 2));
+    assert_eq!(
+        search_ids(addr, "q=router", Some(&agent)).await,
+        (all.clone(), 4)
+    );
+    assert_eq!(
+        search_ids(addr, "q=router", Some(&reader)).await,
+        (signed_in.clone(), 3)
+    );
+    assert_eq!(
+        search_ids(addr, "q=router", None).await,
+        (public.clone(), 2)
+    );
 
     // segments= narrows, never widens.
     let q = format!("q=router&segments={AGENTS}");
     assert_eq!(search_ids(addr, &q, None).await, (public.clone(), 2));
-    assert_eq!(search_ids(addr, &q, Some(&reader)).await, (public.clone(), 2));
+    assert_eq!(
+        search_ids(addr, &q, Some(&reader)).await,
+        (public.clone(), 2)
+    );
     assert_eq!(
         search_ids(addr, &q, Some(&agent)).await,
         (ids(&[PUBLIC[0], PUBLIC[1], AGENTS_ONLY]), 3)
@@ -208,7 +241,10 @@ async fn service_accounts_see_what_their_bindings_allow() {
     let refused = get(addr, "/v1/search?q=router", Some(&foreign)).await;
     assert_eq!(refused.0, 401, "{}", refused.1);
     assert!(!refused.1.contains("router") && !refused.1.contains("audience"));
-    assert_eq!(get(addr, "/v1/search?q=router", Some("not-a-token")).await, refused);
+    assert_eq!(
+        get(addr, "/v1/search?q=router", Some("not-a-token")).await,
+        refused
+    );
     assert_eq!(get(addr, &path, Some(&foreign)).await, refused);
     let basic = reqwest::Client::new()
         .get(format!("http://{addr}/v1/search?q=router"))
@@ -225,7 +261,10 @@ async fn service_accounts_see_what_their_bindings_allow() {
     let reader_mcp = mcp(addr, Some(&reader), &docs).await;
     let anon_mcp = mcp(addr, None, &docs).await;
     for out in [&agent_mcp, &reader_mcp, &anon_mcp] {
-        assert_eq!(out["tools"], json!(["get_document", "list_spaces", "search"]));
+        assert_eq!(
+            out["tools"],
+            json!(["get_document", "list_spaces", "search"])
+        );
     }
     assert_eq!(mcp_hit_ids(&agent_mcp["search"]), all);
     assert_eq!(mcp_hit_ids(&reader_mcp["search"]), signed_in);
@@ -300,10 +339,7 @@ async fn service_accounts_see_what_their_bindings_allow() {
         Ok((got == signed_in).then_some(()))
     })
     .await;
-    eprintln!(
-        "binding deletion took effect after {:?}",
-        deleted.elapsed()
-    );
+    eprintln!("binding deletion took effect after {:?}", deleted.elapsed());
     assert_eq!(get(addr, &path, Some(&agent)).await.0, 404);
 
     status_controller.abort();

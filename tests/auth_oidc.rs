@@ -115,7 +115,8 @@ async fn oidc_tokens_are_checked_against_the_issuers_keys() {
     let served = serve(Authenticator::bearer(Arc::new(verifier), bindings()), None).await;
     let addr = served.addr;
     let claims = |sub: &str, extra: serde_json::Value| {
-        let mut c = json!({"iss": iss, "aud": AUDIENCE, "sub": sub, "exp": now() + 300, "iat": now()});
+        let mut c =
+            json!({"iss": iss, "aud": AUDIENCE, "sub": sub, "exp": now() + 300, "iat": now()});
         if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
             c.extend(extra.clone());
         }
@@ -127,11 +128,18 @@ async fn oidc_tokens_are_checked_against_the_issuers_keys() {
     let public = ids(&PUBLIC);
 
     let alice = sign(&good, "k1", claims("alice", json!({"groups": ["oncall"]})));
-    let bob = sign(&good, "k1", claims("bob", json!({"email": "bob@example.com"})));
+    let bob = sign(
+        &good,
+        "k1",
+        claims("bob", json!({"email": "bob@example.com"})),
+    );
     let carol = sign(&good, "k1", claims("carol", json!({"groups": ["staff"]})));
     assert_eq!(search_ids(addr, "q=router", Some(&alice)).await.0, all);
     assert_eq!(search_ids(addr, "q=router", Some(&bob)).await.0, all);
-    assert_eq!(search_ids(addr, "q=router", Some(&carol)).await.0, signed_in);
+    assert_eq!(
+        search_ids(addr, "q=router", Some(&carol)).await.0,
+        signed_in
+    );
     assert_eq!(search_ids(addr, "q=router", None).await.0, public);
     let q = format!("q=router&segments={AGENTS}");
     assert_eq!(search_ids(addr, &q, Some(&carol)).await.0, public);
@@ -156,7 +164,7 @@ async fn oidc_tokens_are_checked_against_the_issuers_keys() {
     // An issuer may not pose as a ServiceAccount of a binding.
     let reserved = sign(&good, "k1", claims("system:serviceaccount:y:x", json!({})));
     let mut tampered = alice.clone();
-    tampered.insert_str(alice.rfind('.').expect("jwt") + 1, "A");
+    tampered.insert(alice.rfind('.').expect("jwt") + 1, 'A');
     let refused = get(addr, "/v1/search?q=router", Some("x.y.z")).await;
     assert_eq!(refused.0, 401);
     for (what, token) in [

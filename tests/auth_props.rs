@@ -64,10 +64,30 @@ fn no_query_string_widens_what_a_caller_sees() {
         let scope = |s: &str| SpaceScope::new("docs", s);
         store
             .upsert(&[
-                common::doc(&scope("kb"), "KB", Audience::Everyone, common::page("1", 1, "Router a", "x")),
-                common::doc(&scope("kb"), "KB", Audience::Everyone, common::page("2", 1, "Router b", "y")),
-                common::doc(&scope("siu"), "SIU", common::segments(&["signed-in-users"]), common::page("5", 1, "Router c", "z")),
-                common::doc(&scope("ops"), "OPS", common::segments(&[AGENTS]), common::page("9", 1, "Router d", "w")),
+                common::doc(
+                    &scope("kb"),
+                    "KB",
+                    Audience::Everyone,
+                    common::page("1", 1, "Router a", "x"),
+                ),
+                common::doc(
+                    &scope("kb"),
+                    "KB",
+                    Audience::Everyone,
+                    common::page("2", 1, "Router b", "y"),
+                ),
+                common::doc(
+                    &scope("siu"),
+                    "SIU",
+                    common::segments(&["signed-in-users"]),
+                    common::page("5", 1, "Router c", "z"),
+                ),
+                common::doc(
+                    &scope("ops"),
+                    "OPS",
+                    common::segments(&[AGENTS]),
+                    common::page("9", 1, "Router d", "w"),
+                ),
             ])
             .await
             .expect("upsert");
@@ -75,12 +95,16 @@ fn no_query_string_widens_what_a_caller_sees() {
             "agents",
             ViewerBindingSpec {
                 segments: vec![AGENTS.into()],
-                subjects: serde_json::from_value(serde_json::json!([{"kind": "User", "name": "agent"}]))
-                    .expect("subjects"),
+                subjects: serde_json::from_value(
+                    serde_json::json!([{"kind": "User", "name": "agent"}]),
+                )
+                .expect("subjects"),
             },
         )];
         let auth = Authenticator::bearer(Arc::new(Tokens), Arc::new(bindings));
-        router(AppState::standalone(Arc::new(store), Arc::new(AtomicBool::new(true))).with_auth(auth))
+        router(
+            AppState::standalone(Arc::new(store), Arc::new(AtomicBool::new(true))).with_auth(auth),
+        )
     });
     let allowed = |token: Option<&str>| -> Vec<&'static str> {
         match token {

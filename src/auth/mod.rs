@@ -228,9 +228,9 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
     let value = value
         .to_str()
         .map_err(|_| AuthError::Refused("authorization header is not text"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or(AuthError::Refused("authorization header is not a bearer token"))?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Refused(
+        "authorization header is not a bearer token",
+    ))?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
         return Err(AuthError::Refused(
@@ -288,7 +288,10 @@ mod tests {
     #[test]
     fn requested_segments_only_narrow() {
         let g = held(&["agents-and-admins", "signed-in-users"]);
-        assert_eq!(g.effective(&[]), v(&["agents-and-admins", "signed-in-users"]));
+        assert_eq!(
+            g.effective(&[]),
+            v(&["agents-and-admins", "signed-in-users"])
+        );
         assert_eq!(
             g.effective(&v(&["agents-and-admins", "sre"])),
             v(&["agents-and-admins"])

@@ -96,7 +96,11 @@ impl OidcVerifier {
     /// The issuer as it appears in `iss`: without a trailing slash unless
     /// the URL is only a host.
     fn issuer(&self) -> String {
-        self.config.issuer.as_str().trim_end_matches('/').to_string()
+        self.config
+            .issuer
+            .as_str()
+            .trim_end_matches('/')
+            .to_string()
     }
 
     async fn jwks_url(&self) -> Result<Url, AuthError> {
@@ -112,8 +116,8 @@ impl OidcVerifier {
             .get("jwks_uri")
             .and_then(|v| v.as_str())
             .ok_or_else(|| AuthError::Unavailable("OIDC discovery lists no jwks_uri".into()))?;
-        let url = Url::parse(jwks)
-            .map_err(|e| AuthError::Unavailable(format!("OIDC jwks_uri: {e}")))?;
+        let url =
+            Url::parse(jwks).map_err(|e| AuthError::Unavailable(format!("OIDC jwks_uri: {e}")))?;
         if !is_secure(&url) {
             return Err(AuthError::Unavailable("OIDC jwks_uri is not https".into()));
         }
@@ -185,16 +189,16 @@ impl Verifier for OidcVerifier {
         validation.leeway = LEEWAY_SECONDS;
         let data = decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &validation)
             .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                AuthError::Refused(match e.kind() {
-                    ErrorKind::ExpiredSignature => "token expired",
-                    ErrorKind::InvalidAudience => "token is for another audience",
-                    ErrorKind::InvalidIssuer => "token is from another issuer",
-                    ErrorKind::InvalidSignature => "token signature is invalid",
-                    ErrorKind::ImmatureSignature => "token not valid yet",
-                    _ => "token is invalid",
-                })
-            })?;
+            use jsonwebtoken::errors::ErrorKind;
+            AuthError::Refused(match e.kind() {
+                ErrorKind::ExpiredSignature => "token expired",
+                ErrorKind::InvalidAudience => "token is for another audience",
+                ErrorKind::InvalidIssuer => "token is from another issuer",
+                ErrorKind::InvalidSignature => "token signature is invalid",
+                ErrorKind::ImmatureSignature => "token not valid yet",
+                _ => "token is invalid",
+            })
+        })?;
         identity(&data.claims, &self.config)
     }
 }

@@ -51,10 +51,38 @@ pub async fn serve(auth: Authenticator, spaces: Option<Arc<dyn SpaceDirectory>>)
     let signed_in = Audience::Segments(vec!["signed-in-users".into()]);
     store
         .upsert(&[
-            doc("kb", "KB", Audience::Everyone, "1", "Reset your router", "Hold reset."),
-            doc("kb", "KB", Audience::Everyone, "2", "Router lights", "Blinking lights."),
-            doc("siu", "SIU", signed_in, "5", "Router inventory", "Staff only list."),
-            doc("ops", "OPS", agents, "9", "Router outage runbook", "Page on-call."),
+            doc(
+                "kb",
+                "KB",
+                Audience::Everyone,
+                "1",
+                "Reset your router",
+                "Hold reset.",
+            ),
+            doc(
+                "kb",
+                "KB",
+                Audience::Everyone,
+                "2",
+                "Router lights",
+                "Blinking lights.",
+            ),
+            doc(
+                "siu",
+                "SIU",
+                signed_in,
+                "5",
+                "Router inventory",
+                "Staff only list.",
+            ),
+            doc(
+                "ops",
+                "OPS",
+                agents,
+                "9",
+                "Router outage runbook",
+                "Page on-call.",
+            ),
         ])
         .await
         .expect("upsert");
