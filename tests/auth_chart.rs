@@ -44,6 +44,15 @@ async fn chart_rbac_allows_token_reviews_and_binding_reads_only() {
         )
         .await
         .expect("apply CRD");
+    // The example binding is valid (so the docs cannot rot).
+    let mut dry_run = support::kubectl();
+    dry_run.args([
+        "apply",
+        "--dry-run=server",
+        "-f",
+        "examples/production/viewer-binding.yaml",
+    ]);
+    ok(&run(dry_run));
     let ns = support::test_namespace(&admin, "auth-chart").await;
     // Cluster-scoped names come from the release name: one of its own.
     let release = format!("authz-{}", &ns[ns.len() - 6..]);
