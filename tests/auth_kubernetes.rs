@@ -308,6 +308,16 @@ async fn service_accounts_see_what_their_bindings_allow() {
         .expect("request");
     assert_eq!(res.status().as_u16(), 401);
 
+    let (_, metrics) = get(addr, "/metrics", None).await;
+    assert!(
+        metrics.contains(r#"api_requests_total{endpoint="mcp",status="200"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"api_requests_total{endpoint="auth",status="401"}"#),
+        "{metrics}"
+    );
+
     // Status for kubectl.
     support::wait_for("binding status", Duration::from_secs(30), || {
         let bindings = bindings.clone();

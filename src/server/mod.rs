@@ -347,8 +347,14 @@ impl From<SearchResults> for SearchResponse {
 async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     match state.auth.authenticate(request.headers()).await {
         Ok(viewer) => {
+            // The MCP service is not ours to instrument; count it here.
+            let mcp = request.uri().path() == "/mcp";
             request.extensions_mut().insert(viewer);
-            next.run(request).await
+            let response = next.run(request).await;
+            if mcp {
+                state.metrics.record("mcp", response.status());
+            }
+            response
         }
         Err(AuthError::Refused(why)) => {
             tracing::debug!(reason = why, "request refused: bad credentials");
