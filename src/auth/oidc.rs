@@ -93,8 +93,7 @@ impl OidcVerifier {
         })
     }
 
-    /// The issuer as it appears in `iss`: without a trailing slash unless
-    /// the URL is only a host.
+    /// The issuer URL without a trailing slash.
     fn issuer(&self) -> String {
         self.config
             .issuer
@@ -184,7 +183,10 @@ impl Verifier for OidcVerifier {
         let key = self.key(header.kid.as_deref()).await?;
         let mut validation = Validation::new(header.alg);
         validation.set_audience(&[&self.config.audience]);
-        validation.set_issuer(&[self.issuer()]);
+        // Issuers differ on a trailing slash in `iss`; the configured URL
+        // matches either form, nothing else.
+        let issuer = self.issuer();
+        validation.set_issuer(&[issuer.clone(), format!("{issuer}/")]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.leeway = LEEWAY_SECONDS;
         let data = decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &validation)
