@@ -256,7 +256,7 @@ async fn service_accounts_see_what_their_bindings_allow() {
     assert!(basic.headers().contains_key("www-authenticate"));
 
     // The same rules through MCP, with the official Python SDK.
-    let docs = [AGENTS_ONLY, PUBLIC[0]];
+    let docs = [AGENTS_ONLY, PUBLIC[0], "docs.ops.404"];
     let agent_mcp = mcp(addr, Some(&agent), &docs).await;
     let reader_mcp = mcp(addr, Some(&reader), &docs).await;
     let anon_mcp = mcp(addr, None, &docs).await;
@@ -295,6 +295,7 @@ async fn service_accounts_see_what_their_bindings_allow() {
     let reader_doc = &reader_mcp["documents"][AGENTS_ONLY];
     assert_eq!(reader_doc["error"], json!(true));
     assert_eq!(reader_doc["text"], json!("document not found"));
+    assert_eq!(reader_doc, &reader_mcp["documents"]["docs.ops.404"]);
     assert_eq!(anon_mcp["documents"][PUBLIC[0]]["error"], json!(false));
 
     // A bad token gets no MCP answer at all.
@@ -355,5 +356,50 @@ async fn service_accounts_see_what_their_bindings_allow() {
     status_controller.abort();
     watch.abort();
     space_watch.abort();
+    support::delete_namespace(&admin, &ns).await;
+}
+
+/// A revoked token (its ServiceAccount deleted) is accepted for at most
+/// the cache TTL plus the API server's own token cache (10 s), then refused.
+#[tokio::test]
+async fn revoked_tokens_stop_working_within_the_cache_ttl() {
+    const TTL: Duration = Duration::from_secs(2);
+    let admin = support::client().await;
+    harness::install_crds(&admin).await;
+    install_binding_crd(&admin).await;
+    let ns = support::test_namespace(&admin, "auth-revoke").await;
+    service_account(&admin, &ns, "temp").await;
+    let (index, watch) = BindingIndex::watch(admin.clone());
+    let watch = tokio::spawn(watch);
+    index.ready().await;
+    let verifier = Arc::new(CachingVerifier::new(
+        Arc::new(TokenReviewVerifier::new(admin.clone(), AUDIENCE)),
+        TTL,
+        Duration::from_secs(10),
+    ));
+    let served = serve(Authenticator::bearer(verifier, Arc::new(index)), None).await;
+    let temp = token(&admin, &ns, "temp", AUDIENCE).await;
+    let signed_in = ids(&[PUBLIC[0], PUBLIC[1], SIGNED_IN]);
+    assert_eq!(
+        search_ids(served.addr, "q=router", Some(&temp)).await.0,
+        signed_in
+    );
+    Api::<ServiceAccount>::namespaced(admin.clone(), &ns)
+        .delete("temp", &DeleteParams::default())
+        .await
+        .expect("delete ServiceAccount");
+    let deleted = Instant::now();
+    // The API server caches successful token authentications for 10 s.
+    let api_server_cache = Duration::from_secs(10);
+    support::wait_for(
+        "revoked token refused",
+        TTL + api_server_cache + Duration::from_secs(3),
+        || async {
+            Ok((get(served.addr, "/v1/search?q=router", Some(&temp)).await.0 == 401).then_some(()))
+        },
+    )
+    .await;
+    eprintln!("revoked token refused after {:?}", deleted.elapsed());
+    watch.abort();
     support::delete_namespace(&admin, &ns).await;
 }
