@@ -3,7 +3,8 @@
 //!
 //! * Accepted tokens are remembered for `accepted_ttl` (default 60 s), and
 //!   never beyond the token's own `exp` when it is a JWT: a revoked token
-//!   (its ServiceAccount deleted) can be accepted for at most that long.
+//!   (its ServiceAccount deleted) can be accepted for at most that long,
+//!   plus the API server's own cache of successful authentications (10 s).
 //! * Refused tokens are remembered for `refused_ttl` (default 10 s).
 //! * "Could not check" answers are not cached.
 //!
