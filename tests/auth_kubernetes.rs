@@ -338,6 +338,28 @@ async fn service_accounts_see_what_their_bindings_allow() {
     })
     .await;
 
+    let out = support::kubectl()
+        .args(["get", "vb", &binding_name])
+        .output()
+        .expect("kubectl get vb");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("SEGMENTS") && table.contains("SUBJECTS") && table.contains("READY"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|row| row.split_whitespace().take(4).eq([
+                binding_name.as_str(),
+                AGENTS,
+                "1",
+                "True"
+            ])),
+        "{table}"
+    );
+
     // Deleting the binding: the agent's token stays valid (and cached),
     // but it loses agents-and-admins within the bound.
     bindings
