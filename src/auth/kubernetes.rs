@@ -8,10 +8,20 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::Api;
 use kube::api::PostParams;
 use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// TokenReviews in flight at once: a flood of distinct junk tokens (each a
+/// cache miss) queues here instead of hammering the API server.
+const MAX_IN_FLIGHT: usize = 16;
+/// A TokenReview not answered by then is "cannot check" (503), so that a
+/// slow API server does not pile up requests.
+const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct TokenReviewVerifier {
     api: Api<TokenReview>,
     audience: String,
+    in_flight: Semaphore,
 }
 
 impl TokenReviewVerifier {
@@ -19,6 +29,7 @@ impl TokenReviewVerifier {
         Self {
             api: Api::all(client),
             audience: audience.into(),
+            in_flight: Semaphore::new(MAX_IN_FLIGHT),
         }
     }
 }
@@ -33,12 +44,21 @@ impl Verifier for TokenReviewVerifier {
             },
             ..Default::default()
         };
-        let answer = self
-            .api
-            .create(&PostParams::default(), &review)
+        let review = async {
+            let _permit = self
+                .in_flight
+                .acquire()
+                .await
+                .map_err(|_| AuthError::Unavailable("TokenReview limiter closed".into()))?;
+            self.api
+                .create(&PostParams::default(), &review)
+                .await
+                // The error carries the API server's message, never the token.
+                .map_err(|e| AuthError::Unavailable(format!("TokenReview failed: {e}")))
+        };
+        let answer = tokio::time::timeout(REVIEW_TIMEOUT, review)
             .await
-            // The error carries the API server's message, never the token.
-            .map_err(|e| AuthError::Unavailable(format!("TokenReview failed: {e}")))?;
+            .map_err(|_| AuthError::Unavailable("TokenReview timed out".into()))??;
         let status = answer.status.unwrap_or_default();
         if status.authenticated != Some(true) {
             return Err(AuthError::Refused("token not authenticated"));
