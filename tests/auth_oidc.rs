@@ -234,3 +234,53 @@ async fn trusted_headers_only_on_the_gateway_listener() {
         401
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_issuer_is_503_without_details() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let iss = format!("http://127.0.0.1:{port}");
+    let verifier = OidcVerifier::new(OidcConfig {
+        issuer: iss.parse().expect("url"),
+        audience: AUDIENCE.into(),
+        jwks_url: None,
+        username_claim: "sub".into(),
+        groups_claim: "groups".into(),
+    })
+    .expect("verifier");
+    let served = serve(Authenticator::bearer(Arc::new(verifier), bindings()), None).await;
+    let token = sign(
+        &key(),
+        "k1",
+        json!({"iss": iss, "aud": AUDIENCE, "sub": "alice", "exp": now() + 300}),
+    );
+    let (status, body) = get(served.addr, "/v1/search?q=router", Some(&token)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"unavailable\""), "{body}");
+    assert!(
+        !body.contains("127.0.0.1") && !body.contains("router"),
+        "{body}"
+    );
+    // Anonymous callers do not depend on the issuer.
+    assert_eq!(
+        search_ids(served.addr, "q=router", None).await.0,
+        ids(&PUBLIC)
+    );
+}
+
+#[test]
+fn plain_http_issuers_are_refused_unless_loopback() {
+    let config = |url: &str| OidcConfig {
+        issuer: url.parse().expect("url"),
+        audience: AUDIENCE.into(),
+        jwks_url: None,
+        username_claim: "sub".into(),
+        groups_claim: "groups".into(),
+    };
+    assert!(OidcVerifier::new(config("http://login.example.com")).is_err());
+    assert!(OidcVerifier::new(config("https://login.example.com")).is_ok());
+    assert!(OidcVerifier::new(config("http://127.0.0.1:9")).is_ok());
+}
