@@ -153,20 +153,30 @@ impl OidcVerifier {
             }?;
             DecodingKey::from_jwk(jwk).ok()
         };
+        let mut stale = None;
         {
             let cached = self.keys.read().await;
             if let Some((at, set)) = cached.as_ref() {
-                let fresh = at.elapsed() < JWKS_MAX_AGE;
                 match find(set) {
-                    Some(key) if fresh => return Ok(key),
+                    Some(key) if at.elapsed() < JWKS_MAX_AGE => return Ok(key),
+                    Some(key) => stale = Some(key),
                     None if at.elapsed() < JWKS_MIN_REFRESH => {
                         return Err(AuthError::Refused("token signed with an unknown key"));
                     }
-                    _ => {}
+                    None => {}
                 }
             }
         }
-        let set = self.fetch_keys().await?;
+        let set = match (self.fetch_keys().await, stale) {
+            (Ok(set), _) => set,
+            // An issuer briefly down does not lock out callers whose key
+            // we already know.
+            (Err(e), Some(key)) => {
+                tracing::warn!(error = %e, "cannot refresh the OIDC keys; using the known ones");
+                return Ok(key);
+            }
+            (Err(e), None) => return Err(e),
+        };
         let key = find(&set);
         *self.keys.write().await = Some((Instant::now(), set));
         key.ok_or(AuthError::Refused("token signed with an unknown key"))
