@@ -1,6 +1,7 @@
 //! confluence-operator: syncs Confluence spaces into permission-aware knowledge stores.
 
 pub mod api;
+pub mod auth;
 pub mod confluence;
 pub mod controller;
 pub mod leader;

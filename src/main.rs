@@ -2,8 +2,13 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use confluence_operator::auth::{
+    self, AuthMode, Authenticator, BindingIndex, CachingVerifier, OidcConfig, OidcVerifier,
+    TokenReviewVerifier, Verifier,
+};
 use confluence_operator::controller::{self, Context, Settings};
 use confluence_operator::leader::LeaderElector;
+use confluence_operator::server::spaces::SpaceIndex;
 use confluence_operator::server::{self, ApiMetrics, AppState};
 use confluence_operator::stores::{self, StoreKind, StoreOptions};
 use confluence_operator::telemetry::{self, LogFormat, Metrics};
@@ -58,6 +63,41 @@ struct Args {
     )]
     leader_election_lease: String,
 
+    /// How callers of the search API and /mcp authenticate: kubernetes
+    /// (TokenReview), oidc, trusted-header (gateway headers, on
+    /// --trusted-header-listen only) or none (believe `segments=`; local
+    /// development only).
+    #[arg(long, env = "AUTH_MODE", value_enum, default_value = "kubernetes")]
+    auth: AuthMode,
+
+    /// Audience bearer tokens must be issued for (TokenReview audience, OIDC `aud`).
+    #[arg(long, env = "AUTH_AUDIENCE", default_value = "confluence-operator")]
+    auth_audience: String,
+
+    /// How long an accepted token is remembered (Go duration; never beyond its `exp`).
+    #[arg(long, env = "AUTH_CACHE_TTL", default_value = "60s")]
+    auth_cache_ttl: String,
+
+    /// OIDC issuer (`iss`), e.g. https://login.example.com. Required with --auth=oidc.
+    #[arg(long, env = "OIDC_ISSUER_URL")]
+    oidc_issuer_url: Option<url::Url>,
+
+    /// OIDC key set; default: the issuer's discovery document's `jwks_uri`.
+    #[arg(long, env = "OIDC_JWKS_URL")]
+    oidc_jwks_url: Option<url::Url>,
+
+    #[arg(long, env = "OIDC_USERNAME_CLAIM", default_value = "sub")]
+    oidc_username_claim: String,
+
+    #[arg(long, env = "OIDC_GROUPS_CLAIM", default_value = "groups")]
+    oidc_groups_claim: String,
+
+    /// With --auth=trusted-header: the listener for the authenticating
+    /// gateway, the only one that believes X-Remote-User / X-Remote-Group.
+    /// Expose it to the gateway alone.
+    #[arg(long, env = "TRUSTED_HEADER_LISTEN")]
+    trusted_header_listen: Option<SocketAddr>,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     log_format: LogFormat,
@@ -90,6 +130,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
+    let (auth, gateway_auth) = authenticators(&args, &client).await?;
+    let (spaces, watch_spaces) = SpaceIndex::watch(client.clone(), args.namespace.as_deref());
+    tokio::spawn(watch_spaces);
 
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
@@ -100,7 +143,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Arc::new(registry),
         api_metrics,
         ready.clone(),
-    );
+    )
+    .with_spaces(Arc::new(spaces));
+    let gateway = match (gateway_auth, args.trusted_header_listen) {
+        (Some(gateway_auth), Some(addr)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?;
+            tracing::info!(listen = %addr, "gateway listener (trusted headers) listening");
+            let router = server::router(state.clone().with_auth(gateway_auth));
+            Some(tokio::spawn(
+                async move { axum::serve(listener, router).await },
+            ))
+        }
+        _ => None,
+    };
+    let state = state.with_auth(auth);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -122,6 +180,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // The index answers queries as soon as it is open.
     ready.store(true, Ordering::SeqCst);
 
+    let client_for_bindings = client.clone();
     let elector = args.leader_election.then(|| {
         LeaderElector::new(
             client,
@@ -134,7 +193,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         elector.acquire().await?;
     }
     tracing::info!(namespace = ?args.namespace, stores = ?args.stores, "controllers starting");
-    let controllers = controller::run(ctx, args.namespace);
+    let controllers = async {
+        tokio::join!(
+            controller::run(ctx, args.namespace),
+            controller::binding::run(client_for_bindings)
+        );
+    };
     tokio::select! {
         () = controllers => tracing::info!("controllers stopped"),
         lost = async {
@@ -146,6 +210,86 @@ async fn run(args: Args) -> anyhow::Result<()> {
         res = http => {
             res.context("search API task")?.context("search API server")?;
         }
+        res = async {
+            match gateway {
+                Some(task) => task.await,
+                None => std::future::pending().await,
+            }
+        } => {
+            res.context("gateway listener task")?.context("gateway listener")?;
+        }
     }
     Ok(())
+}
+
+/// The authenticator of the main listener and, in `trusted-header` mode,
+/// of the gateway listener.
+async fn authenticators(
+    args: &Args,
+    client: &kube::Client,
+) -> anyhow::Result<(Authenticator, Option<Authenticator>)> {
+    let ttl = confluence_operator::api::duration::parse(&args.auth_cache_ttl)
+        .context("--auth-cache-ttl")?;
+    if args.auth != AuthMode::TrustedHeader && args.trusted_header_listen.is_some() {
+        anyhow::bail!("--trusted-header-listen is only used with --auth=trusted-header");
+    }
+    let verifier: Arc<dyn Verifier> = match args.auth {
+        AuthMode::None => {
+            tracing::warn!(
+                "--auth=none: the search API and /mcp believe the caller's `segments=`; \
+                 anyone who can reach them can read every space. Local development only."
+            );
+            return Ok((Authenticator::none(), None));
+        }
+        AuthMode::TrustedHeader => {
+            if args.trusted_header_listen.is_none() {
+                anyhow::bail!("--auth=trusted-header needs --trusted-header-listen");
+            }
+            tracing::info!("trusted-header mode: the main listener serves anonymous callers only");
+            return Ok((
+                Authenticator::anonymous_only(),
+                Some(Authenticator::trusted_headers(bindings(client).await)),
+            ));
+        }
+        AuthMode::Kubernetes => Arc::new(TokenReviewVerifier::new(
+            client.clone(),
+            args.auth_audience.clone(),
+        )),
+        AuthMode::Oidc => {
+            let issuer = args
+                .oidc_issuer_url
+                .clone()
+                .context("--auth=oidc needs --oidc-issuer-url")?;
+            Arc::new(OidcVerifier::new(OidcConfig {
+                issuer,
+                audience: args.auth_audience.clone(),
+                jwks_url: args.oidc_jwks_url.clone(),
+                username_claim: args.oidc_username_claim.clone(),
+                groups_claim: args.oidc_groups_claim.clone(),
+            })?)
+        }
+    };
+    let cached = Arc::new(CachingVerifier::new(
+        verifier,
+        ttl,
+        auth::cache::REFUSED_TTL,
+    ));
+    Ok((Authenticator::bearer(cached, bindings(client).await), None))
+}
+
+/// The ViewerBinding watch, started and given a short while to list
+/// everything: until it has, callers hold fewer segments, never more.
+async fn bindings(client: &kube::Client) -> Arc<BindingIndex> {
+    let (index, watch) = BindingIndex::watch(client.clone());
+    tokio::spawn(watch);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), index.ready())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "ViewerBindings not listed after 30s (is the CRD installed?); \
+             callers get signed-in-users only until they are"
+        );
+    }
+    Arc::new(index)
 }

@@ -5,7 +5,7 @@
 //! each. They add nothing there (the `minimum: 0` beside them already says it),
 //! so every format outside the set the API server validates is dropped.
 
-use super::{ConfluenceSite, ConfluenceSpace};
+use super::{ConfluenceSite, ConfluenceSpace, ViewerBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
@@ -46,7 +46,11 @@ const KNOWN_FORMATS: &[&str] = &[
 
 /// Every CRD this operator owns, ready to apply.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![ConfluenceSite::crd(), ConfluenceSpace::crd()];
+    let mut crds = vec![
+        ConfluenceSite::crd(),
+        ConfluenceSpace::crd(),
+        ViewerBinding::crd(),
+    ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
             if let Some(schema) = version

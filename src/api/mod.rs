@@ -1,12 +1,14 @@
 //! Custom resource types (`confluence-operator.io/v1alpha1`), generated into
 //! `crds/` by the `crdgen` binary.
 
+pub mod binding;
 pub mod conditions;
 pub mod crds;
 pub mod duration;
 pub mod site;
 pub mod space;
 
+pub use binding::{ViewerBinding, ViewerBindingSpec, ViewerBindingStatus};
 pub use site::{ConfluenceSite, ConfluenceSiteSpec, ConfluenceSiteStatus};
 pub use space::{ConfluenceSpace, ConfluenceSpaceSpec, ConfluenceSpaceStatus};
 

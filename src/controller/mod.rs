@@ -1,5 +1,6 @@
 //! Reconcilers for ConfluenceSite and ConfluenceSpace.
 
+pub mod binding;
 pub mod credentials;
 pub mod events;
 pub mod schedule;

@@ -1,31 +1,37 @@
-//! The HTTP API: segment-aware search over a [`Search`] store, plus health,
-//! readiness, metrics and the OpenAPI document.
+//! The HTTP API: segment-aware search over a [`Search`] store, the MCP
+//! endpoint, plus health, readiness, metrics and the OpenAPI document.
 //!
-//! Trust model: callers state their viewer segments in the `segments` query
-//! parameter and the server believes them. The API must therefore be reached
-//! only through something that authenticates the end user and sets
-//! `segments` itself (a portal backend or gateway), never directly by end
-//! users. What the server guarantees is that no document leaves it unless
-//! its audience admits one of the given segments.
+//! Trust model: every `/v1/*` and `/mcp` request is authenticated first
+//! ([`crate::auth`]); the caller's bindings decide which segments it holds,
+//! and the request's `segments=` can only narrow them. With `--auth=none`
+//! the server believes `segments=` (local development only). No document
+//! leaves the server unless its audience admits one of the effective
+//! segments, and a refused or hidden document looks exactly like a missing
+//! one.
 //!
 //! The API is described by the hand-maintained `docs/openapi.yaml`, served
 //! as JSON at `/openapi.json`; a test checks that it lists exactly
 //! [`ROUTES`], and that the router serves every one of them.
 
+pub mod mcp;
+pub mod spaces;
+
+use crate::auth::{AuthError, Authenticator, Viewer};
 use crate::store::{Search, SearchResults, StoreError};
-use axum::Json;
-use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Json, Router};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
+use spaces::{NoSpaces, SpaceDirectory};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -49,6 +55,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("POST", "/mcp"),
 ];
 
 /// The OpenAPI 3 description of this API, as maintained in the repository.
@@ -107,12 +114,18 @@ impl ApiMetrics {
 ///   it must already contain `metrics` (see [`ApiMetrics::register`]).
 /// * `ready`: flipped to `true` by the operator once the store is open and
 ///   the controller runs; `/readyz` answers 503 until then.
+/// * `auth`: who is asking ([`Authenticator::none`] unless set with
+///   [`AppState::with_auth`]).
+/// * `spaces`: the spaces `/mcp`'s `list_spaces` shows (none unless set with
+///   [`AppState::with_spaces`]).
 #[derive(Clone)]
 pub struct AppState {
     pub search: Arc<dyn Search>,
     pub registry: Arc<Registry>,
     pub metrics: ApiMetrics,
     pub ready: Arc<AtomicBool>,
+    pub auth: Authenticator,
+    pub spaces: Arc<dyn SpaceDirectory>,
 }
 
 impl AppState {
@@ -127,7 +140,21 @@ impl AppState {
             registry,
             metrics,
             ready,
+            auth: Authenticator::none(),
+            spaces: Arc::new(NoSpaces),
         }
+    }
+
+    /// Authenticates `/v1/*` and `/mcp` requests with `auth`.
+    pub fn with_auth(mut self, auth: Authenticator) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Lists these spaces through `/mcp`.
+    pub fn with_spaces(mut self, spaces: Arc<dyn SpaceDirectory>) -> Self {
+        self.spaces = spaces;
+        self
     }
 
     /// A state with its own registry holding only the API metrics: for tests
@@ -146,9 +173,15 @@ pub fn router(state: AppState) -> Router {
     let openapi: Arc<Result<serde_json::Value, String>> = Arc::new(
         serde_yaml_ng::from_str::<serde_json::Value>(OPENAPI_YAML).map_err(|e| e.to_string()),
     );
-    Router::new()
+    // Everything that reveals content is behind authentication; health,
+    // metrics and the API description are not.
+    let protected = Router::new()
         .route("/v1/search", get(search))
         .route("/v1/documents/{id}", get(document))
+        .route_service("/mcp", mcp::service(state.clone()))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .merge(protected)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -198,6 +231,24 @@ impl ApiError {
             code,
             message: message.into(),
         }
+    }
+
+    fn unauthorized() -> Self {
+        // One answer for every kind of bad token: the caller is not told
+        // whether it was expired, foreign or forged.
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the bearer token is invalid, expired or not meant for this service",
+        )
+    }
+
+    fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "credentials cannot be checked right now; retry later",
+        )
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
@@ -291,6 +342,40 @@ impl From<SearchResults> for SearchResponse {
     }
 }
 
+/// Authenticates the request and hands the [`Viewer`] to the handler, or
+/// answers 401 (bad credentials) or 503 (verifier unreachable).
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    match state.auth.authenticate(request.headers()).await {
+        Ok(viewer) => {
+            // The MCP service is not ours to instrument; count it here.
+            let mcp = request.uri().path() == "/mcp";
+            request.extensions_mut().insert(viewer);
+            let response = next.run(request).await;
+            if mcp {
+                state.metrics.record("mcp", response.status());
+            }
+            response
+        }
+        Err(AuthError::Refused(why)) => {
+            tracing::debug!(reason = why, "request refused: bad credentials");
+            state.metrics.record("auth", StatusCode::UNAUTHORIZED);
+            let mut response = ApiError::unauthorized().into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
+            response
+        }
+        Err(AuthError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "cannot check credentials");
+            state
+                .metrics
+                .record("auth", StatusCode::SERVICE_UNAVAILABLE);
+            ApiError::unavailable().into_response()
+        }
+    }
+}
+
 /// `a,b , c,,` → `["a", "b", "c"]`.
 fn parse_segments(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
     let segments: Vec<String> = raw
@@ -335,13 +420,15 @@ fn parse_search(params: &SearchParams) -> Result<(String, Vec<String>, usize), A
 
 async fn search(
     State(state): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Response {
     let started = Instant::now();
     let result = async {
         let Query(params) =
             params.map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
-        let (q, segments, limit) = parse_search(&params)?;
+        let (q, requested, limit) = parse_search(&params)?;
+        let segments = viewer.grant.effective(&requested);
         let results = state
             .search
             .search_counted(&q, &segments, limit)
@@ -366,13 +453,15 @@ async fn search(
 
 async fn document(
     State(state): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     params: Result<Query<DocumentParams>, QueryRejection>,
 ) -> Response {
     let result = async {
         let Query(params) =
             params.map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
-        let segments = parse_segments(params.segments.as_deref())?;
+        let requested = parse_segments(params.segments.as_deref())?;
+        let segments = viewer.grant.effective(&requested);
         match state.search.get(&id, &segments).await {
             Ok(Some(doc)) => Ok(Json(doc)),
             Ok(None) => Err(ApiError::not_found()),
