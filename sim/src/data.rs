@@ -12,6 +12,11 @@ use std::collections::BTreeMap;
 pub enum ContentType {
     Page,
     Blogpost,
+    /// A folder in the page tree (Cloud): no body, may carry restrictions.
+    Folder,
+    /// A whiteboard; like databases and embeds it can be a page's parent.
+    Whiteboard,
+    Database,
 }
 
 impl ContentType {
@@ -19,7 +24,16 @@ impl ContentType {
         match self {
             ContentType::Page => "page",
             ContentType::Blogpost => "blogpost",
+            ContentType::Folder => "folder",
+            ContentType::Whiteboard => "whiteboard",
+            ContentType::Database => "database",
         }
+    }
+
+    /// Pages and blog posts carry bodies and are listed by the page APIs;
+    /// the other types only appear as parents in the page tree.
+    pub fn is_document(self) -> bool {
+        matches!(self, ContentType::Page | ContentType::Blogpost)
     }
 }
 

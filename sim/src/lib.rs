@@ -329,6 +329,31 @@ impl Simulator {
         })
     }
 
+    /// Creates a non-page item of the page tree (folder, whiteboard,
+    /// database) and returns its id. Pages can then be created below it.
+    pub fn create_parent(
+        &self,
+        space_key: &str,
+        kind: ContentType,
+        title: &str,
+        parent_id: Option<u64>,
+    ) -> Result<u64, SimError> {
+        if kind.is_document() {
+            return Err(SimError::Invalid(format!(
+                "{} is not a non-page parent type",
+                kind.as_str()
+            )));
+        }
+        self.create(server::NewPage {
+            space_key: space_key.to_string(),
+            title: title.to_string(),
+            parent_id,
+            body: Some(String::new()),
+            labels: Vec::new(),
+            content_type: kind,
+        })
+    }
+
     /// Creates an item with full control (labels, blog post, parent).
     pub fn create(&self, new: NewPage) -> Result<u64, SimError> {
         server::create_page(&self.state, new)

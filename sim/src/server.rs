@@ -20,6 +20,8 @@ use std::time::Duration;
 
 type St = Arc<State>;
 
+mod parents;
+
 /// v1 handlers are mounted twice: under `/wiki/rest/api` (Cloud) and
 /// `/rest/api` (Data Center); links and shapes differ slightly.
 #[derive(Clone)]
@@ -64,7 +66,10 @@ pub(crate) fn router(state: St) -> Router {
         .route("/pages", get(v2_pages))
         .route("/blogposts", get(v2_blogposts))
         .route("/pages/{id}", get(v2_page))
-        .route("/blogposts/{id}", get(v2_page))
+        .route("/blogposts/{id}", get(v2_blogpost))
+        .route("/folders/{id}", get(parents::v2_folder))
+        .route("/whiteboards/{id}", get(parents::v2_whiteboard))
+        .route("/databases/{id}", get(parents::v2_database))
         .with_state(state.clone());
     let api = Router::new()
         .nest("/wiki/api/v2", v2)
@@ -351,14 +356,18 @@ fn ct_name(ct: ContentType) -> &'static str {
 
 fn v1_webui(ctx: &Ctx, p: &SimPage) -> String {
     if ctx.cloud {
-        match p.content_type {
-            ContentType::Page => {
-                format!("/spaces/{}/pages/{}/{}", p.space_key, p.id, slug(&p.title))
-            }
-            ContentType::Blogpost => format!("/spaces/{}/blog/{}", p.space_key, p.id),
-        }
+        cloud_webui(p)
     } else {
         format!("/pages/viewpage.action?pageId={}", p.id)
+    }
+}
+
+/// The web UI path of an item on Cloud (relative to `/wiki`).
+fn cloud_webui(p: &SimPage) -> String {
+    match p.content_type {
+        ContentType::Page => format!("/spaces/{}/pages/{}/{}", p.space_key, p.id, slug(&p.title)),
+        ContentType::Blogpost => format!("/spaces/{}/blog/{}", p.space_key, p.id),
+        other => format!("/spaces/{}/{}/{}", p.space_key, other.as_str(), p.id),
     }
 }
 
@@ -398,7 +407,7 @@ fn v1_content(ctx: &Ctx, d: &Data, p: &SimPage, ex: &Expand) -> Value {
             .map(|a| {
                 json!({
                     "id": a.id.to_string(),
-                    "type": "page",
+                    "type": ct_name(a.content_type),
                     "status": "current",
                     "title": a.title,
                     "_links": { "webui": v1_webui(ctx, a) },
@@ -762,10 +771,7 @@ fn v2_page_of<T>(
 
 fn v2_content(d: &Data, p: &SimPage, body: bool) -> Value {
     let space_id = d.space(&p.space_key).map_or(0, |s| s.id);
-    let webui = match p.content_type {
-        ContentType::Page => format!("/spaces/{}/pages/{}/{}", p.space_key, p.id, slug(&p.title)),
-        ContentType::Blogpost => format!("/spaces/{}/blog/{}", p.space_key, p.id),
-    };
+    let webui = cloud_webui(p);
     let mut v = json!({
         "id": p.id.to_string(),
         "status": "current",
@@ -786,11 +792,7 @@ fn v2_content(d: &Data, p: &SimPage, body: bool) -> Value {
         v["parentId"] = p
             .parent_id
             .map_or(Value::Null, |id| Value::String(id.to_string()));
-        v["parentType"] = if p.parent_id.is_some() {
-            json!("page")
-        } else {
-            Value::Null
-        };
+        v["parentType"] = parent_type(d, p);
         v["position"] = json!(p.id % 1000);
     }
     v["body"] = if body {
@@ -799,6 +801,13 @@ fn v2_content(d: &Data, p: &SimPage, body: bool) -> Value {
         json!({})
     };
     v
+}
+
+/// v2 `parentType`: the wire name of the parent's content type.
+fn parent_type(d: &Data, p: &SimPage) -> Value {
+    p.parent_id
+        .and_then(|id| d.pages.get(&id))
+        .map_or(Value::Null, |parent| json!(ct_name(parent.content_type)))
 }
 
 fn v2_space_json(s: &SimSpace) -> Value {
@@ -922,10 +931,28 @@ async fn v2_page(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    v2_single(&st, &id, raw, ContentType::Page)
+}
+
+async fn v2_blogpost(
+    AxState(st): AxState<St>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    v2_single(&st, &id, raw, ContentType::Blogpost)
+}
+
+/// `GET /pages/{id}` and `/blogposts/{id}`: only items of that type.
+fn v2_single(st: &State, id: &str, raw: Option<String>, ct: ContentType) -> Response {
     let q = Q::parse(raw);
     let body = q.get("body-format") == Some("storage");
     let d = lock(&st.data);
-    match id.parse::<u64>().ok().and_then(|id| d.pages.get(&id)) {
+    match id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| d.pages.get(&id))
+        .filter(|p| p.content_type == ct)
+    {
         Some(p) => {
             let mut v = v2_content(&d, p, body);
             v["_links"]["base"] = Value::String(format!("{}/wiki", st.origin));
@@ -1052,6 +1079,7 @@ async fn admin_spaces(AxState(st): AxState<St>) -> Json<Value> {
         match p.content_type {
             ContentType::Page => c.0 += 1,
             ContentType::Blogpost => c.1 += 1,
+            _ => {}
         }
     }
     let spaces: Vec<Value> = d
