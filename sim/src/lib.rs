@@ -30,9 +30,11 @@
 //! ```
 
 pub mod data;
+mod journal;
 mod server;
 
-pub use data::{ContentType, SimPage, SimSpace};
+pub use data::{ContentType, SimPage, SimSpace, Status};
+pub use journal::Exchange;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -176,6 +178,8 @@ pub(crate) struct State {
     pub max_limit_v2: usize,
     pub max_limit_v1: usize,
     pub shutdown: watch::Receiver<bool>,
+    /// Exchanges recorded while a test asked for them (`None`: not recording).
+    pub journal: Mutex<Option<Vec<journal::Exchange>>>,
 }
 
 /// Poisoned locks are recovered: every mutation is a single step, so state
@@ -225,6 +229,7 @@ impl Simulator {
             max_limit_v2: config.max_limit_v2.max(1),
             max_limit_v1: config.max_limit_v1.max(1),
             shutdown: stopped.clone(),
+            journal: Mutex::new(None),
         });
         let app = server::router(state.clone());
         let mut signal = stopped;
@@ -275,6 +280,17 @@ impl Simulator {
     /// The API token (Cloud basic auth) and personal access token (Data Center bearer).
     pub fn token(&self) -> &str {
         &self.config.token
+    }
+
+    /// Starts recording every API exchange (dropping any earlier record).
+    pub fn start_recording(&self) {
+        *lock(&self.state.journal) = Some(Vec::new());
+    }
+
+    /// The exchanges recorded since [`Simulator::start_recording`]; recording
+    /// goes on.
+    pub fn recorded(&self) -> Vec<Exchange> {
+        lock(&self.state.journal).clone().unwrap_or_default()
     }
 
     pub fn stats(&self) -> Stats {
@@ -376,6 +392,16 @@ impl Simulator {
             .remove(&id)
             .map(|_| ())
             .ok_or(SimError::NoSuchPage(id))
+    }
+
+    /// Moves an item to the trash or the archive (or back to current), as
+    /// Confluence does: it leaves default listings, and direct lookups
+    /// report the new status.
+    pub fn set_status(&self, id: u64, status: data::Status) -> Result<(), SimError> {
+        let mut data = lock(&self.state.data);
+        let page = data.pages.get_mut(&id).ok_or(SimError::NoSuchPage(id))?;
+        page.status = status;
+        Ok(())
     }
 
     /// Sets or clears a view restriction. Like Confluence, this does not

@@ -1,7 +1,7 @@
 //! HTTP side of the simulator: Cloud v2 and v1, Data Center v1, the admin
 //! API, authentication, request counting and fault injection.
 
-use super::data::{ContentType, Data, SimPage, SimSpace};
+use super::data::{ContentType, Data, SimPage, SimSpace, Status};
 use super::{SimError, State, Stats, lock};
 use axum::body::{Body, to_bytes};
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State as AxState};
@@ -97,7 +97,11 @@ pub(crate) fn router(state: St) -> Router {
     Router::new()
         .merge(api)
         .merge(admin)
-        .layer(middleware::from_fn_with_state(state, count))
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .layer(middleware::from_fn_with_state(
+            state,
+            crate::journal::record,
+        ))
 }
 
 // ---------------------------------------------------------------------------
@@ -310,6 +314,27 @@ impl Q {
     }
 }
 
+/// The statuses a listing asked for (`status=a,b` or repeated), or the
+/// endpoint's default. `any` matches every status.
+fn wanted_status(q: &Q, default: &[Status]) -> Vec<Status> {
+    let asked = q.list("status");
+    if asked.is_empty() {
+        return default.to_vec();
+    }
+    if asked.iter().any(|s| s == "any") {
+        return vec![Status::Current, Status::Archived, Status::Trashed];
+    }
+    [Status::Current, Status::Archived, Status::Trashed]
+        .into_iter()
+        .filter(|s| asked.iter().any(|a| a == s.as_str()))
+        .collect()
+}
+
+/// v2 listings return current and archived items unless told otherwise.
+const V2_DEFAULT_STATUS: &[Status] = &[Status::Current, Status::Archived];
+/// v1 content endpoints return current items unless told otherwise.
+const V1_DEFAULT_STATUS: &[Status] = &[Status::Current];
+
 struct Expand {
     version: bool,
     ancestors: bool,
@@ -375,7 +400,7 @@ fn v1_content(ctx: &Ctx, d: &Data, p: &SimPage, ex: &Expand) -> Value {
     let mut v = json!({
         "id": p.id.to_string(),
         "type": ct_name(p.content_type),
-        "status": "current",
+        "status": p.status.as_str(),
         "title": p.title,
         "_links": {
             "webui": v1_webui(ctx, p),
@@ -408,7 +433,7 @@ fn v1_content(ctx: &Ctx, d: &Data, p: &SimPage, ex: &Expand) -> Value {
                 json!({
                     "id": a.id.to_string(),
                     "type": ct_name(a.content_type),
-                    "status": "current",
+                    "status": a.status.as_str(),
                     "title": a.title,
                     "_links": { "webui": v1_webui(ctx, a) },
                 })
@@ -430,6 +455,10 @@ fn v1_content(ctx: &Ctx, d: &Data, p: &SimPage, ex: &Expand) -> Value {
         v["restrictions"] = json!({
             "read": {
                 "operation": "read",
+                "_expandable": { "content": format!("/rest/api/content/{}", p.id) },
+                "_links": {
+                    "self": format!("{}/rest/api/content/{}/restriction/byOperation/read", ctx.base(), p.id),
+                },
                 "restrictions": {
                     "user": { "results": users, "start": 0, "limit": 200, "size": users.len() },
                     "group": { "results": groups, "start": 0, "limit": 200, "size": groups.len() },
@@ -489,10 +518,15 @@ fn v1_page<T>(
         "self": format!("{}/rest/api{path}", ctx.base()),
     });
     if start + size < total {
-        let query = q.with_paging(&[
-            ("start", (start + size).to_string()),
-            ("limit", limit.to_string()),
-        ]);
+        let next_start = (start + size).to_string();
+        let query = if ctx.cloud && path == "/content/search" {
+            q.with_paging(&[
+                ("cursor", encode_cursor((start + size) as u64)),
+                ("limit", limit.to_string()),
+            ])
+        } else {
+            q.with_paging(&[("start", next_start), ("limit", limit.to_string())])
+        };
         links["next"] = Value::String(format!("/rest/api{path}?{query}"));
     }
     Json(json!({
@@ -585,10 +619,12 @@ async fn v1_content_list(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) ->
             &format!("No space with key : {space_key}"),
         );
     }
+    let statuses = wanted_status(&q, V1_DEFAULT_STATUS);
     let all: Vec<&SimPage> = d
         .pages
         .values()
         .filter(|p| p.space_key == space_key && ct_name(p.content_type) == kind)
+        .filter(|p| statuses.contains(&p.status))
         .collect();
     v1_page(&ctx, "/content", &q, all, (start, limit), |p| {
         v1_content(&ctx, &d, p, &ex)
@@ -602,8 +638,14 @@ async fn v1_content_get(
 ) -> Response {
     let q = Q::parse(raw);
     let ex = Expand::parse(&q);
+    let statuses = wanted_status(&q, V1_DEFAULT_STATUS);
     let d = lock(&ctx.state.data);
-    match id.parse::<u64>().ok().and_then(|id| d.pages.get(&id)) {
+    match id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| d.pages.get(&id))
+        .filter(|p| statuses.contains(&p.status))
+    {
         Some(p) => Json(v1_content(&ctx, &d, p, &ex)).into_response(),
         None => error_json(StatusCode::NOT_FOUND, "No content found with id"),
     }
@@ -683,7 +725,18 @@ fn unquote(s: &str) -> String {
 async fn v1_search(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Response {
     let q = Q::parse(raw);
     let ex = Expand::parse(&q);
-    let (start, limit) = match (q.num("start", 0), v1_limit(&ctx, &q, &ex)) {
+    // Cloud pages search results with an opaque `cursor` (its API has no
+    // `start` there); Data Center with `start`.
+    let start = if ctx.cloud {
+        match q.get("cursor").map(decode_cursor) {
+            None => Ok(0),
+            Some(Some(offset)) => Ok(offset as usize),
+            Some(None) => return error_json(StatusCode::BAD_REQUEST, "invalid cursor"),
+        }
+    } else {
+        q.num("start", 0)
+    };
+    let (start, limit) = match (start, v1_limit(&ctx, &q, &ex)) {
         (Ok(s), Ok(l)) => (s, l),
         (Err(e), _) | (_, Err(e)) => return *e,
     };
@@ -693,6 +746,7 @@ async fn v1_search(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Respo
     };
     let d = lock(&ctx.state.data);
     let all: Vec<&SimPage> = candidates(&d, cql.ids.as_deref())
+        .filter(|p| p.status == Status::Current)
         .filter(|p| cql.space.as_deref().is_none_or(|s| p.space_key == s))
         .filter(|p| {
             cql.types
@@ -774,7 +828,7 @@ fn v2_content(d: &Data, p: &SimPage, body: bool) -> Value {
     let webui = cloud_webui(p);
     let mut v = json!({
         "id": p.id.to_string(),
-        "status": "current",
+        "status": p.status.as_str(),
         "title": p.title,
         "spaceId": space_id.to_string(),
         "authorId": "557058:sim-author",
@@ -789,10 +843,12 @@ fn v2_content(d: &Data, p: &SimPage, body: bool) -> Value {
         "_links": { "webui": webui, "editui": format!("/pages/resumedraft.action?draftId={}", p.id), "tinyui": format!("/x/{}", p.id) },
     });
     if p.content_type == ContentType::Page {
-        v["parentId"] = p
-            .parent_id
-            .map_or(Value::Null, |id| Value::String(id.to_string()));
-        v["parentType"] = parent_type(d, p);
+        // The spec types both as non-nullable strings: a top-level page
+        // has neither.
+        if let Some(parent) = p.parent_id {
+            v["parentId"] = Value::String(parent.to_string());
+            v["parentType"] = parent_type(d, p);
+        }
         v["position"] = json!(p.id % 1000);
     }
     v["body"] = if body {
@@ -820,8 +876,6 @@ fn v2_space_json(s: &SimSpace) -> Value {
         "authorId": "557058:sim-author",
         "createdAt": "2024-01-01T00:00:00.000Z",
         "homepageId": s.homepage_id.map(|h| h.to_string()),
-        "description": null,
-        "icon": null,
         "_links": { "webui": format!("/spaces/{}", s.key) },
     })
 }
@@ -849,10 +903,12 @@ async fn v2_space_items(st: St, id: String, raw: Option<String>, ct: ContentType
     let Some(space) = id.parse::<u64>().ok().and_then(|id| d.space_by_id(id)) else {
         return error_json(StatusCode::NOT_FOUND, "Space not found");
     };
+    let statuses = wanted_status(&q, V2_DEFAULT_STATUS);
     let items: Vec<(u64, &SimPage)> = d
         .pages
         .values()
         .filter(|p| p.space_key == space.key && p.content_type == ct)
+        .filter(|p| statuses.contains(&p.status))
         .map(|p| (p.id, p))
         .collect();
     let path = format!(
@@ -906,8 +962,10 @@ fn v2_bulk(st: &State, raw: Option<String>, ct: ContentType, path: &str) -> Resp
         .collect();
     let d = lock(&st.data);
     let wanted = (!ids.is_empty()).then_some(ids.as_slice());
+    let statuses = wanted_status(&q, V2_DEFAULT_STATUS);
     let items: Vec<(u64, &SimPage)> = candidates(&d, wanted)
         .filter(|p| p.content_type == ct)
+        .filter(|p| statuses.contains(&p.status))
         .filter(|p| {
             spaces.is_empty()
                 || d.space(&p.space_key)
@@ -1023,6 +1081,7 @@ pub(crate) fn create_page(st: &State, new: NewPage) -> Result<u64, SimError> {
             body: new.body.unwrap_or_else(|| "<p>New page.</p>".into()),
             labels: new.labels,
             restricted: false,
+            status: Status::Current,
             created_at: now,
             updated_at: now,
         },

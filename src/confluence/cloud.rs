@@ -536,8 +536,10 @@ impl ConfluenceApi for CloudClient {
                 // Bodies (v2) and ancestors/labels (v1 CQL) in parallel.
                 let bodies = async {
                     let mut url = self.v2(&format!("/{}", Self::collection(ct)))?;
+                    // Without `status`, v2 returns archived items too.
                     url.query_pairs_mut()
                         .append_pair("id", &chunk.join(","))
+                        .append_pair("status", "current")
                         .append_pair("body-format", "storage")
                         .append_pair("limit", &chunk.len().to_string());
                     self.collect_v2::<V2Content>(url, || {
