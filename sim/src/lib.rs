@@ -180,6 +180,9 @@ pub(crate) struct State {
     pub shutdown: watch::Receiver<bool>,
     /// Exchanges recorded while a test asked for them (`None`: not recording).
     pub journal: Mutex<Option<Vec<journal::Exchange>>>,
+    /// Deleted just before the next v1 content listing request past the
+    /// first page is answered (see [`Simulator::delete_during_listing`]).
+    pub delete_mid_listing: Mutex<Option<u64>>,
 }
 
 /// Poisoned locks are recovered: every mutation is a single step, so state
@@ -230,6 +233,7 @@ impl Simulator {
             max_limit_v1: config.max_limit_v1.max(1),
             shutdown: stopped.clone(),
             journal: Mutex::new(None),
+            delete_mid_listing: Mutex::new(None),
         });
         let app = server::router(state.clone());
         let mut signal = stopped;
@@ -402,6 +406,15 @@ impl Simulator {
         let page = data.pages.get_mut(&id).ok_or(SimError::NoSuchPage(id))?;
         page.status = status;
         Ok(())
+    }
+
+    /// Deletes `id` while a listing is under way: just before the next v1
+    /// `GET .../content` request for a later page (`start > 0`) is answered.
+    /// With offset paging every item after `id` then moves one place up, so
+    /// the item at the page boundary is never listed, as happens on Data
+    /// Center when content is deleted during a listing.
+    pub fn delete_during_listing(&self, id: u64) {
+        *lock(&self.state.delete_mid_listing) = Some(id);
     }
 
     /// Sets or clears a view restriction. Like Confluence, this does not

@@ -606,6 +606,11 @@ async fn v1_content_list(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) ->
         (Err(e), _) | (_, Err(e)) => return *e,
     };
     let kind = q.get("type").unwrap_or("page").to_string();
+    if start > 0
+        && let Some(id) = lock(&ctx.state.delete_mid_listing).take()
+    {
+        lock(&ctx.state.data).pages.remove(&id);
+    }
     let d = lock(&ctx.state.data);
     let Some(space_key) = q.get("spaceKey") else {
         return error_json(
