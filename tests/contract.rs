@@ -81,11 +81,20 @@ async fn exercise(sim: &Simulator, client: &dyn ConfluenceApi) {
     let board = sim
         .create_parent("ENG", confluence_sim::ContentType::Whiteboard, "Plan", None)
         .unwrap();
+    let database = sim
+        .create_parent(
+            "ENG",
+            confluence_sim::ContentType::Database,
+            "Stock",
+            Some(home),
+        )
+        .unwrap();
     sim.set_restricted(closed, true).unwrap();
     for (title, parent) in [
         ("In folder", folder),
         ("In closed", closed),
         ("On board", board),
+        ("In database", database),
     ] {
         sim.create(NewPage {
             space_key: "ENG".into(),
@@ -209,7 +218,12 @@ async fn cloud_client_traffic_and_simulator_answers_follow_the_published_contrac
         "getSpaces",
         "getFolderById",
         "getWhiteboardById",
+        "getDatabaseById",
         "getPageById",
+        "getBlogPostById",
+        "searchContentByCQL",
+        "getContentById",
+        "getCurrentUser",
     ] {
         assert!(
             findings.used.keys().any(|o| o.operation_id == op),
