@@ -98,6 +98,22 @@ fn build_tree(sim: &Simulator) -> Tree {
     }
 }
 
+/// A folder the operator's credentials cannot look up (Confluence answers
+/// 404 for items the caller may not view), with a page below it.
+fn unreadable_folder_with_page(sim: &Simulator) -> u64 {
+    let home = sim.spaces()[0].homepage_id.expect("home page");
+    let vault = sim
+        .create_parent("ENG", ContentType::Folder, "Vault", Some(home))
+        .expect("folder");
+    sim.hide_from_lookups(vault);
+    page(
+        sim,
+        "Behind the vault",
+        vault,
+        &format!("<p>{SECRET_WORD}</p>"),
+    )
+}
+
 async fn sim() -> Simulator {
     Simulator::start(SimConfig {
         spaces: 1,
@@ -221,6 +237,38 @@ async fn pages_below_open_folders_sync_with_the_folder_in_their_path_and_restric
 }
 
 #[tokio::test]
+async fn a_page_below_a_parent_that_cannot_be_read_is_left_out_as_unverifiable() {
+    for flavor in FLAVORS {
+        let sim = sim().await;
+        build_tree(&sim);
+        let behind = unreadable_folder_with_page(&sim);
+        let client = client(&sim, flavor);
+        let space = client.space("ENG").await.expect("space");
+        let memory = Arc::new(MemoryStore::new());
+        let stores: Vec<Arc<dyn Store>> = vec![memory.clone()];
+        let req = request(space);
+        let report = sync_space(client.as_ref(), &stores, &req).await.unwrap();
+        assert_eq!(
+            report.left_out,
+            LeftOut {
+                restricted_ancestor: 3,
+                unverifiable: 1,
+                ..LeftOut::default()
+            },
+            "{flavor:?}"
+        );
+        assert!(
+            !memory
+                .documents(&req.scope)
+                .iter()
+                .any(|d| d.page.id == behind.to_string()),
+            "{flavor:?}: fails closed"
+        );
+        assert_eq!(report.items, 15, "{flavor:?}: everything else still syncs");
+    }
+}
+
+#[tokio::test]
 async fn include_restricted_syncs_pages_below_restricted_folders_too() {
     for flavor in FLAVORS {
         let sim = sim().await;
@@ -246,6 +294,7 @@ async fn include_restricted_syncs_pages_below_restricted_folders_too() {
 async fn status_and_describe_count_left_out_pages_by_reason() {
     let sim = sim().await;
     let tree = build_tree(&sim);
+    unreadable_folder_with_page(&sim);
     let dir = tempfile::tempdir().unwrap();
     let index = Arc::new(EmbeddedStore::open(&dir.path().join("index")).unwrap());
     let op = harness::start(
@@ -282,12 +331,12 @@ async fn status_and_describe_count_left_out_pages_by_reason() {
     let result = status.last_sync_result.unwrap();
     let left_out = result.left_out.expect("left-out counts in status");
     assert_eq!(left_out.restricted_ancestor, 3);
-    assert_eq!(
-        left_out.restricted + left_out.unverifiable + left_out.labels,
-        0
-    );
+    assert_eq!(left_out.restricted + left_out.labels, 0);
+    assert_eq!(left_out.unverifiable, 1);
     assert!(
-        result.message.contains("3 under a restricted parent"),
+        result
+            .message
+            .contains("3 under a restricted parent, 1 could not be vetted"),
         "{}",
         result.message
     );
@@ -318,5 +367,7 @@ async fn status_and_describe_count_left_out_pages_by_reason() {
     assert!(describe.status.success(), "{text}");
     assert!(text.contains("Left Out:"), "{text}");
     assert!(text.contains("Restricted Ancestor:  3"), "{text}");
+    assert!(text.contains("Unverifiable:         1"), "{text}");
+    assert!(text.contains("ItemsNotVetted"), "{text}");
     assert!(text.contains("3 under a restricted parent"), "{text}");
 }

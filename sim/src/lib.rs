@@ -183,6 +183,9 @@ pub(crate) struct State {
     /// Deleted just before the next v1 content listing request past the
     /// first page is answered (see [`Simulator::delete_during_listing`]).
     pub delete_mid_listing: Mutex<Option<u64>>,
+    /// Ids whose direct lookups answer 404, as Confluence answers for items
+    /// the caller may not view (see [`Simulator::hide_from_lookups`]).
+    pub hidden: Mutex<std::collections::HashSet<u64>>,
 }
 
 /// Poisoned locks are recovered: every mutation is a single step, so state
@@ -234,6 +237,7 @@ impl Simulator {
             shutdown: stopped.clone(),
             journal: Mutex::new(None),
             delete_mid_listing: Mutex::new(None),
+            hidden: Mutex::new(Default::default()),
         });
         let app = server::router(state.clone());
         let mut signal = stopped;
@@ -415,6 +419,13 @@ impl Simulator {
     /// Center when content is deleted during a listing.
     pub fn delete_during_listing(&self, id: u64) {
         *lock(&self.state.delete_mid_listing) = Some(id);
+    }
+
+    /// Makes direct lookups of `id` (v2 `GET /folders/{id}` and the like,
+    /// v1 `GET .../content/{id}`) answer 404, as Confluence does when the
+    /// caller may not view an item; listings are unchanged.
+    pub fn hide_from_lookups(&self, id: u64) {
+        lock(&self.state.hidden).insert(id);
     }
 
     /// Sets or clears a view restriction. Like Confluence, this does not

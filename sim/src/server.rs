@@ -644,12 +644,13 @@ async fn v1_content_get(
     let q = Q::parse(raw);
     let ex = Expand::parse(&q);
     let statuses = wanted_status(&q, V1_DEFAULT_STATUS);
+    let hidden = lock(&ctx.state.hidden).clone();
     let d = lock(&ctx.state.data);
     match id
         .parse::<u64>()
         .ok()
         .and_then(|id| d.pages.get(&id))
-        .filter(|p| statuses.contains(&p.status))
+        .filter(|p| statuses.contains(&p.status) && !hidden.contains(&p.id))
     {
         Some(p) => Json(v1_content(&ctx, &d, p, &ex)).into_response(),
         None => error_json(StatusCode::NOT_FOUND, "No content found with id"),
@@ -1009,12 +1010,13 @@ async fn v2_blogpost(
 fn v2_single(st: &State, id: &str, raw: Option<String>, ct: ContentType) -> Response {
     let q = Q::parse(raw);
     let body = q.get("body-format") == Some("storage");
+    let hidden = lock(&st.hidden).clone();
     let d = lock(&st.data);
     match id
         .parse::<u64>()
         .ok()
         .and_then(|id| d.pages.get(&id))
-        .filter(|p| p.content_type == ct)
+        .filter(|p| p.content_type == ct && !hidden.contains(&p.id))
     {
         Some(p) => {
             let mut v = v2_content(&d, p, body);

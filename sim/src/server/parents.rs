@@ -13,12 +13,13 @@ use serde_json::json;
 /// `parentId`/`parentType` are omitted at the top of the tree: the spec
 /// types them as non-nullable strings.
 fn single(st: &State, id: &str, ct: ContentType) -> Response {
+    let hidden = lock(&st.hidden).clone();
     let d = lock(&st.data);
     let Some(item) = id
         .parse::<u64>()
         .ok()
         .and_then(|id| d.pages.get(&id))
-        .filter(|p| p.content_type == ct)
+        .filter(|p| p.content_type == ct && !hidden.contains(&p.id))
     else {
         return error_json(StatusCode::NOT_FOUND, "Content not found");
     };
