@@ -12,6 +12,14 @@
 //!   requests. Inheritance down the tree is computed locally from the v2
 //!   parent ids. CQL runs on the search index, which can lag: an item it does
 //!   not return cannot be vetted and is left out until a later listing.
+//! - Per parent that is not a listed item (folders, whiteboards, databases,
+//!   embeds; typically few): one v2 `GET /{type}s/{id}` for its own parent
+//!   and one v1 `GET /content/{id}` for its view restriction, concurrently,
+//!   level by level up the tree.
+//!
+//! Confirming that an item missing from the listing is gone costs one v2
+//! `GET /pages/{id}` (or `/blogposts/{id}`) per item, or per sampled item
+//! when many vanished at once (see `sync`).
 //!
 //! A fetch of B items costs ceil(B/L) v2 bulk requests (`/pages?id=…` with
 //! `body-format=storage`) plus ceil(B/L') v1 CQL requests for ancestors with

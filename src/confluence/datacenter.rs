@@ -7,6 +7,9 @@
 //! the listing itself is the cheapest way (no per-page restriction calls).
 //! When neither restriction nor label filtering is needed, only `version` is
 //! expanded, which Data Center serves faster and with a higher page size.
+//! Ancestors that are not listed items (non-page parents) cost one
+//! `GET /content/{id}` each for their view restriction; a deletion is
+//! confirmed with one `GET /content/{id}` per missing (or sampled) item.
 
 use super::http::Http;
 use super::v1::{self, Content, SpaceJson};
