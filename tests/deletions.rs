@@ -271,3 +271,25 @@ async fn a_listing_that_loses_many_items_deletes_nothing_that_still_exists() {
         assert_eq!(full.stored().await.len(), 90, "{flavor:?}");
     }
 }
+
+#[tokio::test]
+async fn dropping_a_content_type_removes_its_items_although_confluence_still_has_them() {
+    for flavor in FLAVORS {
+        let sim = Simulator::start(SimConfig {
+            spaces: 1,
+            pages: 10,
+            blogposts: 3,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let mut setup = Setup::new(&sim, flavor).await;
+        setup.req.options.content_types = vec![ContentType::Page, ContentType::Blogpost];
+        assert_eq!(setup.sync().await.items, 13, "{flavor:?}");
+        setup.req.options.content_types = vec![ContentType::Page];
+        let report = setup.sync().await;
+        assert_eq!(report.deleted, 3, "{flavor:?}: {report:?}");
+        assert_eq!(report.kept_unconfirmed, 0, "{flavor:?}");
+        assert_eq!(setup.stored().await.len(), 10, "{flavor:?}");
+    }
+}

@@ -179,9 +179,10 @@ impl ConfluenceApi for DataCenterClient {
             .map_err(|_| ConfluenceError::Config("base URL cannot have a path".into()))?
             .push(id);
         url.query_pairs_mut().append_pair("expand", "space");
-        // One v1 lookup answers for every content type.
-        let _ = types;
+        // One v1 lookup answers for every content type; an item of a type
+        // no longer synced is gone from this space's point of view.
         match self.http.get_json::<Content>(&url).await {
+            Ok(r) if !types.contains(&r.body.content_type()) => Ok(Presence::Gone),
             Ok(r) => Ok(v1::presence_of(&r.body, &space.key)),
             Err(super::http::HttpFailure::NotFound) => Ok(Presence::Gone),
             Err(super::http::HttpFailure::Other(e)) => Err(e),
