@@ -62,7 +62,8 @@ pub struct SyncRequest {
 /// What one sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
-    /// Items Confluence listed (and every store now holds).
+    /// Items every store now holds: those Confluence listed, plus those
+    /// it missed but still has (`kept_unconfirmed`).
     pub items: u64,
     /// Bodies fetched because they were new or changed in at least one store.
     pub fetched: u64,
@@ -181,8 +182,9 @@ pub async fn sync_space(
         deleted.extend(gone);
     }
     report.deleted = deleted.len() as u64;
-    // Items that vanished between listing and fetching are not stored.
-    report.items = report.unchanged + report.fetched;
+    // Items that vanished between listing and fetching are not stored;
+    // items kept because Confluence still has them are.
+    report.items = report.unchanged + report.fetched + report.kept_unconfirmed;
     Ok(report)
 }
 

@@ -2,7 +2,9 @@
 //! only after a direct lookup finds it gone (404, trashed, archived), and when
 //! many vanish at once a sample is looked up and the sync result says so.
 
+mod harness;
 mod sim_site;
+mod support;
 
 use async_trait::async_trait;
 use confluence_operator::confluence::{
@@ -292,4 +294,81 @@ async fn dropping_a_content_type_removes_its_items_although_confluence_still_has
         assert_eq!(report.kept_unconfirmed, 0, "{flavor:?}");
         assert_eq!(setup.stored().await.len(), 10, "{flavor:?}");
     }
+}
+
+/// On the real control plane, against a Data Center site: the page the
+/// listing skipped stays, and the space's status says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_space_status_reports_pages_kept_because_confluence_still_has_them() {
+    let sim = Simulator::start(SimConfig {
+        spaces: 1,
+        pages: 30,
+        blogposts: 0,
+        // Data Center hands out small pages whatever the client asks for.
+        max_limit_v1: 10,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let op = harness::start(
+        "deletions",
+        Arc::new(confluence_operator::controller::ClientFactory),
+        vec![store.clone() as Arc<dyn Store>],
+    )
+    .await;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "pat"},
+        "stringData": {"token": sim.token()}
+    }))
+    .unwrap();
+    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(op.client.clone(), &op.namespace)
+        .create(&Default::default(), &secret)
+        .await
+        .unwrap();
+    let site: confluence_operator::api::ConfluenceSite =
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "confluence-operator.io/v1alpha1", "kind": "ConfluenceSite",
+            "metadata": {"name": "dc"},
+            "spec": {"url": sim.datacenter_site_url().as_str(), "flavor": "DataCenter",
+                     "insecureAllowHttp": true, "credentialsSecretRef": {"name": "pat"}}
+        }))
+        .unwrap();
+    op.sites().create(&Default::default(), &site).await.unwrap();
+    op.create_space(
+        "eng",
+        "dc",
+        "ENG",
+        serde_json::json!({"visibility": "Everyone"}),
+    )
+    .await;
+    assert_eq!(op.wait_ready("eng").await.status.unwrap().items, Some(30));
+
+    let all: Vec<u64> = sim.pages("ENG").iter().map(|p| p.id).collect();
+    let skipped = all[10];
+    let gone = *leaves(&sim).iter().rev().find(|id| **id > skipped).unwrap();
+    sim.delete_page(gone).unwrap();
+    sim.delete_during_listing(all[3]);
+    op.request_resync(&op.spaces(), "eng", "mid-listing").await;
+    let result = op
+        .wait_status("eng", "the resync", |st| {
+            (st.last_handled_resync_at.as_deref() == Some("mid-listing")
+                && st.phase == Some(confluence_operator::api::space::SyncPhase::Synced))
+            .then(|| st.last_sync_result.clone())
+            .flatten()
+        })
+        .await;
+    assert_eq!(result.deleted, 1, "{result:?}");
+    assert_eq!(result.kept_unconfirmed, Some(1), "{result:?}");
+    assert!(
+        result
+            .message
+            .contains("still present in Confluence and were kept"),
+        "{result:?}"
+    );
+    let scope = SpaceScope::new(&op.namespace, "eng");
+    let stored: BTreeSet<String> = store.versions(&scope).await.unwrap().into_keys().collect();
+    assert!(stored.contains(&skipped.to_string()));
+    assert!(!stored.contains(&gone.to_string()));
 }

@@ -153,12 +153,13 @@ pub struct SyncResult {
     /// Items removed because Confluence no longer lists them.
     pub deleted: u64,
     pub unchanged: u64,
-    /// Items Confluence listed that were not synced, by reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Items Confluence listed that were not synced, by reason. Always
+    /// written (null when none) so a status merge patch clears old counts.
+    #[serde(default)]
     pub left_out: Option<LeftOutCounts>,
     /// Items missing from the listing that a direct lookup found still in
     /// Confluence: kept rather than deleted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub kept_unconfirmed: Option<u64>,
     pub message: String,
 }
