@@ -330,3 +330,28 @@ fn the_checker_rejects_requests_and_answers_outside_the_spec() {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
     }
 }
+
+/// Data Center has no published document here; its v1 resources are
+/// checked against Cloud's v1 document (same resources under `/wiki`), where
+/// the two are known to agree. Known Data Center-only differences are listed
+/// and nothing else may differ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_center_traffic_uses_v1_resources_as_published() {
+    let sim = sim().await;
+    let client = client(&sim, Flavor::DataCenter, 7);
+    sim.start_recording();
+    exercise(&sim, client.as_ref()).await;
+    let exchanges: Vec<confluence_sim::Exchange> = sim
+        .recorded()
+        .into_iter()
+        .map(|mut e| {
+            e.path = format!("/wiki{}", e.path);
+            e
+        })
+        .collect();
+    let mut v1 = vec![Spec::load("cloud-v1.openapi.json", "cloud-v1", "")];
+    let findings = openapi::check(&mut v1, &exchanges);
+    eprintln!("{}", report(&findings));
+    let distinct = findings.distinct();
+    assert!(distinct.is_empty(), "{}", distinct.join("\n"));
+}

@@ -495,6 +495,12 @@ fn v1_space_json(ctx: &Ctx, s: &SimSpace) -> Value {
         "type": s.kind,
         "status": "current",
         "_links": { "webui": webui, "self": format!("{}/rest/api/space/{}", ctx.base(), s.key) },
+        "_expandable": {
+            "homepage": s.homepage_id.map(|h| format!("/rest/api/content/{h}")).unwrap_or_default(),
+            "description": "",
+            "metadata": "",
+            "icon": "",
+        },
     })
 }
 

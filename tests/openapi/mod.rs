@@ -7,7 +7,8 @@
 //! `$CONFLUENCE_SPECS_DIR`), never copied into the repository. Validation is
 //! done by the `jsonschema` crate: the OpenAPI 3.0 schemas are only adapted
 //! to JSON Schema draft 4 (their base) by turning `nullable: true` into a
-//! `null` alternative; `$ref`s resolve inside the document itself.
+//! `null` alternative (and, for parameters, moving a misplaced array `enum`
+//! into `items`); `$ref`s resolve inside the document itself.
 #![allow(dead_code)]
 
 use confluence_sim::Exchange;
@@ -175,6 +176,21 @@ impl Spec {
         &self.validators[key]
     }
 
+    /// A parameter's schema as a validator must see it. Some v1 array
+    /// parameters (`status` of `getContent`, `getContentById`) put `enum`
+    /// beside `items` instead of inside it, which would compare the whole
+    /// array with each enum value; it is moved into `items`, where the
+    /// parameter's description puts it.
+    fn param_schema(&self, p: &Value) -> Value {
+        let mut schema = self.resolve(&p["schema"]).clone();
+        if schema["type"] == "array"
+            && let Some(values) = schema.as_object_mut().and_then(|m| m.remove("enum"))
+        {
+            schema["items"]["enum"] = values;
+        }
+        schema
+    }
+
     fn errors(&mut self, key: &str, schema: &Value, instance: &Value) -> Vec<String> {
         let mut out: Vec<String> = self
             .validator(key, schema)
@@ -236,8 +252,9 @@ pub fn check(specs: &mut [Spec], exchanges: &[Exchange]) -> Findings {
         for (name, value) in &captures {
             match param(name, "path") {
                 Some(p) => {
-                    let value = typed(&p["schema"], std::slice::from_ref(value), spec);
-                    for e in spec.errors(&format!("{key} path {name}"), &p["schema"], &value) {
+                    let schema = spec.param_schema(&p);
+                    let value = typed(&schema, std::slice::from_ref(value), spec);
+                    for e in spec.errors(&format!("{key} path {name}"), &schema, &value) {
                         findings
                             .violations
                             .push(format!("{line}: path parameter {name}={value}: {e}"));
@@ -267,8 +284,9 @@ pub fn check(specs: &mut [Spec], exchanges: &[Exchange]) -> Findings {
                 ));
                 continue;
             };
-            let value = typed(&p["schema"], raw, spec);
-            for e in spec.errors(&format!("{key} query {name}"), &p["schema"], &value) {
+            let schema = spec.param_schema(&p);
+            let value = typed(&schema, raw, spec);
+            for e in spec.errors(&format!("{key} query {name}"), &schema, &value) {
                 findings
                     .violations
                     .push(format!("{line}: query parameter {name}={value}: {e}"));
