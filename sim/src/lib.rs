@@ -18,6 +18,13 @@
 //! | `PUT` / `DELETE /_sim/pages/{id}/restriction` | set / clear a view restriction |
 //! | `GET` / `PUT /_sim/faults` | fault configuration ([`FaultConfig`]) |
 //!
+//! Beyond pages and blog posts, the page tree holds folders, whiteboards and
+//! databases ([`Simulator::create_parent`], restrictable like pages), and
+//! items carry a status (current, archived, trashed) that listings honour
+//! with each endpoint's documented default. For tests of fidelity the
+//! handle can record every exchange ([`Simulator::start_recording`]), hide
+//! items from direct lookups, and delete an item in the middle of a listing.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), confluence_sim::SimError> {
 //! use confluence_sim::{SimConfig, Simulator};
