@@ -1,7 +1,9 @@
 //! The sync engine: makes every store hold exactly what Confluence lists for
 //! a space, fetching bodies only for new or changed items.
 
-use crate::confluence::{ConfluenceApi, ConfluenceError, ListOptions, SpaceInfo};
+use crate::confluence::{
+    ConfluenceApi, ConfluenceError, LeftOut, ListOptions, Presence, SpaceInfo,
+};
 use crate::model::{Audience, Document, PageRef, SpaceScope};
 use crate::store::{Store, StoreError};
 use futures::StreamExt;
@@ -14,6 +16,16 @@ pub const DEFAULT_BATCH_SIZE: usize = 50;
 
 /// Batches fetched ahead of the one being committed.
 const FETCH_AHEAD: usize = 4;
+
+/// Up to this many items missing from a listing are each looked up before
+/// removal; beyond it only a sample is.
+const CONFIRM_EACH_UP_TO: usize = 50;
+
+/// Items looked up when more than [`CONFIRM_EACH_UP_TO`] vanished at once.
+const CONFIRM_SAMPLE: usize = 20;
+
+/// Direct lookups in flight while confirming deletions.
+const CONFIRM_CONCURRENCY: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -50,7 +62,8 @@ pub struct SyncRequest {
 /// What one sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
-    /// Items Confluence listed (and every store now holds).
+    /// Items every store now holds: those Confluence listed, plus those
+    /// it missed but still has (`kept_unconfirmed`).
     pub items: u64,
     /// Bodies fetched because they were new or changed in at least one store.
     pub fetched: u64,
@@ -58,6 +71,14 @@ pub struct SyncReport {
     pub deleted: u64,
     /// Items already up to date everywhere.
     pub unchanged: u64,
+    /// Listed items not synced, by reason.
+    pub left_out: LeftOut,
+    /// Items missing from the listing that a direct lookup found still
+    /// present: kept, since the listing (not the item) was at fault.
+    pub kept_unconfirmed: u64,
+    /// How deletions were confirmed, when that is worth telling (a sample
+    /// stood for many, or the listing missed items).
+    pub deletion_note: Option<String>,
 }
 
 /// Brings every store in line with Confluence for one space.
@@ -68,7 +89,8 @@ pub async fn sync_space(
 ) -> Result<SyncReport, SyncError> {
     // A failed listing returns early: absence from an incomplete listing must
     // never be read as deletion.
-    let listed = source.list(&req.space, &req.options).await?;
+    let listing = source.list_detailed(&req.space, &req.options).await?;
+    let listed = &listing.items;
     let listed_ids: BTreeSet<&str> = listed.iter().map(|r| r.id.as_str()).collect();
 
     let mut stored: Vec<HashMap<String, u64>> = Vec::with_capacity(stores.len());
@@ -96,6 +118,7 @@ pub async fn sync_space(
     let mut report = SyncReport {
         items: listed.len() as u64,
         unchanged: (listed.len() - stale.len()) as u64,
+        left_out: listing.left_out,
         ..SyncReport::default()
     };
 
@@ -131,11 +154,22 @@ pub async fn sync_space(
         }
     }
 
+    // Stored items the listing returned but left out (now restricted or
+    // filtered) go at once. Items it did not return at all may only have been
+    // skipped by paging: they go once a direct lookup confirms it.
+    let missing: BTreeSet<String> = stored
+        .iter()
+        .flat_map(|s| s.keys())
+        .filter(|id| !listing.seen.contains(id.as_str()))
+        .cloned()
+        .collect();
+    let confirmed = confirm_gone(source, req, &missing, &mut report).await?;
     let mut deleted: BTreeSet<String> = BTreeSet::new();
     for (store, versions) in stores.iter().zip(&stored) {
         let gone: Vec<String> = versions
             .keys()
             .filter(|id| !listed_ids.contains(id.as_str()))
+            .filter(|id| listing.seen.contains(id.as_str()) || confirmed.contains(*id))
             .cloned()
             .collect();
         if gone.is_empty() {
@@ -148,9 +182,85 @@ pub async fn sync_space(
         deleted.extend(gone);
     }
     report.deleted = deleted.len() as u64;
-    // Items that vanished between listing and fetching are not stored.
-    report.items = report.unchanged + report.fetched;
+    // Items that vanished between listing and fetching are not stored;
+    // items kept because Confluence still has them are.
+    report.items = report.unchanged + report.fetched + report.kept_unconfirmed;
     Ok(report)
+}
+
+/// Which of the `missing` ids are really gone. Each is looked up when few
+/// vanished; when many did, an even sample stands for all if every sampled
+/// item is gone, and otherwise only the sampled items found gone are.
+async fn confirm_gone(
+    source: &dyn ConfluenceApi,
+    req: &SyncRequest,
+    missing: &BTreeSet<String>,
+    report: &mut SyncReport,
+) -> Result<BTreeSet<String>, SyncError> {
+    if missing.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let all: Vec<String> = missing.iter().cloned().collect();
+    let sampled = all.len() > CONFIRM_EACH_UP_TO;
+    let checked: Vec<String> = if sampled {
+        let step = all.len() / CONFIRM_SAMPLE;
+        all.iter()
+            .step_by(step.max(1))
+            .take(CONFIRM_SAMPLE)
+            .cloned()
+            .collect()
+    } else {
+        all.clone()
+    };
+    let lookups: Vec<_> = checked
+        .iter()
+        .cloned()
+        .map(|id| async move {
+            let presence = source
+                .presence(&req.space, &id, &req.options.content_types)
+                .await;
+            presence.map(|p| (id, p))
+        })
+        .collect();
+    let answers: Vec<(String, Presence)> = futures::stream::iter(lookups)
+        .buffer_unordered(CONFIRM_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let gone: BTreeSet<String> = answers
+        .into_iter()
+        .filter(|(_, p)| *p == Presence::Gone)
+        .map(|(id, _)| id)
+        .collect();
+    let confirmed = if sampled && gone.len() == checked.len() {
+        report.deletion_note = Some(format!(
+            "{} items vanished at once; a sample of {} was looked up and all were gone, so all were removed",
+            all.len(),
+            checked.len()
+        ));
+        missing.clone()
+    } else {
+        gone
+    };
+    report.kept_unconfirmed = (all.len() - confirmed.len()) as u64;
+    if report.kept_unconfirmed > 0 && report.deletion_note.is_none() {
+        report.deletion_note = Some(if sampled {
+            format!(
+                "{} items vanished from the listing but a sample of {} found {} still present: only the {} confirmed gone were removed, the rest kept until a listing accounts for them",
+                all.len(),
+                checked.len(),
+                checked.len() - confirmed.len(),
+                confirmed.len()
+            )
+        } else {
+            format!(
+                "{} items missing from the listing are still present in Confluence and were kept",
+                report.kept_unconfirmed
+            )
+        });
+    }
+    Ok(confirmed)
 }
 
 /// Removes a space's content from every store (disconnect / deletion).

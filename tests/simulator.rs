@@ -157,3 +157,64 @@ async fn server_stops_on_shutdown_and_on_drop() {
         assert!(refused, "explicit={explicit}: still listening");
     }
 }
+
+/// Each endpoint's documented `status` default: v2 page listings return
+/// current and archived items, v1 current only; direct v2 lookups see every
+/// status. Folders answer on their own endpoint, not on `/pages/{id}`.
+#[tokio::test]
+async fn statuses_and_folders_follow_each_endpoints_rules() {
+    let sim = sim().await;
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let req = http
+            .get(format!("{}{path}", sim.base_url()))
+            .basic_auth(sim.user(), Some(sim.token()));
+        async move {
+            let resp = req.send().await.expect("request");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let pages = sim.pages("ENG");
+    let (archived, trashed) = (pages[8].id, pages[9].id);
+    sim.set_status(archived, confluence_sim::Status::Archived)
+        .unwrap();
+    sim.set_status(trashed, confluence_sim::Status::Trashed)
+        .unwrap();
+    let space_id = sim.spaces()[0].id;
+    let count = |v: &Value| v["results"].as_array().map_or(0, Vec::len);
+
+    let (_, v2) = get(format!("/wiki/api/v2/spaces/{space_id}/pages?limit=50")).await;
+    assert_eq!(count(&v2), 9, "v2 default: current and archived");
+    let (_, v2) = get(format!(
+        "/wiki/api/v2/spaces/{space_id}/pages?limit=50&status=current"
+    ))
+    .await;
+    assert_eq!(count(&v2), 8);
+    let (_, v1) = get("/rest/api/content?spaceKey=ENG&limit=50".into()).await;
+    assert_eq!(count(&v1), 8, "v1 default: current");
+    let (code, one) = get(format!("/wiki/api/v2/pages/{trashed}")).await;
+    assert_eq!((code, one["status"].as_str()), (200, Some("trashed")));
+    let (code, _) = get(format!("/rest/api/content/{trashed}")).await;
+    assert_eq!(code, 404, "v1 lookups default to current");
+
+    let folder = sim
+        .create_parent(
+            "ENG",
+            confluence_sim::ContentType::Folder,
+            "F",
+            Some(pages[0].id),
+        )
+        .unwrap();
+    let (code, f) = get(format!("/wiki/api/v2/folders/{folder}")).await;
+    assert_eq!(code, 200);
+    assert_eq!(f["parentId"], pages[0].id.to_string());
+    assert_eq!(f["parentType"], "page");
+    let (code, _) = get(format!("/wiki/api/v2/pages/{folder}")).await;
+    assert_eq!(code, 404);
+    let child = sim
+        .create_page("ENG", "Child", Some(folder), "<p>c</p>")
+        .unwrap();
+    let (_, c) = get(format!("/wiki/api/v2/pages/{child}")).await;
+    assert_eq!(c["parentType"], "folder");
+}

@@ -12,6 +12,11 @@ use std::collections::BTreeMap;
 pub enum ContentType {
     Page,
     Blogpost,
+    /// A folder in the page tree (Cloud): no body, may carry restrictions.
+    Folder,
+    /// A whiteboard; like databases and embeds it can be a page's parent.
+    Whiteboard,
+    Database,
 }
 
 impl ContentType {
@@ -19,6 +24,35 @@ impl ContentType {
         match self {
             ContentType::Page => "page",
             ContentType::Blogpost => "blogpost",
+            ContentType::Folder => "folder",
+            ContentType::Whiteboard => "whiteboard",
+            ContentType::Database => "database",
+        }
+    }
+
+    /// Pages and blog posts carry bodies and are listed by the page APIs;
+    /// the other types only appear as parents in the page tree.
+    pub fn is_document(self) -> bool {
+        matches!(self, ContentType::Page | ContentType::Blogpost)
+    }
+}
+
+/// Lifecycle status of an item, as Confluence names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Current,
+    Archived,
+    Trashed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Current => "current",
+            Status::Archived => "archived",
+            Status::Trashed => "trashed",
         }
     }
 }
@@ -46,6 +80,10 @@ pub struct SimPage {
     pub labels: Vec<String>,
     /// Has a page-level read restriction (inherited by descendants).
     pub restricted: bool,
+    /// Archived and trashed items leave default listings but can still be
+    /// looked up directly.
+    #[serde(default)]
+    pub status: Status,
     pub created_at: jiff::Timestamp,
     pub updated_at: jiff::Timestamp,
 }
@@ -277,6 +315,7 @@ pub(crate) fn generate(seed: u64, spaces: usize, pages: usize, blogposts: usize)
                     body,
                     labels,
                     restricted: false,
+                    status: Status::Current,
                     created_at,
                     updated_at: created_at + jiff::SignedDuration::from_hours(version as i64),
                 },
@@ -301,6 +340,7 @@ pub(crate) fn generate(seed: u64, spaces: usize, pages: usize, blogposts: usize)
                     version: 1,
                     labels: vec!["news".into()],
                     restricted: false,
+                    status: Status::Current,
                     created_at,
                     updated_at: created_at,
                 },
@@ -329,6 +369,7 @@ pub(crate) fn generate(seed: u64, spaces: usize, pages: usize, blogposts: usize)
             body: "<p>Private scratchpad.</p>".into(),
             labels: Vec::new(),
             restricted: false,
+            status: Status::Current,
             created_at: epoch,
             updated_at: epoch,
         },

@@ -25,6 +25,13 @@
 //! `…/content/{id}/restriction/byOperation` and the `body.view` /
 //! `body.export_view` representations (storage rendered to HTML).
 //!
+//! Beyond pages and blog posts, the page tree holds folders, whiteboards and
+//! databases ([`Simulator::create_parent`], restrictable like pages), and
+//! items carry a status (current, archived, trashed) that listings honour
+//! with each endpoint's documented default. For tests of fidelity the
+//! handle can record every exchange ([`Simulator::start_recording`]), hide
+//! items from direct lookups, and delete an item in the middle of a listing.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), confluence_sim::SimError> {
 //! use confluence_sim::{SimConfig, Simulator};
@@ -37,11 +44,13 @@
 //! ```
 
 pub mod data;
+mod journal;
 mod render;
 mod server;
 mod tls;
 
-pub use data::{ContentType, SimPage, SimSpace};
+pub use data::{ContentType, SimPage, SimSpace, Status};
+pub use journal::Exchange;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -189,6 +198,14 @@ pub(crate) struct State {
     pub max_limit_v2: usize,
     pub max_limit_v1: usize,
     pub shutdown: watch::Receiver<bool>,
+    /// Exchanges recorded while a test asked for them (`None`: not recording).
+    pub journal: Mutex<Option<Vec<journal::Exchange>>>,
+    /// Deleted just before the next v1 content listing request past the
+    /// first page is answered (see [`Simulator::delete_during_listing`]).
+    pub delete_mid_listing: Mutex<Option<u64>>,
+    /// Ids whose direct lookups answer 404, as Confluence answers for items
+    /// the caller may not view (see [`Simulator::hide_from_lookups`]).
+    pub hidden: Mutex<std::collections::HashSet<u64>>,
 }
 
 /// The Cloud id under which the simulator also serves the Cloud APIs at
@@ -248,6 +265,9 @@ impl Simulator {
             max_limit_v2: config.max_limit_v2.max(1),
             max_limit_v1: config.max_limit_v1.max(1),
             shutdown: stopped.clone(),
+            journal: Mutex::new(None),
+            delete_mid_listing: Mutex::new(None),
+            hidden: Mutex::new(Default::default()),
         });
         let app = server::router(state.clone());
         let task = match &config.tls {
@@ -307,6 +327,17 @@ impl Simulator {
         &self.config.token
     }
 
+    /// Starts recording every API exchange (dropping any earlier record).
+    pub fn start_recording(&self) {
+        *lock(&self.state.journal) = Some(Vec::new());
+    }
+
+    /// The exchanges recorded since [`Simulator::start_recording`]; recording
+    /// goes on.
+    pub fn recorded(&self) -> Vec<Exchange> {
+        lock(&self.state.journal).clone().unwrap_or_default()
+    }
+
     pub fn stats(&self) -> Stats {
         lock(&self.state.stats).clone()
     }
@@ -359,6 +390,31 @@ impl Simulator {
         })
     }
 
+    /// Creates a non-page item of the page tree (folder, whiteboard,
+    /// database) and returns its id. Pages can then be created below it.
+    pub fn create_parent(
+        &self,
+        space_key: &str,
+        kind: ContentType,
+        title: &str,
+        parent_id: Option<u64>,
+    ) -> Result<u64, SimError> {
+        if kind.is_document() {
+            return Err(SimError::Invalid(format!(
+                "{} is not a non-page parent type",
+                kind.as_str()
+            )));
+        }
+        self.create(server::NewPage {
+            space_key: space_key.to_string(),
+            title: title.to_string(),
+            parent_id,
+            body: Some(String::new()),
+            labels: Vec::new(),
+            content_type: kind,
+        })
+    }
+
     /// Creates an item with full control (labels, blog post, parent).
     pub fn create(&self, new: NewPage) -> Result<u64, SimError> {
         server::create_page(&self.state, new)
@@ -381,6 +437,32 @@ impl Simulator {
             .remove(&id)
             .map(|_| ())
             .ok_or(SimError::NoSuchPage(id))
+    }
+
+    /// Moves an item to the trash or the archive (or back to current), as
+    /// Confluence does: it leaves default listings, and direct lookups
+    /// report the new status.
+    pub fn set_status(&self, id: u64, status: data::Status) -> Result<(), SimError> {
+        let mut data = lock(&self.state.data);
+        let page = data.pages.get_mut(&id).ok_or(SimError::NoSuchPage(id))?;
+        page.status = status;
+        Ok(())
+    }
+
+    /// Deletes `id` while a listing is under way: just before the next v1
+    /// `GET .../content` request for a later page (`start > 0`) is answered.
+    /// With offset paging every item after `id` then moves one place up, so
+    /// the item at the page boundary is never listed, as happens on Data
+    /// Center when content is deleted during a listing.
+    pub fn delete_during_listing(&self, id: u64) {
+        *lock(&self.state.delete_mid_listing) = Some(id);
+    }
+
+    /// Makes direct lookups of `id` (v2 `GET /folders/{id}` and the like,
+    /// v1 `GET .../content/{id}`) answer 404, as Confluence does when the
+    /// caller may not view an item; listings are unchanged.
+    pub fn hide_from_lookups(&self, id: u64) {
+        lock(&self.state.hidden).insert(id);
     }
 
     /// Sets or clears a view restriction. Like Confluence, this does not

@@ -1,7 +1,7 @@
 //! HTTP side of the simulator: Cloud v2 and v1, Data Center v1, the admin
 //! API, authentication, request counting and fault injection.
 
-use super::data::{ContentType, Data, SimPage, SimSpace};
+use super::data::{ContentType, Data, SimPage, SimSpace, Status};
 use super::{SimError, State, Stats, lock};
 use axum::body::{Body, to_bytes};
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State as AxState};
@@ -20,6 +20,7 @@ use std::time::Duration;
 
 type St = Arc<State>;
 
+mod parents;
 mod v1_extra;
 
 /// v1 handlers are mounted twice: under `/wiki/rest/api` (Cloud) and
@@ -71,7 +72,10 @@ pub(crate) fn router(state: St) -> Router {
             .route("/pages", get(v2_pages))
             .route("/blogposts", get(v2_blogposts))
             .route("/pages/{id}", get(v2_page))
-            .route("/blogposts/{id}", get(v2_page))
+            .route("/blogposts/{id}", get(v2_blogpost))
+            .route("/folders/{id}", get(parents::v2_folder))
+            .route("/whiteboards/{id}", get(parents::v2_whiteboard))
+            .route("/databases/{id}", get(parents::v2_database))
             .with_state(state.clone())
     };
     // The API gateway serves the same Cloud APIs under its own prefix; links
@@ -105,7 +109,11 @@ pub(crate) fn router(state: St) -> Router {
     Router::new()
         .merge(api)
         .merge(admin)
-        .layer(middleware::from_fn_with_state(state, count))
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .layer(middleware::from_fn_with_state(
+            state,
+            crate::journal::record,
+        ))
 }
 
 // ---------------------------------------------------------------------------
@@ -318,6 +326,27 @@ impl Q {
     }
 }
 
+/// The statuses a listing asked for (`status=a,b` or repeated), or the
+/// endpoint's default. `any` matches every status.
+fn wanted_status(q: &Q, default: &[Status]) -> Vec<Status> {
+    let asked = q.list("status");
+    if asked.is_empty() {
+        return default.to_vec();
+    }
+    if asked.iter().any(|s| s == "any") {
+        return vec![Status::Current, Status::Archived, Status::Trashed];
+    }
+    [Status::Current, Status::Archived, Status::Trashed]
+        .into_iter()
+        .filter(|s| asked.iter().any(|a| a == s.as_str()))
+        .collect()
+}
+
+/// v2 listings return current and archived items unless told otherwise.
+const V2_DEFAULT_STATUS: &[Status] = &[Status::Current, Status::Archived];
+/// v1 content endpoints return current items unless told otherwise.
+const V1_DEFAULT_STATUS: &[Status] = &[Status::Current];
+
 struct Expand {
     version: bool,
     ancestors: bool,
@@ -369,14 +398,18 @@ fn ct_name(ct: ContentType) -> &'static str {
 
 fn v1_webui(ctx: &Ctx, p: &SimPage) -> String {
     if ctx.cloud {
-        match p.content_type {
-            ContentType::Page => {
-                format!("/spaces/{}/pages/{}/{}", p.space_key, p.id, slug(&p.title))
-            }
-            ContentType::Blogpost => format!("/spaces/{}/blog/{}", p.space_key, p.id),
-        }
+        cloud_webui(p)
     } else {
         format!("/pages/viewpage.action?pageId={}", p.id)
+    }
+}
+
+/// The web UI path of an item on Cloud (relative to `/wiki`).
+fn cloud_webui(p: &SimPage) -> String {
+    match p.content_type {
+        ContentType::Page => format!("/spaces/{}/pages/{}/{}", p.space_key, p.id, slug(&p.title)),
+        ContentType::Blogpost => format!("/spaces/{}/blog/{}", p.space_key, p.id),
+        other => format!("/spaces/{}/{}/{}", p.space_key, other.as_str(), p.id),
     }
 }
 
@@ -384,7 +417,7 @@ fn v1_content(ctx: &Ctx, d: &Data, p: &SimPage, ex: &Expand) -> Value {
     let mut v = json!({
         "id": p.id.to_string(),
         "type": ct_name(p.content_type),
-        "status": "current",
+        "status": p.status.as_str(),
         "title": p.title,
         "_links": {
             "webui": v1_webui(ctx, p),
@@ -416,8 +449,8 @@ fn v1_content(ctx: &Ctx, d: &Data, p: &SimPage, ex: &Expand) -> Value {
             .map(|a| {
                 json!({
                     "id": a.id.to_string(),
-                    "type": "page",
-                    "status": "current",
+                    "type": ct_name(a.content_type),
+                    "status": a.status.as_str(),
                     "title": a.title,
                     "_links": { "webui": v1_webui(ctx, a) },
                 })
@@ -439,6 +472,10 @@ fn v1_content(ctx: &Ctx, d: &Data, p: &SimPage, ex: &Expand) -> Value {
         v["restrictions"] = json!({
             "read": {
                 "operation": "read",
+                "_expandable": { "content": format!("/rest/api/content/{}", p.id) },
+                "_links": {
+                    "self": format!("{}/rest/api/content/{}/restriction/byOperation/read", ctx.base(), p.id),
+                },
                 "restrictions": {
                     "user": { "results": users, "start": 0, "limit": 200, "size": users.len() },
                     "group": { "results": groups, "start": 0, "limit": 200, "size": groups.len() },
@@ -475,6 +512,12 @@ fn v1_space_json(ctx: &Ctx, s: &SimSpace) -> Value {
         "type": s.kind,
         "status": "current",
         "_links": { "webui": webui, "self": format!("{}/rest/api/space/{}", ctx.base(), s.key) },
+        "_expandable": {
+            "homepage": s.homepage_id.map(|h| format!("/rest/api/content/{h}")).unwrap_or_default(),
+            "description": "",
+            "metadata": "",
+            "icon": "",
+        },
     })
 }
 
@@ -498,10 +541,15 @@ fn v1_page<T>(
         "self": format!("{}/rest/api{path}", ctx.base()),
     });
     if start + size < total {
-        let query = q.with_paging(&[
-            ("start", (start + size).to_string()),
-            ("limit", limit.to_string()),
-        ]);
+        let next_start = (start + size).to_string();
+        let query = if ctx.cloud && path == "/content/search" {
+            q.with_paging(&[
+                ("cursor", encode_cursor((start + size) as u64)),
+                ("limit", limit.to_string()),
+            ])
+        } else {
+            q.with_paging(&[("start", next_start), ("limit", limit.to_string())])
+        };
         links["next"] = Value::String(format!("/rest/api{path}?{query}"));
     }
     Json(json!({
@@ -581,6 +629,11 @@ async fn v1_content_list(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) ->
         (Err(e), _) | (_, Err(e)) => return *e,
     };
     let kind = q.get("type").unwrap_or("page").to_string();
+    if start > 0
+        && let Some(id) = lock(&ctx.state.delete_mid_listing).take()
+    {
+        lock(&ctx.state.data).pages.remove(&id);
+    }
     let d = lock(&ctx.state.data);
     let Some(space_key) = q.get("spaceKey") else {
         return error_json(
@@ -594,10 +647,12 @@ async fn v1_content_list(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) ->
             &format!("No space with key : {space_key}"),
         );
     }
+    let statuses = wanted_status(&q, V1_DEFAULT_STATUS);
     let all: Vec<&SimPage> = d
         .pages
         .values()
         .filter(|p| p.space_key == space_key && ct_name(p.content_type) == kind)
+        .filter(|p| statuses.contains(&p.status))
         .collect();
     v1_page(&ctx, "/content", &q, all, (start, limit), |p| {
         v1_content(&ctx, &d, p, &ex)
@@ -611,8 +666,15 @@ async fn v1_content_get(
 ) -> Response {
     let q = Q::parse(raw);
     let ex = Expand::parse(&q);
+    let statuses = wanted_status(&q, V1_DEFAULT_STATUS);
+    let hidden = lock(&ctx.state.hidden).clone();
     let d = lock(&ctx.state.data);
-    match id.parse::<u64>().ok().and_then(|id| d.pages.get(&id)) {
+    match id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| d.pages.get(&id))
+        .filter(|p| statuses.contains(&p.status) && !hidden.contains(&p.id))
+    {
         Some(p) => Json(v1_content(&ctx, &d, p, &ex)).into_response(),
         None => error_json(StatusCode::NOT_FOUND, "No content found with id"),
     }
@@ -692,7 +754,18 @@ fn unquote(s: &str) -> String {
 async fn v1_search(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Response {
     let q = Q::parse(raw);
     let ex = Expand::parse(&q);
-    let (start, limit) = match (q.num("start", 0), v1_limit(&ctx, &q, &ex)) {
+    // Cloud pages search results with an opaque `cursor` (its API has no
+    // `start` there); Data Center with `start`.
+    let start = if ctx.cloud {
+        match q.get("cursor").map(decode_cursor) {
+            None => Ok(0),
+            Some(Some(offset)) => Ok(offset as usize),
+            Some(None) => return error_json(StatusCode::BAD_REQUEST, "invalid cursor"),
+        }
+    } else {
+        q.num("start", 0)
+    };
+    let (start, limit) = match (start, v1_limit(&ctx, &q, &ex)) {
         (Ok(s), Ok(l)) => (s, l),
         (Err(e), _) | (_, Err(e)) => return *e,
     };
@@ -702,6 +775,7 @@ async fn v1_search(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Respo
     };
     let d = lock(&ctx.state.data);
     let all: Vec<&SimPage> = candidates(&d, cql.ids.as_deref())
+        .filter(|p| p.status == Status::Current)
         .filter(|p| cql.space.as_deref().is_none_or(|s| p.space_key == s))
         .filter(|p| {
             cql.types
@@ -780,13 +854,10 @@ fn v2_page_of<T>(
 
 fn v2_content(d: &Data, p: &SimPage, body: bool) -> Value {
     let space_id = d.space(&p.space_key).map_or(0, |s| s.id);
-    let webui = match p.content_type {
-        ContentType::Page => format!("/spaces/{}/pages/{}/{}", p.space_key, p.id, slug(&p.title)),
-        ContentType::Blogpost => format!("/spaces/{}/blog/{}", p.space_key, p.id),
-    };
+    let webui = cloud_webui(p);
     let mut v = json!({
         "id": p.id.to_string(),
-        "status": "current",
+        "status": p.status.as_str(),
         "title": p.title,
         "spaceId": space_id.to_string(),
         "authorId": "557058:sim-author",
@@ -801,14 +872,12 @@ fn v2_content(d: &Data, p: &SimPage, body: bool) -> Value {
         "_links": { "webui": webui, "editui": format!("/pages/resumedraft.action?draftId={}", p.id), "tinyui": format!("/x/{}", p.id) },
     });
     if p.content_type == ContentType::Page {
-        v["parentId"] = p
-            .parent_id
-            .map_or(Value::Null, |id| Value::String(id.to_string()));
-        v["parentType"] = if p.parent_id.is_some() {
-            json!("page")
-        } else {
-            Value::Null
-        };
+        // The spec types both as non-nullable strings: a top-level page
+        // has neither.
+        if let Some(parent) = p.parent_id {
+            v["parentId"] = Value::String(parent.to_string());
+            v["parentType"] = parent_type(d, p);
+        }
         v["position"] = json!(p.id % 1000);
     }
     v["body"] = if body {
@@ -817,6 +886,13 @@ fn v2_content(d: &Data, p: &SimPage, body: bool) -> Value {
         json!({})
     };
     v
+}
+
+/// v2 `parentType`: the wire name of the parent's content type.
+fn parent_type(d: &Data, p: &SimPage) -> Value {
+    p.parent_id
+        .and_then(|id| d.pages.get(&id))
+        .map_or(Value::Null, |parent| json!(ct_name(parent.content_type)))
 }
 
 fn v2_space_json(s: &SimSpace) -> Value {
@@ -829,8 +905,6 @@ fn v2_space_json(s: &SimSpace) -> Value {
         "authorId": "557058:sim-author",
         "createdAt": "2024-01-01T00:00:00.000Z",
         "homepageId": s.homepage_id.map(|h| h.to_string()),
-        "description": null,
-        "icon": null,
         "_links": { "webui": format!("/spaces/{}", s.key) },
     })
 }
@@ -858,10 +932,12 @@ async fn v2_space_items(st: St, id: String, raw: Option<String>, ct: ContentType
     let Some(space) = id.parse::<u64>().ok().and_then(|id| d.space_by_id(id)) else {
         return error_json(StatusCode::NOT_FOUND, "Space not found");
     };
+    let statuses = wanted_status(&q, V2_DEFAULT_STATUS);
     let items: Vec<(u64, &SimPage)> = d
         .pages
         .values()
         .filter(|p| p.space_key == space.key && p.content_type == ct)
+        .filter(|p| statuses.contains(&p.status))
         .map(|p| (p.id, p))
         .collect();
     let path = format!(
@@ -915,8 +991,10 @@ fn v2_bulk(st: &State, raw: Option<String>, ct: ContentType, path: &str) -> Resp
         .collect();
     let d = lock(&st.data);
     let wanted = (!ids.is_empty()).then_some(ids.as_slice());
+    let statuses = wanted_status(&q, V2_DEFAULT_STATUS);
     let items: Vec<(u64, &SimPage)> = candidates(&d, wanted)
         .filter(|p| p.content_type == ct)
+        .filter(|p| statuses.contains(&p.status))
         .filter(|p| {
             spaces.is_empty()
                 || d.space(&p.space_key)
@@ -940,10 +1018,29 @@ async fn v2_page(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    v2_single(&st, &id, raw, ContentType::Page)
+}
+
+async fn v2_blogpost(
+    AxState(st): AxState<St>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    v2_single(&st, &id, raw, ContentType::Blogpost)
+}
+
+/// `GET /pages/{id}` and `/blogposts/{id}`: only items of that type.
+fn v2_single(st: &State, id: &str, raw: Option<String>, ct: ContentType) -> Response {
     let q = Q::parse(raw);
     let body = q.get("body-format") == Some("storage");
+    let hidden = lock(&st.hidden).clone();
     let d = lock(&st.data);
-    match id.parse::<u64>().ok().and_then(|id| d.pages.get(&id)) {
+    match id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| d.pages.get(&id))
+        .filter(|p| p.content_type == ct && !hidden.contains(&p.id))
+    {
         Some(p) => {
             let mut v = v2_content(&d, p, body);
             v["_links"]["base"] = Value::String(format!("{}/wiki", st.origin));
@@ -1014,6 +1111,7 @@ pub(crate) fn create_page(st: &State, new: NewPage) -> Result<u64, SimError> {
             body: new.body.unwrap_or_else(|| "<p>New page.</p>".into()),
             labels: new.labels,
             restricted: false,
+            status: Status::Current,
             created_at: now,
             updated_at: now,
         },
@@ -1070,6 +1168,7 @@ async fn admin_spaces(AxState(st): AxState<St>) -> Json<Value> {
         match p.content_type {
             ContentType::Page => c.0 += 1,
             ContentType::Blogpost => c.1 += 1,
+            _ => {}
         }
     }
     let spaces: Vec<Value> = d

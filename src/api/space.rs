@@ -153,7 +153,30 @@ pub struct SyncResult {
     /// Items removed because Confluence no longer lists them.
     pub deleted: u64,
     pub unchanged: u64,
+    /// Items Confluence listed that were not synced, by reason. Always
+    /// written (null when none) so a status merge patch clears old counts.
+    #[serde(default)]
+    pub left_out: Option<LeftOutCounts>,
+    /// Items missing from the listing that a direct lookup found still in
+    /// Confluence: kept rather than deleted.
+    #[serde(default)]
+    pub kept_unconfirmed: Option<u64>,
     pub message: String,
+}
+
+/// Listed items left out of a sync, by reason.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeftOutCounts {
+    /// The item has a view restriction of its own.
+    pub restricted: u64,
+    /// A parent up the tree (page, folder, whiteboard, database, embed) has one.
+    pub restricted_ancestor: u64,
+    /// Restrictions or labels could not be read (for the item or a parent):
+    /// left out until a later sync can vet it.
+    pub unverifiable: u64,
+    /// Excluded by `spec.filters` labels.
+    pub labels: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]

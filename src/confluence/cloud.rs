@@ -12,6 +12,14 @@
 //!   requests. Inheritance down the tree is computed locally from the v2
 //!   parent ids. CQL runs on the search index, which can lag: an item it does
 //!   not return cannot be vetted and is left out until a later listing.
+//! - Per parent that is not a listed item (folders, whiteboards, databases,
+//!   embeds; typically few): one v2 `GET /{type}s/{id}` for its own parent
+//!   and one v1 `GET /content/{id}` for its view restriction, concurrently,
+//!   level by level up the tree.
+//!
+//! Confirming that an item missing from the listing is gone costs one v2
+//! `GET /pages/{id}` (or `/blogposts/{id}`) per item, or per sampled item
+//! when many vanished at once (see `sync`).
 //!
 //! A fetch of B items costs ceil(B/L) v2 bulk requests (`/pages?id=…` with
 //! `body-format=storage`) plus ceil(B/L') v1 CQL requests for ancestors with
@@ -24,8 +32,8 @@ use super::http::{Http, HttpFailure, link_next};
 use super::storage::{self, SiteLinks};
 use super::v1::{self, Content, MAX_PAGES};
 use super::{
-    ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listed, SiteConfig, SpaceInfo,
-    apply_filters, needs_annotations,
+    ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listed, Listing, Presence,
+    SiteConfig, SpaceInfo, apply_filters, needs_annotations,
 };
 use crate::model::{ContentType, Page, PageRef};
 use async_trait::async_trait;
@@ -89,11 +97,31 @@ struct V2Content {
     title: String,
     #[serde(default, deserialize_with = "de_opt_id")]
     parent_id: Option<String>,
+    /// `page`, `folder`, `whiteboard`, `database` or `embed`.
+    #[serde(default)]
+    parent_type: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    space_id: Option<String>,
     version: Option<V2Version>,
     body: Option<V2Body>,
     #[serde(rename = "_links", default)]
     links: V2Links,
 }
+
+/// Where a non-page parent (folder, whiteboard, ...) sits in the tree.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct V2TreeNode {
+    #[serde(default, deserialize_with = "de_opt_id")]
+    parent_id: Option<String>,
+    #[serde(default)]
+    parent_type: Option<String>,
+}
+
+/// A parent in the page tree: its id and v2 `parentType`.
+type ParentLink = (String, Option<String>);
 
 #[derive(Debug, Deserialize)]
 struct V2Space {
@@ -231,6 +259,70 @@ impl CloudClient {
         .await
     }
 
+    /// Follows every parent that is not a listed item up the tree, level by
+    /// level, adding each to `parents`, and returns the direct restriction
+    /// of each (`None`: could not be read, so it cannot be vetted).
+    async fn resolve_parents(
+        &self,
+        parents: &mut HashMap<String, Option<ParentLink>>,
+    ) -> Result<HashMap<String, Option<bool>>, ConfluenceError> {
+        let api = format!("{}/rest/api", self.wiki);
+        let mut restrictions: HashMap<String, Option<bool>> = HashMap::new();
+        let mut frontier: Vec<ParentLink> = unresolved(parents);
+        for _ in 0..MAX_TREE_DEPTH {
+            if frontier.is_empty() {
+                break;
+            }
+            let lookups = frontier.iter().map(|(id, kind)| {
+                let api = &api;
+                async move {
+                    let (node, restricted) = tokio::try_join!(
+                        self.tree_node(id, kind.as_deref()),
+                        v1::read_restriction(&self.http, api, id)
+                    )?;
+                    Ok::<_, ConfluenceError>((id.clone(), node, restricted))
+                }
+            });
+            for (id, node, restricted) in futures::future::try_join_all(lookups).await? {
+                // A parent that cannot be placed in the tree cannot be vetted.
+                let restricted = if node.is_some() { restricted } else { None };
+                parents.insert(
+                    id.clone(),
+                    node.and_then(|n| n.parent_id.map(|p| (p, n.parent_type))),
+                );
+                restrictions.insert(id, restricted);
+            }
+            frontier = unresolved(parents);
+        }
+        Ok(restrictions)
+    }
+
+    /// `GET /wiki/api/v2/{folders|whiteboards|databases|embeds|pages}/{id}`.
+    /// `None` when the type is unknown or the item cannot be read.
+    async fn tree_node(
+        &self,
+        id: &str,
+        kind: Option<&str>,
+    ) -> Result<Option<V2TreeNode>, ConfluenceError> {
+        let collection = match kind.unwrap_or("page") {
+            "page" => "pages",
+            "folder" => "folders",
+            "whiteboard" => "whiteboards",
+            "database" => "databases",
+            "embed" => "embeds",
+            _ => return Ok(None),
+        };
+        let mut url = self.v2(&format!("/{collection}"))?;
+        url.path_segments_mut()
+            .map_err(|_| ConfluenceError::Config("base URL cannot have a path".into()))?
+            .push(id);
+        match self.http.get_json::<V2TreeNode>(&url).await {
+            Ok(r) => Ok(Some(r.body)),
+            Err(HttpFailure::NotFound) => Ok(None),
+            Err(HttpFailure::Other(e)) => Err(e),
+        }
+    }
+
     async fn content_v1(&self, id: &str) -> Result<Option<Content>, ConfluenceError> {
         let mut url = self.v1("/content")?;
         url.path_segments_mut()
@@ -243,6 +335,19 @@ impl CloudClient {
             Err(HttpFailure::Other(e)) => Err(e),
         }
     }
+}
+
+/// Parents referenced in the tree that are not in it yet.
+fn unresolved(parents: &HashMap<String, Option<ParentLink>>) -> Vec<ParentLink> {
+    let mut out: Vec<ParentLink> = parents
+        .values()
+        .flatten()
+        .filter(|(id, _)| !parents.contains_key(id))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
 }
 
 /// Ancestor ids of every item from parent links, or a marker that can never
@@ -315,11 +420,19 @@ impl ConfluenceApi for CloudClient {
         space: &SpaceInfo,
         options: &ListOptions,
     ) -> Result<Vec<PageRef>, ConfluenceError> {
+        Ok(self.list_detailed(space, options).await?.items)
+    }
+
+    async fn list_detailed(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+    ) -> Result<Listing, ConfluenceError> {
         let annotate = needs_annotations(options);
         // The authoritative v2 listing and the v1 restriction/label pass are
         // independent request chains: run them side by side.
         let listing = async {
-            let mut items: Vec<(PageRef, Option<String>)> = Vec::new();
+            let mut items: Vec<(PageRef, Option<ParentLink>)> = Vec::new();
             for ct in &options.content_types {
                 let mut url =
                     self.v2(&format!("/spaces/{}/{}", space.id, Self::collection(*ct)))?;
@@ -338,7 +451,7 @@ impl ConfluenceApi for CloudClient {
                             id: c.id,
                             content_type: *ct,
                         },
-                        c.parent_id,
+                        c.parent_id.map(|id| (id, c.parent_type)),
                     )
                 }));
             }
@@ -364,9 +477,20 @@ impl ConfluenceApi for CloudClient {
         };
         let (items, annotations) = tokio::try_join!(listing, notes)?;
 
-        let parents: HashMap<String, Option<String>> = items
+        let mut parents: HashMap<String, Option<ParentLink>> = items
             .iter()
             .map(|(r, p)| (r.id.clone(), p.clone()))
+            .collect();
+        // Parents that are not listed pages (folders, whiteboards, ...) are
+        // looked up: where they sit, and whether they restrict viewing.
+        let outside = if annotate && !options.include_restricted {
+            self.resolve_parents(&mut parents).await?
+        } else {
+            HashMap::new()
+        };
+        let parents: HashMap<String, Option<String>> = parents
+            .into_iter()
+            .map(|(id, p)| (id, p.map(|(pid, _)| pid)))
             .collect();
         let mut listed: Vec<Listed> = items
             .into_iter()
@@ -386,7 +510,35 @@ impl ConfluenceApi for CloudClient {
             })
             .collect();
         dedup(&mut listed);
-        Ok(apply_filters(listed, options))
+        Ok(apply_filters(listed, &outside, options))
+    }
+
+    async fn presence(
+        &self,
+        space: &SpaceInfo,
+        id: &str,
+        types: &[ContentType],
+    ) -> Result<Presence, ConfluenceError> {
+        // The store does not remember an item's type: try each listed type.
+        for ct in types {
+            let mut url = self.v2(&format!("/{}", Self::collection(*ct)))?;
+            url.path_segments_mut()
+                .map_err(|_| ConfluenceError::Config("base URL cannot have a path".into()))?
+                .push(id);
+            match self.http.get_json::<V2Content>(&url).await {
+                Ok(r) => {
+                    let c = r.body;
+                    let current = c.status.as_deref().is_none_or(|s| s == "current");
+                    let here = c.space_id.as_deref().is_none_or(|s| s == space.id);
+                    if current && here {
+                        return Ok(Presence::Present);
+                    }
+                }
+                Err(HttpFailure::NotFound) => {}
+                Err(HttpFailure::Other(e)) => return Err(e),
+            }
+        }
+        Ok(Presence::Gone)
     }
 
     async fn fetch(
@@ -405,8 +557,10 @@ impl ConfluenceApi for CloudClient {
                 // Bodies (v2) and ancestors/labels (v1 CQL) in parallel.
                 let bodies = async {
                     let mut url = self.v2(&format!("/{}", Self::collection(ct)))?;
+                    // Without `status`, v2 returns archived items too.
                     url.query_pairs_mut()
                         .append_pair("id", &chunk.join(","))
+                        .append_pair("status", "current")
                         .append_pair("body-format", "storage")
                         .append_pair("limit", &chunk.len().to_string());
                     self.collect_v2::<V2Content>(url, || {

@@ -7,16 +7,19 @@
 //! the listing itself is the cheapest way (no per-page restriction calls).
 //! When neither restriction nor label filtering is needed, only `version` is
 //! expanded, which Data Center serves faster and with a higher page size.
+//! Ancestors that are not listed items (non-page parents) cost one
+//! `GET /content/{id}` each for their view restriction; a deletion is
+//! confirmed with one `GET /content/{id}` per missing (or sampled) item.
 
 use super::http::Http;
 use super::v1::{self, Content, SpaceJson};
 use super::{
-    ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listed, SiteConfig, SpaceInfo,
-    apply_filters, needs_annotations,
+    ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listed, Listing, Presence,
+    SiteConfig, SpaceInfo, apply_filters, needs_annotations, unlisted_ancestors,
 };
-use crate::model::{Page, PageRef};
+use crate::model::{ContentType, Page, PageRef};
 use async_trait::async_trait;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 const LIST_EXPAND_FULL: &str = "version,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group,metadata.labels";
 const LIST_EXPAND_MIN: &str = "version";
@@ -95,6 +98,14 @@ impl ConfluenceApi for DataCenterClient {
         space: &SpaceInfo,
         options: &ListOptions,
     ) -> Result<Vec<PageRef>, ConfluenceError> {
+        Ok(self.list_detailed(space, options).await?.items)
+    }
+
+    async fn list_detailed(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+    ) -> Result<Listing, ConfluenceError> {
         let annotate = needs_annotations(options);
         // Each content type is its own paging chain; run them side by side.
         let chains = options.content_types.iter().map(|ct| async move {
@@ -142,7 +153,40 @@ impl ConfluenceApi for DataCenterClient {
             .flatten()
             .collect();
         dedup(&mut listed);
-        Ok(apply_filters(listed, options))
+        // Ancestors that are not listed pages (folders and other parents,
+        // or pages of another type) are vetted one by one.
+        let outside = if annotate && !options.include_restricted {
+            v1::read_restrictions(
+                &self.http,
+                &format!("{}/rest/api", self.root),
+                &unlisted_ancestors(&listed),
+            )
+            .await?
+        } else {
+            HashMap::new()
+        };
+        Ok(apply_filters(listed, &outside, options))
+    }
+
+    async fn presence(
+        &self,
+        space: &SpaceInfo,
+        id: &str,
+        types: &[ContentType],
+    ) -> Result<Presence, ConfluenceError> {
+        let mut url = self.api("/content")?;
+        url.path_segments_mut()
+            .map_err(|_| ConfluenceError::Config("base URL cannot have a path".into()))?
+            .push(id);
+        url.query_pairs_mut().append_pair("expand", "space");
+        // One v1 lookup answers for every content type; an item of a type
+        // no longer synced is gone from this space's point of view.
+        match self.http.get_json::<Content>(&url).await {
+            Ok(r) if !types.contains(&r.body.content_type()) => Ok(Presence::Gone),
+            Ok(r) => Ok(v1::presence_of(&r.body, &space.key)),
+            Err(super::http::HttpFailure::NotFound) => Ok(Presence::Gone),
+            Err(super::http::HttpFailure::Other(e)) => Err(e),
+        }
     }
 
     async fn fetch(

@@ -203,6 +203,90 @@ pub trait ConfluenceApi: Send + Sync {
         space: &SpaceInfo,
         items: &[PageRef],
     ) -> Result<Vec<Page>, ConfluenceError>;
+
+    /// [`ConfluenceApi::list`] plus what the listing saw but left out, and
+    /// why. Clients that cannot tell report nothing left out.
+    async fn list_detailed(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+    ) -> Result<Listing, ConfluenceError> {
+        let items = self.list(space, options).await?;
+        Ok(Listing {
+            seen: items.iter().map(|i| i.id.clone()).collect(),
+            items,
+            left_out: LeftOut::default(),
+        })
+    }
+
+    /// Looks one item up directly, to confirm that an item missing from a
+    /// listing is really gone before it is removed from stores. Clients
+    /// without a direct lookup trust their listing.
+    async fn presence(
+        &self,
+        _space: &SpaceInfo,
+        _id: &str,
+        _types: &[ContentType],
+    ) -> Result<Presence, ConfluenceError> {
+        Ok(Presence::Gone)
+    }
+}
+
+/// What a direct lookup says about an item a listing did not return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// 404, trashed, archived, or moved to another space.
+    Gone,
+    /// Still current in the space: the listing missed it.
+    Present,
+}
+
+/// Items a listing saw but left out, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOut {
+    /// The item itself has a view restriction.
+    pub restricted: u64,
+    /// A parent (page, folder, whiteboard, ...) up the tree has one.
+    pub restricted_ancestor: u64,
+    /// Its restrictions, an ancestor's, or its labels could not be read:
+    /// left out until a later sync can vet it.
+    pub unverifiable: u64,
+    /// Excluded by the space's label filters.
+    pub labels: u64,
+}
+
+impl LeftOut {
+    pub fn total(&self) -> u64 {
+        self.restricted + self.restricted_ancestor + self.unverifiable + self.labels
+    }
+
+    fn count(&mut self, reason: LeftOutReason) {
+        match reason {
+            LeftOutReason::Restricted => self.restricted += 1,
+            LeftOutReason::RestrictedAncestor => self.restricted_ancestor += 1,
+            LeftOutReason::Unverifiable => self.unverifiable += 1,
+            LeftOutReason::Labels => self.labels += 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeftOutReason {
+    Restricted,
+    RestrictedAncestor,
+    Unverifiable,
+    Labels,
+}
+
+/// A complete listing after filtering.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Items to sync.
+    pub items: Vec<PageRef>,
+    /// Every id the listing returned, kept or left out: an id outside this
+    /// set is missing, which is not yet proof that it was deleted.
+    pub seen: std::collections::HashSet<String>,
+    pub left_out: LeftOut,
 }
 
 pub mod cloud;
@@ -283,12 +367,19 @@ pub(crate) struct Listed {
 
 /// Applies label and restriction filters to a complete listing.
 ///
-/// Read restrictions inherit down the page tree, so an item is restricted
-/// when it or any ancestor is. Anything the listing could not vet (restriction
-/// or labels unknown, an ancestor missing from the listing) is left out: it
-/// is picked up by a later sync once it can be vetted, while the opposite
-/// mistake would leak content.
-pub(crate) fn apply_filters(items: Vec<Listed>, options: &ListOptions) -> Vec<PageRef> {
+/// Read restrictions inherit down the page tree through every parent type
+/// (pages, folders, whiteboards, databases, embeds), so an item is restricted
+/// when it or any ancestor is. `outside` holds the direct restriction of
+/// ancestors that are not themselves listed (non-page parents, looked up one
+/// by one); `None` there means the lookup failed. Anything that cannot be
+/// vetted (restriction or labels unknown, an ancestor neither listed nor
+/// looked up) is left out and counted: it is picked up by a later sync once
+/// it can be vetted, while the opposite mistake would leak content.
+pub(crate) fn apply_filters(
+    items: Vec<Listed>,
+    outside: &std::collections::HashMap<String, Option<bool>>,
+    options: &ListOptions,
+) -> Listing {
     use std::collections::HashMap;
     let direct: HashMap<&str, Option<bool>> = items
         .iter()
@@ -304,33 +395,74 @@ pub(crate) fn apply_filters(items: Vec<Listed>, options: &ListOptions) -> Vec<Pa
         .iter()
         .map(|l| l.to_lowercase())
         .collect();
-    let visible = |i: &Listed| -> bool {
+    let visibility = |i: &Listed| -> Option<LeftOutReason> {
         if options.include_restricted {
-            return true;
+            return None;
         }
-        if i.restricted != Some(false) {
-            return false;
+        match i.restricted {
+            Some(true) => return Some(LeftOutReason::Restricted),
+            None => return Some(LeftOutReason::Unverifiable),
+            Some(false) => {}
         }
-        i.ancestors
+        let states: Vec<Option<bool>> = i
+            .ancestors
             .iter()
-            .all(|a| direct.get(a.as_str()).copied().flatten() == Some(false))
+            .map(|a| {
+                direct
+                    .get(a.as_str())
+                    .or_else(|| outside.get(a))
+                    .copied()
+                    .flatten()
+            })
+            .collect();
+        if states.contains(&Some(true)) {
+            Some(LeftOutReason::RestrictedAncestor)
+        } else if states.contains(&None) {
+            Some(LeftOutReason::Unverifiable)
+        } else {
+            None
+        }
     };
-    let labelled = |i: &Listed| -> bool {
+    let labelling = |i: &Listed| -> Option<LeftOutReason> {
         if include.is_empty() && exclude.is_empty() {
-            return true;
+            return None;
         }
         let Some(labels) = &i.labels else {
-            return false;
+            return Some(LeftOutReason::Unverifiable);
         };
         let has = |wanted: &String| labels.iter().any(|l| l.eq_ignore_ascii_case(wanted));
-        (include.is_empty() || include.iter().any(has)) && !exclude.iter().any(has)
+        let wanted = (include.is_empty() || include.iter().any(has)) && !exclude.iter().any(has);
+        (!wanted).then_some(LeftOutReason::Labels)
     };
-    let keep: Vec<bool> = items.iter().map(|i| visible(i) && labelled(i)).collect();
-    items
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(i, k)| k.then_some(i.page))
-        .collect()
+    let verdicts: Vec<Option<LeftOutReason>> = items
+        .iter()
+        .map(|i| visibility(i).or_else(|| labelling(i)))
+        .collect();
+    let mut listing = Listing::default();
+    for (item, verdict) in items.into_iter().zip(verdicts) {
+        listing.seen.insert(item.page.id.clone());
+        match verdict {
+            None => listing.items.push(item.page),
+            Some(reason) => listing.left_out.count(reason),
+        }
+    }
+    listing
+}
+
+/// Ancestor ids (of any parent type) whose restrictions a listing must look
+/// up because they are not listed themselves.
+pub(crate) fn unlisted_ancestors(items: &[Listed]) -> Vec<String> {
+    let listed: std::collections::HashSet<&str> =
+        items.iter().map(|i| i.page.id.as_str()).collect();
+    let mut out: Vec<String> = items
+        .iter()
+        .flat_map(|i| i.ancestors.iter())
+        .filter(|a| !a.is_empty() && !listed.contains(a.as_str()))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Whether a listing must learn restrictions/labels, or ids and versions suffice.
@@ -338,4 +470,63 @@ pub(crate) fn needs_annotations(options: &ListOptions) -> bool {
     !options.include_restricted
         || !options.include_labels.is_empty()
         || !options.exclude_labels.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn item(id: &str, ancestors: &[&str], restricted: Option<bool>) -> Listed {
+        Listed {
+            page: PageRef {
+                id: id.into(),
+                version: 1,
+                content_type: ContentType::Page,
+            },
+            ancestors: ancestors.iter().map(|a| a.to_string()).collect(),
+            restricted,
+            labels: Some(vec!["faq".into()]),
+        }
+    }
+
+    #[test]
+    fn left_out_items_are_counted_by_reason_and_unknown_parents_fail_closed() {
+        let outside: HashMap<String, Option<bool>> = [
+            ("open-folder".to_string(), Some(false)),
+            ("closed-folder".to_string(), Some(true)),
+            ("unreadable-folder".to_string(), None),
+        ]
+        .into();
+        let items = vec![
+            item("root", &[], Some(false)),
+            item("mine", &["root"], Some(true)),
+            item("below-mine", &["root", "mine"], Some(false)),
+            item("in-open", &["root", "open-folder"], Some(false)),
+            item("in-closed", &["closed-folder"], Some(false)),
+            item("in-unreadable", &["unreadable-folder"], Some(false)),
+            item("never-looked-up", &["elsewhere"], Some(false)),
+            item("unknown-itself", &[], None),
+        ];
+        let options = ListOptions {
+            exclude_labels: vec!["FAQ".into()],
+            ..ListOptions::default()
+        };
+        let listing = apply_filters(items.clone(), &outside, &ListOptions::default());
+        let kept: Vec<&str> = listing.items.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(kept, ["root", "in-open"]);
+        assert_eq!(
+            listing.left_out,
+            LeftOut {
+                restricted: 1,
+                restricted_ancestor: 2,
+                unverifiable: 3,
+                labels: 0,
+            }
+        );
+        assert_eq!(listing.seen.len(), items.len());
+        let by_label = apply_filters(items, &outside, &options);
+        assert!(by_label.items.is_empty());
+        assert_eq!(by_label.left_out.labels, 2);
+    }
 }

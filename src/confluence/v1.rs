@@ -109,6 +109,10 @@ pub(crate) struct Content {
     pub id: String,
     #[serde(rename = "type", default)]
     pub kind: String,
+    /// `current`, `trashed`, `archived`, ...; absent in some expansions.
+    pub status: Option<String>,
+    /// With `expand=space`.
+    pub space: Option<SpaceKey>,
     #[serde(default)]
     pub title: String,
     pub version: Option<Version>,
@@ -118,6 +122,22 @@ pub(crate) struct Content {
     pub body: Option<Body>,
     #[serde(rename = "_links", default)]
     pub links: Links,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SpaceKey {
+    pub key: String,
+}
+
+/// Whether a directly looked-up item still belongs in `space_key`'s listing.
+pub(crate) fn presence_of(content: &Content, space_key: &str) -> super::Presence {
+    let current = content.status.as_deref().is_none_or(|s| s == "current");
+    let here = content.space.as_ref().is_none_or(|s| s.key == space_key);
+    if current && here {
+        super::Presence::Present
+    } else {
+        super::Presence::Gone
+    }
 }
 
 impl Content {
@@ -239,6 +259,50 @@ pub(crate) async fn current_user(
         )
     })?;
     user.body.into_name()
+}
+
+/// Expansion that reads an item's own view restriction (users and groups).
+pub(crate) const RESTRICTIONS_EXPAND: &str =
+    "restrictions.read.restrictions.user,restrictions.read.restrictions.group";
+
+/// `GET {api}/content/{id}?expand=restrictions.read...`: the direct view
+/// restriction of any content item (page, folder, whiteboard, ...).
+/// `Ok(None)` when the item cannot be read (404) or the answer does not
+/// say: the caller must then treat it as unvettable.
+pub(crate) async fn read_restriction(
+    http: &Http,
+    api: &str,
+    id: &str,
+) -> Result<Option<bool>, ConfluenceError> {
+    let mut url = parse_url(&format!("{api}/content"))?;
+    url.path_segments_mut()
+        .map_err(|_| ConfluenceError::Config("base URL cannot have a path".into()))?
+        .push(id);
+    url.query_pairs_mut()
+        .append_pair("expand", RESTRICTIONS_EXPAND);
+    match http.get_json::<Content>(&url).await {
+        Ok(r) => Ok(r.body.read_restricted()),
+        Err(HttpFailure::NotFound) => Ok(None),
+        Err(HttpFailure::Other(e)) => Err(e),
+    }
+}
+
+/// Direct restriction of each id, looked up concurrently (the site's
+/// request limit still bounds what is in flight).
+pub(crate) async fn read_restrictions(
+    http: &Http,
+    api: &str,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Option<bool>>, ConfluenceError> {
+    let lookups = ids.iter().map(|id| async move {
+        read_restriction(http, api, id)
+            .await
+            .map(|state| (id.clone(), state))
+    });
+    Ok(futures::future::try_join_all(lookups)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// Joins a server-relative link (`/display/X`) to a root URL.

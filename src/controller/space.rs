@@ -6,7 +6,7 @@ use super::schedule::{self, Decision, Trigger};
 use super::site::{confluence_error, site_error, site_key};
 use super::{Context, Error, credentials, object_key};
 use crate::api::conditions::{self, reason};
-use crate::api::space::{ConfluenceSpaceStatus, ContentKind, SyncPhase, SyncResult};
+use crate::api::space::{ConfluenceSpaceStatus, ContentKind, LeftOutCounts, SyncPhase, SyncResult};
 use crate::api::{
     CONNECTED_BY_ANNOTATION, ConfluenceSite, ConfluenceSpace, RESYNC_ANNOTATION, SPACE_FINALIZER,
     duration,
@@ -331,7 +331,7 @@ async fn run_sync(
                     space: scope.name.clone(),
                 })
                 .set(i64::try_from(report.items).unwrap_or(i64::MAX));
-            let msg = format!(
+            let mut msg = format!(
                 "Synced {} items from space {space_key} ({} fetched, {} deleted, {} unchanged) in {:.1}s",
                 report.items,
                 report.fetched,
@@ -339,6 +339,13 @@ async fn run_sync(
                 report.unchanged,
                 elapsed.as_secs_f64()
             );
+            let left_out = left_out_summary(&report);
+            if let Some(summary) = &left_out {
+                msg.push_str(&format!("; left out: {summary}"));
+            }
+            if let Some(note) = &report.deletion_note {
+                msg.push_str(&format!("; {note}"));
+            }
             status.items = Some(report.items);
             status.phase = Some(SyncPhase::Synced);
             status.last_synced_at = Some(now.clone());
@@ -349,6 +356,13 @@ async fn run_sync(
                 fetched: report.fetched,
                 deleted: report.deleted,
                 unchanged: report.unchanged,
+                left_out: (report.left_out.total() > 0).then_some(LeftOutCounts {
+                    restricted: report.left_out.restricted,
+                    restricted_ancestor: report.left_out.restricted_ancestor,
+                    unverifiable: report.left_out.unverifiable,
+                    labels: report.left_out.labels,
+                }),
+                kept_unconfirmed: (report.kept_unconfirmed > 0).then_some(report.kept_unconfirmed),
                 message: msg.clone(),
             });
             conditions::mark_ready(&mut status.conditions, reason::SYNCED, &msg, generation);
@@ -356,6 +370,16 @@ async fn run_sync(
             tracing::info!(space = %scope, items = report.items, fetched = report.fetched, deleted = report.deleted, "sync finished");
             ctx.event(space, EventType::Normal, reason::SYNCED, "Sync", msg)
                 .await;
+            // Content that could not be vetted is a gap in the space the user
+            // must be able to see, not a quiet omission.
+            if report.left_out.unverifiable > 0 || report.kept_unconfirmed > 0 {
+                let detail = format!(
+                    "{} items could not be vetted and were left out; {} items missing from the listing were kept because Confluence still has them",
+                    report.left_out.unverifiable, report.kept_unconfirmed
+                );
+                ctx.event(space, EventType::Warning, "ItemsNotVetted", "Sync", detail)
+                    .await;
+            }
             Ok(Action::requeue(interval))
         }
         Err((why, message, user_must_act)) => {
@@ -387,6 +411,23 @@ async fn run_sync(
             Ok(Action::requeue(delay))
         }
     }
+}
+
+/// `"3 restricted, 2 under a restricted parent"`, or `None` when nothing
+/// was left out.
+fn left_out_summary(report: &sync::SyncReport) -> Option<String> {
+    let l = &report.left_out;
+    let parts: Vec<String> = [
+        (l.restricted, "restricted"),
+        (l.restricted_ancestor, "under a restricted parent"),
+        (l.unverifiable, "could not be vetted"),
+        (l.labels, "excluded by labels"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, why)| format!("{n} {why}"))
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 fn round_secs(d: Duration) -> f64 {
