@@ -1717,20 +1717,21 @@ mod tests {
         ];
         for (i, shape) in shapes.iter().enumerate() {
             let small = shape(2_500);
-            let large = shape(20_000);
+            let large = shape(40_000);
             // Warm up, then take the best of a few runs to damp noise on a
             // shared machine.
             let t_small = (0..5).map(|_| time_it(&small)).min().unwrap_or_default();
             let t_large = (0..3).map(|_| time_it(&large)).min().unwrap_or_default();
-            // 8x the input: linear is ~8x; quadratic would be ~64x. The
-            // margin absorbs noise from other builds on a shared machine.
+            // 16x the input: linear is ~16x; quadratic would be ~256x. The
+            // wide margin absorbs noise from other builds on a shared machine
+            // (cache effects alone reached 30x at 8x input under load).
             let ratio = t_large.as_secs_f64() / t_small.as_secs_f64().max(1e-4);
             assert!(
-                ratio < 24.0,
+                ratio < 80.0,
                 "shape {i}: {t_small:?} -> {t_large:?} (x{ratio:.1}) looks superlinear"
             );
             assert!(
-                t_large < Duration::from_secs(2),
+                t_large < Duration::from_secs(5),
                 "shape {i} took {t_large:?}"
             );
         }
