@@ -278,6 +278,49 @@ mod tests {
         );
     }
 
+    fn options<'a>(kinds: &'a [StoreKind], dir: &'a Path) -> StoreOptions<'a> {
+        StoreOptions {
+            kinds,
+            search_store: None,
+            data_dir: dir,
+            opensearch: None,
+            zendesk_config: None,
+            zendesk_email: None,
+            zendesk_token: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn opensearch_and_the_search_store_are_checked_before_anything_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |r: Result<Stores, StoresError>| r.err().map(|e| e.to_string());
+        assert_eq!(
+            err(open(options(&[StoreKind::OpenSearch], dir.path())).await),
+            Some("the opensearch store needs --opensearch-url".into())
+        );
+        let opts = StoreOptions {
+            search_store: Some(StoreKind::Embedded),
+            ..options(&[StoreKind::Memory], dir.path())
+        };
+        assert!(matches!(
+            open(opts).await,
+            Err(StoresError::SearchStoreNotWritten(StoreKind::Embedded))
+        ));
+        let opts = StoreOptions {
+            search_store: Some(StoreKind::Zendesk),
+            ..options(&[StoreKind::Memory, StoreKind::Zendesk], dir.path())
+        };
+        assert!(matches!(
+            open(opts).await,
+            Err(StoresError::NotSearchable(StoreKind::Zendesk))
+        ));
+        let opts = StoreOptions {
+            search_store: Some(StoreKind::Memory),
+            ..options(&[StoreKind::Memory], dir.path())
+        };
+        assert!(open(opts).await.is_ok());
+    }
+
     #[test]
     fn zendesk_needs_a_token_and_never_reads_it_from_the_file() {
         let dir = tempfile::tempdir().unwrap();
