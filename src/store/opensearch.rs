@@ -43,6 +43,8 @@ const SNIPPET_CHARS: usize = 200;
 /// Longest query text sent; a pasted wall of text must not make one request
 /// arbitrarily expensive (OpenSearch also caps clauses at 1024).
 const MAX_QUERY_CHARS: usize = 512;
+/// Timeout of update-by-query and delete-by-query requests.
+const BY_QUERY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Hits per page when listing a space's versions.
 const VERSIONS_PAGE: usize = 5000;
 
@@ -468,10 +470,16 @@ impl OpenSearchStore {
             .base
             .join(path)
             .map_err(|e| StoreError::Config(format!("opensearch: bad path {path:?}: {e}")))?;
+        // By-query calls touch a whole space and answer only when done; the
+        // normal per-request timeout would cut off a big space half way.
+        let by_query = path.ends_with("_by_query");
         let mut delay = self.retry.initial;
         let mut attempt = 1;
         loop {
             let mut req = self.http.request(method.clone(), url.clone()).query(query);
+            if by_query {
+                req = req.timeout(BY_QUERY_TIMEOUT);
+            }
             req = match &self.auth {
                 OpenSearchAuth::None => req,
                 OpenSearchAuth::Basic { username, password } => {
