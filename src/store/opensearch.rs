@@ -1177,6 +1177,71 @@ mod tests {
         assert_eq!(store.version_of("other-v7"), None);
     }
 
+    /// A stand-in that answers `_count` with `status` for the first `failures`
+    /// calls, then with a count; returns its URL and the call counter.
+    async fn flaky(
+        status: u16,
+        failures: usize,
+    ) -> (Url, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let app = axum::Router::new().route(
+            "/confluence/_count",
+            axum::routing::post(move || {
+                let counter = counter.clone();
+                async move {
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    if n < failures {
+                        (
+                            axum::http::StatusCode::from_u16(status).unwrap(),
+                            axum::Json(json!({"error": {"type": "es_rejected_execution_exception", "reason": "queue full"}})),
+                        )
+                    } else {
+                        (axum::http::StatusCode::OK, axum::Json(json!({"count": 7})))
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, calls)
+    }
+
+    fn quick(url: Url) -> OpenSearchStore {
+        let mut config = OpenSearchConfig::new(url, "confluence");
+        config.retry = RetryPolicy {
+            attempts: 4,
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(40),
+        };
+        OpenSearchStore::new(config, IndexMapping::current()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn rate_limited_and_unavailable_answers_are_retried_with_backoff() {
+        use std::sync::atomic::Ordering;
+        let scope = SpaceScope::new("ns", "kb");
+        for status in [429, 503] {
+            let (url, calls) = flaky(status, 3).await;
+            assert_eq!(quick(url).count(&scope).await.unwrap(), 7);
+            assert_eq!(calls.load(Ordering::SeqCst), 4);
+        }
+        // Past the budget the caller gets OpenSearch's reason.
+        let (url, calls) = flaky(429, 100).await;
+        let err = quick(url).count(&scope).await.unwrap_err().to_string();
+        assert!(
+            err.contains("HTTP 429") && err.contains("queue full"),
+            "{err}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        // Other errors are not retried.
+        let (url, calls) = flaky(400, 100).await;
+        assert!(quick(url).count(&scope).await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn documents_round_trip_through_the_stored_source() {
         let doc = Document {
