@@ -185,18 +185,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         elector.acquire().await?;
     }
     // Only the leader writes, so only the leader moves the index to a new
-    // mapping; followers keep answering from the alias meanwhile.
-    if let Some(store) = &opensearch {
-        let migration = store
-            .migrate()
-            .await
-            .context("migrating the OpenSearch index")?;
-        tracing::info!(?migration, "OpenSearch index ready");
-    }
-    tracing::info!(namespace = ?args.namespace, stores = ?args.stores, "controllers starting");
-    let controllers = controller::run(ctx, args.namespace);
+    // mapping (followers keep answering from the alias meanwhile). It runs
+    // beside `hold` so the Lease is renewed during a long reindex.
+    let namespace = args.namespace;
+    let stores_in_use = args.stores.clone();
+    let work = async move {
+        if let Some(store) = &opensearch {
+            let migration = store
+                .migrate()
+                .await
+                .context("migrating the OpenSearch index")?;
+            tracing::info!(?migration, "OpenSearch index ready");
+        }
+        tracing::info!(?namespace, stores = ?stores_in_use, "controllers starting");
+        controller::run(ctx, namespace).await;
+        anyhow::Ok(())
+    };
     tokio::select! {
-        () = controllers => tracing::info!("controllers stopped"),
+        res = work => {
+            res?;
+            tracing::info!("controllers stopped");
+        }
         lost = async {
             match &elector {
                 Some(e) => e.hold().await,
