@@ -1,13 +1,19 @@
-//! Indexing and search throughput of the embedded store.
+//! Indexing and search throughput of the embedded store and of OpenSearch,
+//! on the same generated corpus in the same run.
 //!
-//! `cargo bench --bench index` indexes generated pages (100k by default) in
-//! sync-sized batches, then times queries with and without segments.
+//! `cargo bench --bench index` indexes generated pages (100k by default, ten
+//! spaces of 10k) in sync-sized batches into each store, then times
+//! versions() of one space, queries with 0, 1 and 4 segments, and an
+//! audience change, and prints the figures side by side.
 //! Environment: `BENCH_DOCS` (page count), `BENCH_BATCH` (pages per upsert),
 //! `BENCH_QUERIES` (queries per mode), `BENCH_WRITER_THREADS`, `BENCH_DIR`
-//! (index directory to use and keep; a temporary one otherwise).
+//! (index directory to use and keep; a temporary one otherwise),
+//! `BENCH_OPENSEARCH` (`0` skips OpenSearch), `OPENSEARCH_URL` (a running
+//! node; otherwise `hack/opensearch/up` starts one and leaves it running).
 
 use confluence_operator::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
 use confluence_operator::store::embedded::{EmbeddedOptions, EmbeddedStore};
+use confluence_operator::store::opensearch::{OpenSearchConfig, OpenSearchStore};
 use confluence_operator::store::{Search, Store};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -201,8 +207,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn time_queries(
-    store: &EmbeddedStore,
+async fn time_queries<S: Search>(
+    store: &S,
     queries: &[String],
     segments: &[String],
 ) -> (Vec<Duration>, usize) {
@@ -220,11 +226,164 @@ async fn time_queries(
     (times, hits)
 }
 
+/// What one store measured.
+#[derive(Default)]
+struct Figures {
+    pages_per_s: f64,
+    index_s: f64,
+    versions_ms: f64,
+    versions_pages: usize,
+    /// (label, p50 ms, p99 ms, hits per query)
+    searches: Vec<(&'static str, f64, f64, f64)>,
+    set_audience_s: f64,
+}
+
+struct Params {
+    docs: usize,
+    batch: usize,
+    n_queries: usize,
+}
+
+const SEGMENT_MODES: &[(&str, &[&str])] = &[
+    ("0 segments (public only)", &[]),
+    ("1 segment (agents-and-admins)", &["agents-and-admins"]),
+    (
+        "4 segments",
+        &["signed-in-users", "agents-and-admins", "partners", "tier2"],
+    ),
+];
+
+/// Indexes the corpus into `store` and times what a sync and the search API do.
+async fn measure<S: Store + Search>(name: &str, store: &S, p: &Params) -> Result<Figures, String> {
+    let mut f = Figures::default();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut generate = Duration::ZERO;
+    let mut text_bytes: u64 = 0;
+    let started = Instant::now();
+    let mut done = 0;
+    while done < p.docs {
+        let n = p.batch.min(p.docs - done);
+        let g = Instant::now();
+        let chunk: Vec<Document> = (done..done + n).map(|i| document(&mut rng, i)).collect();
+        generate += g.elapsed();
+        text_bytes += chunk
+            .iter()
+            .map(|d| {
+                (d.page.body_text.len() + d.page.body_markdown.len() + d.page.title.len()) as u64
+            })
+            .sum::<u64>();
+        store
+            .upsert(&chunk)
+            .await
+            .map_err(|e| format!("upsert failed: {e}"))?;
+        done += n;
+        if done % (p.batch * 40) == 0 {
+            println!(
+                "  {name}: {done} pages, {:.0} pages/s",
+                done as f64 / (started.elapsed() - generate).as_secs_f64()
+            );
+        }
+    }
+    let indexing = started.elapsed() - generate;
+    f.index_s = indexing.as_secs_f64();
+    f.pages_per_s = p.docs as f64 / f.index_s;
+    println!(
+        "{name}: indexed {} pages ({:.1} MB of title+text+markdown) in {:.1} s: {:.0} pages/s (generation excluded)",
+        p.docs,
+        text_bytes as f64 / 1e6,
+        f.index_s,
+        f.pages_per_s
+    );
+
+    // versions() is what every sync starts with.
+    let scope = SpaceScope::new("bench", "space-0");
+    let _ = store.versions(&scope).await;
+    let t = Instant::now();
+    f.versions_pages = store
+        .versions(&scope)
+        .await
+        .map_err(|e| format!("versions failed: {e}"))?
+        .len();
+    f.versions_ms = ms(t.elapsed());
+    println!(
+        "{name}: versions() of a {}-page space: {:.1} ms",
+        f.versions_pages, f.versions_ms
+    );
+
+    // The same queries for every store (generated after the corpus).
+    let queries: Vec<String> = (0..p.n_queries).map(|_| sentence(&mut rng, 1, 3)).collect();
+    // Warm caches once.
+    let _ = time_queries(store, &queries[..queries.len().min(20)], &[]).await;
+    for (label, segments) in SEGMENT_MODES {
+        let segments: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
+        let (times, hits) = time_queries(store, &queries, &segments).await;
+        let (p50, p99) = (ms(percentile(&times, 0.50)), ms(percentile(&times, 0.99)));
+        let per_query = hits as f64 / times.len().max(1) as f64;
+        println!(
+            "{name}: search {label}: {} queries, p50 {p50:.2} ms, p99 {p99:.2} ms, max {:.2} ms, {per_query:.1} hits/query",
+            times.len(),
+            ms(percentile(&times, 1.0)),
+        );
+        f.searches.push((label, p50, p99, per_query));
+    }
+
+    // An audience change rewrites one space's documents.
+    let t = Instant::now();
+    store
+        .set_audience(&scope, &Audience::Segments(vec!["tier2".into()]))
+        .await
+        .map_err(|e| format!("set_audience failed: {e}"))?;
+    f.set_audience_s = t.elapsed().as_secs_f64();
+    println!(
+        "{name}: set_audience on a {}-page space: {:.2} s",
+        f.versions_pages, f.set_audience_s
+    );
+    Ok(f)
+}
+
+/// OpenSearch for the benchmark: `OPENSEARCH_URL`, else `hack/opensearch/up`.
+fn opensearch_url() -> Result<url::Url, String> {
+    if let Ok(u) = std::env::var("OPENSEARCH_URL")
+        && !u.is_empty()
+    {
+        return url::Url::parse(&u).map_err(|e| format!("OPENSEARCH_URL: {e}"));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/opensearch/up");
+    let out = std::process::Command::new(&script)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("export OPENSEARCH_URL="))
+        .ok_or_else(|| format!("{} failed ({})", script.display(), out.status))?;
+    url::Url::parse(line).map_err(|e| e.to_string())
+}
+
+async fn bench_opensearch(p: &Params) -> Result<Figures, String> {
+    let url = opensearch_url()?;
+    let alias = format!("bench-{}", std::process::id());
+    let store = OpenSearchStore::connect(OpenSearchConfig::new(url.clone(), alias.as_str()))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("opensearch store benchmark: {url} alias {alias}");
+    let result = measure("opensearch", &store, p).await;
+    if let Err(e) = store.drop_all().await {
+        eprintln!("cannot delete the benchmark index: {e}");
+    }
+    result
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let docs = env_usize("BENCH_DOCS", 100_000);
-    let batch = env_usize("BENCH_BATCH", 500).max(1);
-    let n_queries = env_usize("BENCH_QUERIES", 300);
+    let p = Params {
+        docs: env_usize("BENCH_DOCS", 100_000),
+        batch: env_usize("BENCH_BATCH", 500).max(1),
+        n_queries: env_usize("BENCH_QUERIES", 300),
+    };
     let threads = env_usize(
         "BENCH_WRITER_THREADS",
         EmbeddedOptions::default().writer_threads,
@@ -251,113 +410,67 @@ async fn main() {
         }
     };
     println!(
-        "embedded store benchmark: {docs} pages, batches of {batch}, {} writer thread(s), {} MB writer budget",
+        "embedded store benchmark: {} pages, batches of {}, {} writer thread(s), {} MB writer budget",
+        p.docs,
+        p.batch,
         options.writer_threads,
         options.writer_memory_bytes >> 20
     );
-
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut generate = Duration::ZERO;
-    let mut text_bytes: u64 = 0;
-    let started = Instant::now();
-    let mut done = 0;
-    while done < docs {
-        let n = batch.min(docs - done);
-        let g = Instant::now();
-        let chunk: Vec<Document> = (done..done + n).map(|i| document(&mut rng, i)).collect();
-        generate += g.elapsed();
-        text_bytes += chunk
-            .iter()
-            .map(|d| {
-                (d.page.body_text.len() + d.page.body_markdown.len() + d.page.title.len()) as u64
-            })
-            .sum::<u64>();
-        if let Err(e) = store.upsert(&chunk).await {
-            eprintln!("upsert failed: {e}");
+    let embedded = match measure("embedded", &store, &p).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("embedded: {e}");
             std::process::exit(1);
         }
-        done += n;
-        if done % (batch * 40) == 0 {
-            println!(
-                "  {done} pages, {:.0} pages/s",
-                done as f64 / (started.elapsed() - generate).as_secs_f64()
-            );
-        }
-    }
-    let indexing = started.elapsed() - generate;
+    };
     println!(
-        "indexed {docs} pages ({:.1} MB of title+text+markdown) in {:.1} s: {:.0} pages/s (generation excluded)",
-        text_bytes as f64 / 1e6,
-        indexing.as_secs_f64(),
-        docs as f64 / indexing.as_secs_f64()
-    );
-    println!(
-        "index size on disk after indexing: {:.1} MB",
+        "embedded: index size on disk: {:.1} MB",
         dir_size(&dir) as f64 / 1e6
     );
-
-    // versions() is what every sync starts with.
-    let scope = SpaceScope::new("bench", "space-0");
-    let t = Instant::now();
-    let versions = store.versions(&scope).await.map(|v| v.len()).unwrap_or(0);
-    println!(
-        "versions() of a {versions}-page space: {:.1} ms",
-        ms(t.elapsed())
-    );
-
-    let queries: Vec<String> = (0..n_queries).map(|_| sentence(&mut rng, 1, 3)).collect();
-    // Warm the OS page cache and tantivy's caches once.
-    let _ = time_queries(&store, &queries[..queries.len().min(20)], &[]).await;
-    for (label, segments) in [
-        ("no segments (public only)", vec![]),
-        (
-            "segments=agents-and-admins",
-            vec!["agents-and-admins".to_string()],
-        ),
-        (
-            "segments=signed-in-users,agents-and-admins,partners,tier2",
-            ["signed-in-users", "agents-and-admins", "partners", "tier2"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        ),
-    ] {
-        let (times, hits) = time_queries(&store, &queries, &segments).await;
-        println!(
-            "search {label}: {} queries, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {:.1} hits/query",
-            times.len(),
-            ms(percentile(&times, 0.50)),
-            ms(percentile(&times, 0.99)),
-            ms(percentile(&times, 1.0)),
-            hits as f64 / times.len().max(1) as f64
-        );
-    }
-
-    // An audience change rewrites one space's documents in one commit.
-    let t = Instant::now();
-    match store
-        .set_audience(&scope, &Audience::Segments(vec!["tier2".into()]))
-        .await
-    {
-        Ok(()) => println!(
-            "set_audience on a {versions}-page space: {:.2} s",
-            t.elapsed().as_secs_f64()
-        ),
-        Err(e) => eprintln!("set_audience failed: {e}"),
-    }
-
     drop(store);
     let t = Instant::now();
     match EmbeddedStore::open_with(&dir, options) {
         Ok(s) => println!(
-            "reopen: {:.1} ms, {} documents",
+            "embedded: reopen: {:.1} ms, {} documents",
             ms(t.elapsed()),
             s.total().await.unwrap_or(0)
         ),
-        Err(e) => eprintln!("reopen failed: {e}"),
+        Err(e) => eprintln!("embedded: reopen failed: {e}"),
+    }
+
+    if std::env::var("BENCH_OPENSEARCH").as_deref() == Ok("0") {
+        return;
+    }
+    let opensearch = match bench_opensearch(&p).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("opensearch: {e}");
+            std::process::exit(1);
+        }
+    };
+
+    println!(
+        "\n{} pages, batches of {}, {} queries per mode",
+        p.docs, p.batch, p.n_queries
+    );
+    println!("| | embedded (tantivy) | OpenSearch 2.19 (1 node) |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| indexing | {:.0} pages/s | {:.0} pages/s |",
+        embedded.pages_per_s, opensearch.pages_per_s
+    );
+    println!(
+        "| versions() of a {}-page space | {:.1} ms | {:.1} ms |",
+        embedded.versions_pages, embedded.versions_ms, opensearch.versions_ms
+    );
+    for (e, o) in embedded.searches.iter().zip(&opensearch.searches) {
+        println!(
+            "| search p50 / p99, {} | {:.2} / {:.2} ms | {:.2} / {:.2} ms |",
+            e.0, e.1, e.2, o.1, o.2
+        );
     }
     println!(
-        "index size on disk at the end: {:.1} MB",
-        dir_size(&dir) as f64 / 1e6
+        "| set_audience, {}-page space | {:.2} s | {:.2} s |",
+        embedded.versions_pages, embedded.set_audience_s, opensearch.set_audience_s
     );
 }

@@ -8,6 +8,5 @@ pub mod leader;
 pub mod model;
 pub mod server;
 pub mod store;
-pub mod stores;
 pub mod sync;
 pub mod telemetry;

@@ -10,7 +10,8 @@ use confluence_operator::controller::{self, Context, Settings};
 use confluence_operator::leader::LeaderElector;
 use confluence_operator::server::spaces::SpaceIndex;
 use confluence_operator::server::{self, ApiMetrics, AppState};
-use confluence_operator::stores::{self, StoreKind, StoreOptions};
+use confluence_operator::store::opensearch::{OpenSearchAuth, OpenSearchConfig};
+use confluence_operator::store::select::{self as stores, StoreKind, StoreOptions};
 use confluence_operator::telemetry::{self, LogFormat, Metrics};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,9 +32,26 @@ struct Args {
     #[arg(long, env = "DEFAULT_SYNC_INTERVAL", default_value = "24h")]
     default_sync_interval: String,
 
-    /// Stores every space writes to: embedded, memory, zendesk (comma-separated).
+    /// Stores every space writes to: embedded, opensearch, memory, zendesk (comma-separated).
     #[arg(long, env = "STORES", default_value = "embedded", value_parser = stores::parse_kinds)]
     stores: std::vec::Vec<StoreKind>,
+
+    /// The store the search API reads (default: opensearch when listed, else embedded).
+    #[arg(long, env = "SEARCH_STORE", value_parser = stores::parse_kind)]
+    search_store: Option<StoreKind>,
+
+    /// OpenSearch URL for the opensearch store. Credentials come from
+    /// OPENSEARCH_USERNAME + OPENSEARCH_PASSWORD or OPENSEARCH_API_KEY.
+    #[arg(long, env = "OPENSEARCH_URL")]
+    opensearch_url: Option<url::Url>,
+
+    /// Alias the opensearch store reads and writes through (indices are `<alias>-v<N>`).
+    #[arg(long, env = "OPENSEARCH_INDEX", default_value = "confluence")]
+    opensearch_index: String,
+
+    /// PEM bundle of CAs to trust for OpenSearch, in addition to the system roots.
+    #[arg(long, env = "OPENSEARCH_CA_FILE")]
+    opensearch_ca_file: Option<PathBuf>,
 
     /// Directory of the embedded index and the Zendesk sink's state.
     #[arg(long, env = "DATA_DIR", default_value = "data")]
@@ -103,6 +121,35 @@ struct Args {
     log_format: LogFormat,
 }
 
+/// The OpenSearch connection from flags and the environment (secrets only
+/// from the environment, which the chart fills from a Secret).
+fn opensearch_config(args: &Args) -> anyhow::Result<Option<OpenSearchConfig>> {
+    let Some(url) = args.opensearch_url.clone() else {
+        return Ok(None);
+    };
+    let mut config = OpenSearchConfig::new(url, args.opensearch_index.clone());
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    config.auth = match (
+        env("OPENSEARCH_API_KEY"),
+        env("OPENSEARCH_USERNAME"),
+        env("OPENSEARCH_PASSWORD"),
+    ) {
+        (Some(key), None, None) => OpenSearchAuth::ApiKey(key),
+        (None, Some(username), Some(password)) => OpenSearchAuth::Basic { username, password },
+        (None, None, None) => OpenSearchAuth::None,
+        _ => anyhow::bail!(
+            "OpenSearch credentials: set OPENSEARCH_API_KEY, or OPENSEARCH_USERNAME and OPENSEARCH_PASSWORD, not a mix"
+        ),
+    };
+    if let Some(path) = &args.opensearch_ca_file {
+        config.ca_bundle_pem = Some(
+            std::fs::read(path)
+                .with_context(|| format!("reading --opensearch-ca-file {}", path.display()))?,
+        );
+    }
+    Ok(Some(config))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -121,11 +168,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("creating --data-dir {}", args.data_dir.display()))?;
     let stores = stores::open(StoreOptions {
         kinds: &args.stores,
+        search_store: args.search_store,
         data_dir: &args.data_dir,
+        opensearch: opensearch_config(&args)?,
         zendesk_config: args.zendesk_config.as_deref(),
         zendesk_email: std::env::var("ZENDESK_EMAIL").ok(),
         zendesk_token: std::env::var("ZENDESK_API_TOKEN").ok(),
-    })?;
+    })
+    .await?;
 
     let client = kube::Client::try_default()
         .await
@@ -170,6 +220,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ..Settings::default()
     };
     let identity = settings.instance.clone();
+    let opensearch = stores.opensearch.clone();
     let ctx = Context::new(
         client.clone(),
         stores.writers,
@@ -192,15 +243,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(elector) = &elector {
         elector.acquire().await?;
     }
-    tracing::info!(namespace = ?args.namespace, stores = ?args.stores, "controllers starting");
-    let controllers = async {
+    // Only the leader writes, so only the leader moves the index to a new
+    // mapping (followers keep answering from the alias meanwhile). It runs
+    // beside `hold` so the Lease is renewed during a long reindex.
+    let namespace = args.namespace;
+    let stores_in_use = args.stores.clone();
+    let work = async move {
+        if let Some(store) = &opensearch {
+            let migration = store
+                .migrate()
+                .await
+                .context("migrating the OpenSearch index")?;
+            tracing::info!(?migration, "OpenSearch index ready");
+        }
+        tracing::info!(?namespace, stores = ?stores_in_use, "controllers starting");
         tokio::join!(
-            controller::run(ctx, args.namespace),
+            controller::run(ctx, namespace),
             controller::binding::run(client_for_bindings)
         );
+        anyhow::Ok(())
     };
     tokio::select! {
-        () = controllers => tracing::info!("controllers stopped"),
+        res = work => {
+            res?;
+            tracing::info!("controllers stopped");
+        }
         lost = async {
             match &elector {
                 Some(e) => e.hold().await,

@@ -3,6 +3,8 @@
 
 pub mod embedded;
 pub mod memory;
+pub mod opensearch;
+pub mod select;
 pub mod zendesk;
 
 use crate::model::{Audience, Document, SpaceScope};

@@ -1,8 +1,9 @@
 //! Which stores the operator writes to, from flags: the embedded index by
-//! default, optionally the Zendesk sink and an in-memory store.
+//! default, optionally OpenSearch, the Zendesk sink and an in-memory store.
 
 use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
+use crate::store::opensearch::{OpenSearchConfig, OpenSearchStore};
 use crate::store::zendesk::{ZendeskConfig, ZendeskSink};
 use crate::store::{Search, Store, StoreError};
 use serde::Deserialize;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 pub enum StoreKind {
     Embedded,
     Memory,
+    OpenSearch,
     Zendesk,
 }
 
@@ -24,9 +26,10 @@ impl FromStr for StoreKind {
         match s.trim() {
             "embedded" => Ok(StoreKind::Embedded),
             "memory" => Ok(StoreKind::Memory),
+            "opensearch" => Ok(StoreKind::OpenSearch),
             "zendesk" => Ok(StoreKind::Zendesk),
             other => Err(format!(
-                "unknown store {other:?}: use embedded, memory or zendesk"
+                "unknown store {other:?}: use embedded, opensearch, memory or zendesk"
             )),
         }
     }
@@ -46,6 +49,12 @@ pub enum StoresError {
         #[source]
         source: StoreError,
     },
+    #[error("the opensearch store needs --opensearch-url")]
+    OpenSearchUrlMissing,
+    #[error("--search-store {0:?} is not one of the stores in --stores")]
+    SearchStoreNotWritten(StoreKind),
+    #[error("--search-store {0:?} cannot answer searches: use embedded, opensearch or memory")]
+    NotSearchable(StoreKind),
     #[error("no stores configured")]
     Empty,
 }
@@ -83,22 +92,47 @@ pub struct Stores {
     pub writers: Vec<Arc<dyn Store>>,
     /// What the search API queries.
     pub search: Arc<dyn Search>,
+    /// Set when OpenSearch is among the stores: the leader migrates its
+    /// index (see [`OpenSearchStore::migrate`]) before it writes.
+    pub opensearch: Option<Arc<OpenSearchStore>>,
 }
 
 pub struct StoreOptions<'a> {
     pub kinds: &'a [StoreKind],
+    /// The store the search API reads; `None` picks OpenSearch, else the
+    /// embedded index, else the in-memory store.
+    pub search_store: Option<StoreKind>,
     pub data_dir: &'a Path,
+    pub opensearch: Option<OpenSearchConfig>,
     pub zendesk_config: Option<&'a Path>,
     pub zendesk_email: Option<String>,
     pub zendesk_token: Option<String>,
 }
 
-pub fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
+/// Opens every store. OpenSearch is contacted once (its alias created when
+/// missing), so a wrong URL or credentials fail at start-up, not at the
+/// first sync.
+pub async fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
     if opts.kinds.is_empty() {
         return Err(StoresError::Empty);
     }
+    let search_kind = match opts.search_store {
+        Some(kind) if !opts.kinds.contains(&kind) => {
+            return Err(StoresError::SearchStoreNotWritten(kind));
+        }
+        Some(StoreKind::Zendesk) => return Err(StoresError::NotSearchable(StoreKind::Zendesk)),
+        Some(kind) => Some(kind),
+        None => [
+            StoreKind::OpenSearch,
+            StoreKind::Embedded,
+            StoreKind::Memory,
+        ]
+        .into_iter()
+        .find(|k| opts.kinds.contains(k)),
+    };
     let mut writers: Vec<Arc<dyn Store>> = Vec::new();
     let mut search: Option<Arc<dyn Search>> = None;
+    let mut opensearch = None;
     for kind in opts.kinds {
         match kind {
             StoreKind::Embedded => {
@@ -110,12 +144,33 @@ pub fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
                         }
                     })?;
                 let store = Arc::new(store);
-                search = Some(store.clone());
+                if search_kind == Some(*kind) {
+                    search = Some(store.clone());
+                }
+                writers.push(store);
+            }
+            StoreKind::OpenSearch => {
+                let config = opts
+                    .opensearch
+                    .clone()
+                    .ok_or(StoresError::OpenSearchUrlMissing)?;
+                let store =
+                    OpenSearchStore::connect(config)
+                        .await
+                        .map_err(|source| StoresError::Open {
+                            store: "opensearch",
+                            source,
+                        })?;
+                let store = Arc::new(store);
+                if search_kind == Some(*kind) {
+                    search = Some(store.clone());
+                }
+                opensearch = Some(store.clone());
                 writers.push(store);
             }
             StoreKind::Memory => {
                 let store = Arc::new(MemoryStore::new());
-                if search.is_none() {
+                if search_kind == Some(*kind) {
                     search = Some(store.clone());
                 }
                 writers.push(store);
@@ -133,7 +188,11 @@ pub fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
     }
     // With only external sinks the search API answers from an empty index.
     let search = search.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-    Ok(Stores { writers, search })
+    Ok(Stores {
+        writers,
+        search,
+        opensearch,
+    })
 }
 
 fn zendesk_config(opts: &StoreOptions<'_>) -> Result<ZendeskConfig, StoresError> {
@@ -177,6 +236,11 @@ fn zendesk_config(opts: &StoreOptions<'_>) -> Result<ZendeskConfig, StoresError>
     })
 }
 
+/// Parses one store name (for `--search-store`).
+pub fn parse_kind(name: &str) -> Result<StoreKind, String> {
+    name.parse()
+}
+
 /// Parses `embedded,zendesk`.
 pub fn parse_kinds(list: &str) -> Result<Vec<StoreKind>, String> {
     let mut kinds = Vec::new();
@@ -202,12 +266,59 @@ mod tests {
             parse_kinds("embedded, zendesk,embedded"),
             Ok(vec![StoreKind::Embedded, StoreKind::Zendesk])
         );
+        assert_eq!(
+            parse_kinds("opensearch,embedded"),
+            Ok(vec![StoreKind::OpenSearch, StoreKind::Embedded])
+        );
         assert!(parse_kinds("").is_err());
         assert!(
             parse_kinds("elastic")
                 .unwrap_err()
                 .contains("unknown store")
         );
+    }
+
+    fn options<'a>(kinds: &'a [StoreKind], dir: &'a Path) -> StoreOptions<'a> {
+        StoreOptions {
+            kinds,
+            search_store: None,
+            data_dir: dir,
+            opensearch: None,
+            zendesk_config: None,
+            zendesk_email: None,
+            zendesk_token: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn opensearch_and_the_search_store_are_checked_before_anything_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |r: Result<Stores, StoresError>| r.err().map(|e| e.to_string());
+        assert_eq!(
+            err(open(options(&[StoreKind::OpenSearch], dir.path())).await),
+            Some("the opensearch store needs --opensearch-url".into())
+        );
+        let opts = StoreOptions {
+            search_store: Some(StoreKind::Embedded),
+            ..options(&[StoreKind::Memory], dir.path())
+        };
+        assert!(matches!(
+            open(opts).await,
+            Err(StoresError::SearchStoreNotWritten(StoreKind::Embedded))
+        ));
+        let opts = StoreOptions {
+            search_store: Some(StoreKind::Zendesk),
+            ..options(&[StoreKind::Memory, StoreKind::Zendesk], dir.path())
+        };
+        assert!(matches!(
+            open(opts).await,
+            Err(StoresError::NotSearchable(StoreKind::Zendesk))
+        ));
+        let opts = StoreOptions {
+            search_store: Some(StoreKind::Memory),
+            ..options(&[StoreKind::Memory], dir.path())
+        };
+        assert!(open(opts).await.is_ok());
     }
 
     #[test]
@@ -221,7 +332,9 @@ mod tests {
         .unwrap();
         let opts = StoreOptions {
             kinds: &[StoreKind::Zendesk],
+            search_store: None,
             data_dir: dir.path(),
+            opensearch: None,
             zendesk_config: Some(&path),
             zendesk_email: Some("bot@acme.com".into()),
             zendesk_token: None,
