@@ -80,6 +80,9 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
   address = ""
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
+  # These machines do not allow lowering oom_score_adj (the kubelet asks -998
+  # for sandboxes); keep it at containerd's own value instead of failing.
+  restrict_oom_score_adj = true
   enable_selinux = false
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -101,6 +104,7 @@ EOF
       "type": "bridge",
       "bridge": "$TESTENV_BRIDGE",
       "isGateway": true,
+      "isDefaultGateway": true,
       "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
@@ -139,6 +143,7 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 resolvConf: ""
+podLogsDir: $NODE_DIR/kubelet/pod-logs
 syncFrequency: 10s
 fileCheckFrequency: 10s
 nodeStatusReportFrequency: 10s
@@ -307,6 +312,9 @@ EOF
 	node_wait_for kube-scheduler scheduler_healthy
 	node_wait_for kube-proxy proxy_healthy
 	node_wait_for kubelet node_ready
+	# The kubelet registers with the not-ready taint; the node lifecycle
+	# controller that would lift it is off (see up), so lift it once Ready.
+	kubectl_admin taint node "$NODE_NAME" node.kubernetes.io/not-ready- >/dev/null 2>&1 || true
 	log "node $NODE_NAME Ready in $((SECONDS - t0))s (pods on $TESTENV_POD_CIDR, host services at $NODE_GATEWAY)"
 }
 
