@@ -346,7 +346,7 @@ node_down() {
 	# Shims of our containerd (they outlive it by design): found by its socket.
 	local p
 	for p in /proc/[0-9]*; do
-		if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK "; then
+		if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK "; then
 			log "stopping containerd shim ${p#/proc/}"
 			kill -KILL "${p#/proc/}" 2>/dev/null || true
 		fi
@@ -357,6 +357,7 @@ node_down() {
 			log "removing kube-proxy's iptables chains"
 			"$BIN_DIR/kube-proxy" --cleanup >/dev/null 2>&1 || true
 		fi
+		node_remove_kubelet_chains
 		if ip link show "$TESTENV_BRIDGE" >/dev/null 2>&1; then
 			ip link del "$TESTENV_BRIDGE" || true
 		fi
@@ -378,5 +379,17 @@ node_unmount() {
 	for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^cni-/ {print $1}'); do
 		ip netns pids "$ns" 2>/dev/null | grep -q . && continue
 		ip netns del "$ns" 2>/dev/null || true
+	done
+}
+
+# The kubelet's own iptables chains (kube-proxy --cleanup leaves them).
+node_remove_kubelet_chains() {
+	local table chain
+	while iptables -D INPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
+	while iptables -D OUTPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
+	for table in filter nat mangle; do
+		for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+			iptables -t "$table" -F "$chain" 2>/dev/null && iptables -t "$table" -X "$chain" 2>/dev/null || true
+		done
 	done
 }
