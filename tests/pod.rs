@@ -358,7 +358,7 @@ async fn chart_installed_pod_syncs_serves_survives_restart_upgrade_and_uninstall
     wait_synced(&spaces, pages as u64, None).await;
 
     // Search through the chart's Service, and /metrics, from another pod.
-    let search = service_url(&admin, &ns, &full, "/v1/search?q=page&limit=50").await;
+    let search = service_url(&admin, &ns, &full, "/v1/search?q=section&limit=50").await;
     let hits = search_hits(&curl_from_pod(&admin, &ns, &search).await);
     assert!(hits > 0, "search through the Service found nothing");
     let metrics = curl_from_pod(
