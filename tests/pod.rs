@@ -390,6 +390,16 @@ async fn chart_installed_pod_syncs_serves_survives_restart_upgrade_and_uninstall
         Some(pod_name.as_str())
     );
 
+    // Nothing it did needed more RBAC than the chart grants.
+    let log = pods
+        .logs(&pod_name, &LogParams::default())
+        .await
+        .expect("operator logs");
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the operator was refused something: {log}"
+    );
+
     // Delete the pod: the StatefulSet brings it back with the same volume; the
     // index is still there and a resync fetches no body.
     let old_uid = pod.metadata.uid.clone();
