@@ -315,6 +315,28 @@ fn bodies_fetched(sim: &Simulator) -> u64 {
     stats.matching("body") + (stats.matching("/pages") - stats.matching("/spaces/{id}/pages"))
 }
 
+/// Marks the test node unschedulable until dropped (also when a test fails).
+struct Cordon;
+
+impl Cordon {
+    fn new() -> Self {
+        let out = support::kubectl()
+            .args(["cordon", "testenv-node"])
+            .output()
+            .expect("kubectl cordon");
+        ok("kubectl cordon", &out);
+        Cordon
+    }
+}
+
+impl Drop for Cordon {
+    fn drop(&mut self) {
+        let _ = support::kubectl()
+            .args(["uncordon", "testenv-node"])
+            .output();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chart_installed_pod_syncs_serves_survives_restart_upgrade_and_uninstall() {
     let node = support::node();
@@ -558,6 +580,9 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over() {
     );
 
     // Delete the leader: the standby takes over within the lease duration.
+    // The node is cordoned meanwhile, so the leader's replacement (same pod
+    // name) cannot start and win the free Lease first.
+    let cordon = Cordon::new();
     let lease_duration = leases
         .get(&full)
         .await
@@ -569,13 +594,11 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over() {
     pods.delete(&leader, &DeleteParams::default())
         .await
         .unwrap();
-    // Taken over: by the standby, or by the leader's replacement (same pod
-    // name) if it started first; either way the Lease changed hands.
-    let new_leader = support::wait_for("a new leader", POD_TIMEOUT, || async {
+    let new_leader = support::wait_for("the standby to lead", POD_TIMEOUT, || async {
         let l = leases.get(&full).await.map_err(|e| e.to_string())?;
         let moved = transitions(&l) > transitions_before;
         let h = holder(l);
-        if moved && !h.is_empty() {
+        if moved && h == standby {
             Ok(Some(h))
         } else {
             Err(format!("held by {h:?}"))
@@ -591,6 +614,7 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over() {
         takeover <= Duration::from_secs(u64::try_from(lease_duration).unwrap_or(15)),
         "takeover took {takeover:?}"
     );
+    drop(cordon);
     // The new leader syncs: a resync is handled.
     request_resync(&spaces, "new-leader").await;
     wait_synced(&spaces, pages as u64, Some("new-leader")).await;

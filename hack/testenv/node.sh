@@ -315,6 +315,8 @@ EOF
 	# The kubelet registers with the not-ready taint; the node lifecycle
 	# controller that would lift it is off (see up), so lift it once Ready.
 	kubectl_admin taint node "$NODE_NAME" node.kubernetes.io/not-ready- >/dev/null 2>&1 || true
+	# A test that stopped while it had the node cordoned must not leave it so.
+	kubectl_admin uncordon "$NODE_NAME" >/dev/null 2>&1 || true
 	log "node $NODE_NAME Ready in $((SECONDS - t0))s (pods on $TESTENV_POD_CIDR, host services at $NODE_GATEWAY)"
 }
 

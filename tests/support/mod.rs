@@ -320,7 +320,20 @@ fn start_node() -> Result<Node, String> {
     let cp = control_plane();
     let run = |script: &str, args: &[&str]| -> Result<String, String> {
         let started = Instant::now();
-        let out = Command::new(repo_root().join(script))
+        let mut cmd = Command::new(repo_root().join(script));
+        // hack/image runs cargo: without the variables cargo sets for this test
+        // process, so its release build matches (and reuses) one run by hand.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let from_cargo = key == "CARGO"
+                || key == "OUT_DIR"
+                || (key.starts_with("CARGO_")
+                    && !matches!(key.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR"));
+            if from_cargo {
+                cmd.env_remove(key.as_ref());
+            }
+        }
+        let out = cmd
             .args(args)
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
