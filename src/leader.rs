@@ -80,6 +80,35 @@ impl LeaderElector {
         }
     }
 
+    /// Gives the Lease up when this process holds it, so a standby takes over
+    /// at its next retry instead of after the lease duration (on shutdown).
+    pub async fn release(&self) -> Result<(), LeaderError> {
+        let kube_err = |e| LeaderError::Kube(self.name.clone(), e);
+        // A renewal cancelled by the shutdown may still land first; then the
+        // replace conflicts and is retried on the fresh Lease.
+        for _ in 0..3 {
+            let Some(mut lease) = self.api.get_opt(&self.name).await.map_err(kube_err)? else {
+                return Ok(());
+            };
+            let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+            if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+                return Ok(());
+            }
+            // An empty holder is free for anyone (see try_acquire_or_renew).
+            spec.holder_identity = None;
+            match self
+                .api
+                .replace(&self.name, &PostParams::default(), &lease)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(kube_err(e)),
+            }
+        }
+        Ok(())
+    }
+
     async fn try_acquire_or_renew(&self) -> Result<bool, LeaderError> {
         let kube_err = |e| LeaderError::Kube(self.name.clone(), e);
         let now = Timestamp::now();

@@ -240,8 +240,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             &identity,
         )
     });
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     if let Some(elector) = &elector {
-        elector.acquire().await?;
+        tokio::select! {
+            res = elector.acquire() => res?,
+            () = &mut shutdown => {
+                tracing::info!("shutting down before becoming leader");
+                return Ok(());
+            }
+        }
     }
     // Only the leader writes, so only the leader moves the index to a new
     // mapping (followers keep answering from the alias meanwhile). It runs
@@ -284,6 +292,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         } => {
             res.context("gateway listener task")?.context("gateway listener")?;
+        }
+        () = &mut shutdown => {
+            tracing::info!("shutting down");
+            if let Some(elector) = &elector
+                && let Err(e) = elector.release().await
+            {
+                tracing::warn!(error = %e, "could not release the leader Lease; it expires on its own");
+            }
         }
     }
     Ok(())
@@ -359,4 +375,26 @@ async fn bindings(client: &kube::Client) -> Arc<BindingIndex> {
         );
     }
     Arc::new(index)
+}
+
+/// SIGTERM (the kubelet stopping the pod) or Ctrl-C. As PID 1 of its container
+/// the operator gets no default action for SIGTERM: without this, deleting or
+/// rolling its pod would wait out the whole termination grace period.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

@@ -45,6 +45,19 @@ running_pid() {
 	echo "$pid"
 }
 
+# stop_pid PID NAME: SIGTERM, wait up to 20s, then SIGKILL.
+stop_pid() {
+	local pid="$1" name="$2"
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 1 100); do
+		pid_alive "$pid" || return 0
+		sleep 0.2
+	done
+	log "$name did not exit after 20s; sending SIGKILL"
+	kill -KILL "$pid" 2>/dev/null || true
+	while pid_alive "$pid"; do sleep 0.1; done
+}
+
 kubectl_admin() {
 	KUBECONFIG="$KUBECONFIG_PATH" "$BIN_DIR/kubectl" "$@"
 }

@@ -310,3 +310,92 @@ where
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// The test node (`hack/testenv/up --node`) and the images built for it.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The pod bridge's gateway: an address of this machine that pods reach
+    /// (the simulator listens there).
+    pub gateway: std::net::Ipv4Addr,
+    /// Repository and tag of the operator image built by `hack/image`.
+    pub operator_repository: String,
+    pub operator_tag: String,
+    /// curl only: a client pod for Services and /metrics.
+    pub probe_image: String,
+}
+
+static NODE: OnceLock<Result<Node, String>> = OnceLock::new();
+
+/// Starts the test node once per process (kubelet, containerd, scheduler,
+/// kube-proxy; see hack/testenv/node.sh) and builds and imports the operator
+/// and probe images with `hack/image`. Tests that need no node never call this,
+/// so they do not pay for it.
+pub fn node() -> &'static Node {
+    match NODE.get_or_init(start_node) {
+        Ok(n) => n,
+        Err(e) => panic!("test node unavailable: {e}"),
+    }
+}
+
+fn start_node() -> Result<Node, String> {
+    let cp = control_plane();
+    let run = |script: &str, args: &[&str]| -> Result<String, String> {
+        let started = Instant::now();
+        let mut cmd = Command::new(repo_root().join(script));
+        // hack/image runs cargo: without the variables cargo sets for this test
+        // process, so its release build matches (and reuses) one run by hand.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let from_cargo = key == "CARGO"
+                || key == "OUT_DIR"
+                || (key.starts_with("CARGO_")
+                    && !matches!(key.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR"));
+            if from_cargo {
+                cmd.env_remove(key.as_ref());
+            }
+        }
+        let out = cmd
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot run {script}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("{script} {args:?} failed with {}", out.status));
+        }
+        eprintln!(
+            "[support] {script} {} took {:.1}s",
+            args.join(" "),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    // The node joins hack/testenv's cluster only; it must be the one in use.
+    let up = run("hack/testenv/up", &["--node"])?;
+    let kubeconfig = up
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("export KUBECONFIG="))
+        .ok_or("hack/testenv/up --node printed no KUBECONFIG")?;
+    if Path::new(kubeconfig) != Path::new(&cp.kubeconfig) {
+        return Err(format!(
+            "the tests use KUBECONFIG={}, not hack/testenv's {kubeconfig}",
+            cp.kubeconfig.to_string_lossy()
+        ));
+    }
+    run("hack/image", &["--import", "operator", "probe"])?;
+    let gateway = std::env::var("TESTENV_POD_CIDR")
+        .ok()
+        .and_then(|cidr| {
+            let net: std::net::Ipv4Addr = cidr.split('/').next()?.parse().ok()?;
+            let [a, b, c, _] = net.octets();
+            Some(std::net::Ipv4Addr::new(a, b, c, 1))
+        })
+        .unwrap_or(std::net::Ipv4Addr::new(10, 244, 0, 1));
+    Ok(Node {
+        gateway,
+        operator_repository: "localhost/confluence-operator".into(),
+        operator_tag: "dev".into(),
+        probe_image: "localhost/testenv/probe:dev".into(),
+    })
+}

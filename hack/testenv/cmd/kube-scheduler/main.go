@@ -1,0 +1,19 @@
+// Command kube-scheduler is the upstream kube-scheduler (k8s.io/kubernetes
+// cmd/kube-scheduler/app) built as a standalone binary: without it pods on the
+// test node would never be bound.
+package main
+
+import (
+	"os"
+	_ "time/tzdata"
+
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
+	_ "k8s.io/component-base/metrics/prometheus/version"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewSchedulerCommand()))
+}
