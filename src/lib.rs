@@ -6,6 +6,7 @@ pub mod confluence;
 pub mod controller;
 pub mod leader;
 pub mod model;
+pub mod reflect;
 pub mod server;
 pub mod store;
 pub mod sync;

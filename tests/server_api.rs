@@ -11,7 +11,7 @@ use confluence_operator::server::{
     AppState, ErrorBody, OPENAPI_YAML, ROUTES, SearchResponse, router,
 };
 use confluence_operator::store::embedded::EmbeddedStore;
-use confluence_operator::store::{Hit, Search, Store, StoreError};
+use confluence_operator::store::{Search, SearchResults, Store, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tower::ServiceExt;
@@ -280,7 +280,12 @@ struct BrokenStore;
 
 #[async_trait]
 impl Search for BrokenStore {
-    async fn search(&self, _: &str, _: &[String], _: usize) -> Result<Vec<Hit>, StoreError> {
+    async fn search_counted(
+        &self,
+        _: &str,
+        _: &[String],
+        _: usize,
+    ) -> Result<SearchResults, StoreError> {
         Err(StoreError::Io("disk /var/lib/secret-path failed".into()))
     }
     async fn get(&self, _: &str, _: &[String]) -> Result<Option<Document>, StoreError> {

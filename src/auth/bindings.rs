@@ -8,10 +8,8 @@
 
 use crate::api::ViewerBinding;
 use crate::api::binding::{Subject, SubjectKind};
-use futures::StreamExt;
 use kube::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use std::collections::BTreeSet;
 
 use super::Identity;
@@ -49,20 +47,8 @@ impl BindingIndex {
     pub fn watch(
         client: kube::Client,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
-        let (store, writer) = reflector::store();
         let api: Api<ViewerBinding> = Api::all(client);
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .touched_objects();
-        let run = async move {
-            stream
-                .for_each(|event| async move {
-                    if let Err(e) = event {
-                        tracing::warn!(error = %e, "ViewerBinding watch failed; retrying");
-                    }
-                })
-                .await;
-        };
+        let (store, run) = crate::reflect::reflect(api);
         (Self { store }, run)
     }
 

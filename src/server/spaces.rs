@@ -3,10 +3,8 @@
 //! rule the stores apply to documents.
 
 use crate::api::ConfluenceSpace;
-use futures::StreamExt;
 use kube::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use serde::Serialize;
 
 /// One space as `list_spaces` shows it.
@@ -51,19 +49,7 @@ impl SpaceIndex {
             Some(ns) => Api::namespaced(client, ns),
             None => Api::all(client),
         };
-        let (store, writer) = reflector::store();
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .touched_objects();
-        let run = async move {
-            stream
-                .for_each(|event| async move {
-                    if let Err(e) = event {
-                        tracing::warn!(error = %e, "ConfluenceSpace watch failed; retrying");
-                    }
-                })
-                .await;
-        };
+        let (store, run) = crate::reflect::reflect(api);
         (Self { store }, run)
     }
 }

@@ -729,15 +729,6 @@ impl Store for EmbeddedStore {
 
 #[async_trait]
 impl Search for EmbeddedStore {
-    async fn search(
-        &self,
-        query: &str,
-        segments: &[String],
-        limit: usize,
-    ) -> Result<Vec<Hit>, StoreError> {
-        Ok(self.search_counted(query, segments, limit).await?.hits)
-    }
-
     async fn search_counted(
         &self,
         query: &str,

@@ -1,7 +1,7 @@
 //! An in-memory store: for tests, the demo without a volume, and as the
 //! reference behaviour the other stores are checked against.
 
-use super::{Hit, Search, Store, StoreError};
+use super::{Hit, Search, SearchResults, Store, StoreError};
 use crate::model::{Audience, Document, SpaceScope};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -101,12 +101,12 @@ impl Store for MemoryStore {
 
 #[async_trait]
 impl Search for MemoryStore {
-    async fn search(
+    async fn search_counted(
         &self,
         query: &str,
         segments: &[String],
         limit: usize,
-    ) -> Result<Vec<Hit>, StoreError> {
+    ) -> Result<SearchResults, StoreError> {
         let terms: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
         let spaces = self.lock();
         let mut hits: Vec<Hit> = spaces
@@ -134,8 +134,12 @@ impl Search for MemoryStore {
             })
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        let total = hits.len() as u64;
         hits.truncate(limit);
-        Ok(hits)
+        Ok(SearchResults {
+            hits,
+            total: Some(total),
+        })
     }
 
     async fn get(&self, id: &str, segments: &[String]) -> Result<Option<Document>, StoreError> {

@@ -73,25 +73,23 @@ pub struct SearchResults {
 /// A store that can answer segment-filtered queries.
 #[async_trait]
 pub trait Search: Send + Sync {
-    /// Ranked hits visible to a caller holding `segments`.
-    async fn search(
-        &self,
-        query: &str,
-        segments: &[String],
-        limit: usize,
-    ) -> Result<Vec<Hit>, StoreError>;
-
-    /// Like [`Search::search`], with the total number of visible matches
-    /// when the store knows it. The default reports no total, so existing
-    /// stores need no change.
+    /// Ranked hits visible to a caller holding `segments`, with the total
+    /// number of visible matches when the store can count them cheaply.
     async fn search_counted(
         &self,
         query: &str,
         segments: &[String],
         limit: usize,
-    ) -> Result<SearchResults, StoreError> {
-        let hits = self.search(query, segments, limit).await?;
-        Ok(SearchResults { hits, total: None })
+    ) -> Result<SearchResults, StoreError>;
+
+    /// Just the ranked hits of [`Search::search_counted`].
+    async fn search(
+        &self,
+        query: &str,
+        segments: &[String],
+        limit: usize,
+    ) -> Result<Vec<Hit>, StoreError> {
+        Ok(self.search_counted(query, segments, limit).await?.hits)
     }
 
     /// One document by id, if it exists and is visible to `segments`.

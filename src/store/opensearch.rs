@@ -1021,15 +1021,6 @@ impl Store for OpenSearchStore {
 
 #[async_trait]
 impl Search for OpenSearchStore {
-    async fn search(
-        &self,
-        query: &str,
-        segments: &[String],
-        limit: usize,
-    ) -> Result<Vec<Hit>, StoreError> {
-        Ok(self.search_counted(query, segments, limit).await?.hits)
-    }
-
     async fn search_counted(
         &self,
         query: &str,
