@@ -5,6 +5,7 @@
 mod harness;
 mod sim_site;
 mod support;
+mod zendesk_standin;
 
 use confluence_operator::confluence::{
     ClientOptions, ConfluenceApi, Flavor, LeftOut, ListOptions, connect_with,
@@ -13,12 +14,14 @@ use confluence_operator::controller::ClientFactory;
 use confluence_operator::model::{Audience, SpaceScope};
 use confluence_operator::store::embedded::EmbeddedStore;
 use confluence_operator::store::memory::MemoryStore;
+use confluence_operator::store::zendesk::ZendeskSink;
 use confluence_operator::store::{Search, Store};
 use confluence_operator::sync::{SyncRequest, sync_space};
 use confluence_sim::{ContentType, NewPage, SimConfig, Simulator};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+use zendesk_standin::Zendesk;
 
 const FLAVORS: [Flavor; 2] = [Flavor::Cloud, Flavor::DataCenter];
 
@@ -160,8 +163,18 @@ async fn pages_below_open_folders_sync_with_the_folder_in_their_path_and_restric
         let memory = Arc::new(MemoryStore::new());
         let dir = tempfile::tempdir().unwrap();
         let index = Arc::new(EmbeddedStore::open(&dir.path().join("index")).unwrap());
-        let stores: Vec<Arc<dyn Store>> = vec![memory.clone(), index.clone()];
+        // An external sink too: Zendesk Help Center external content.
+        let zendesk = Zendesk::start().await;
+        let sink =
+            Arc::new(ZendeskSink::new(zendesk.config(), &dir.path().join("zd.json")).unwrap());
+        let stores: Vec<Arc<dyn Store>> = vec![memory.clone(), index.clone(), sink];
         let req = request(space);
+        let published = |zd: &Zendesk| -> Vec<String> {
+            zd.records()
+                .values()
+                .map(|r| format!("{} {}", r["title"], r["body"]))
+                .collect()
+        };
 
         let report = sync_space(client.as_ref(), &stores, &req)
             .await
@@ -215,12 +228,28 @@ async fn pages_below_open_folders_sync_with_the_folder_in_their_path_and_restric
             assert!(hits.is_empty(), "{flavor:?}: search leaked {hits:?}");
         }
 
+        // Nor does the Help Center: the sink got the open pages only.
+        let records = published(&zendesk);
+        assert_eq!(
+            records.len(),
+            docs.len(),
+            "{flavor:?}: sink and store agree"
+        );
+        assert!(
+            records.iter().all(|r| !r.contains(SECRET_WORD)),
+            "{flavor:?}: a restricted page reached Zendesk"
+        );
+
         // Lifting the folder's restriction brings its subtree in; putting it
         // back takes it out again at the next sync.
         sim.set_restricted(tree.restricted_folder, false).unwrap();
         let report = sync_space(client.as_ref(), &stores, &req).await.unwrap();
         assert_eq!(report.left_out.restricted_ancestor, 1, "{flavor:?}");
         assert_eq!(report.fetched, 2, "{flavor:?}");
+        assert!(
+            published(&zendesk).iter().any(|r| r.contains(SECRET_WORD)),
+            "{flavor:?}: once open, the folder's pages are published (so the checks see bodies)"
+        );
         sim.set_restricted(tree.restricted_folder, true).unwrap();
         let report = sync_space(client.as_ref(), &stores, &req).await.unwrap();
         assert_eq!(report.left_out.restricted_ancestor, 3, "{flavor:?}");
@@ -233,6 +262,10 @@ async fn pages_below_open_folders_sync_with_the_folder_in_their_path_and_restric
             let hits = store.search(SECRET_WORD, &everyone, 50).await.unwrap();
             assert!(hits.is_empty(), "{flavor:?}: search leaked {hits:?}");
         }
+        assert!(
+            published(&zendesk).iter().all(|r| !r.contains(SECRET_WORD)),
+            "{flavor:?}: Zendesk kept a page whose folder was restricted again"
+        );
     }
 }
 
