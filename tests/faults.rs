@@ -372,6 +372,7 @@ where
 const MUST_HOLD: &str = "operator recovers without restart; resync annotation honoured exactly once; no sync storm; store = Confluence (ids, versions)";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the watch expiry test kills the API server too; run by hack/faults"]
 async fn kube_apiserver_killed_while_idle() {
     run_fault("kube-apiserver killed (idle), down 3s", MUST_HOLD, async {
         let s = setup("fault-api-idle", 30, FaultConfig::default()).await;
