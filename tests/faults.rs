@@ -198,7 +198,10 @@ impl Setup {
                     {
                         return Ok(r);
                     }
-                    last = format!("phase {:?}, handled {:?}", st.phase, st.last_handled_resync_at);
+                    last = format!(
+                        "phase {:?}, handled {:?}",
+                        st.phase, st.last_handled_resync_at
+                    );
                 }
                 Err(e) => last = e.to_string(),
             }
@@ -336,7 +339,10 @@ where
     );
     o.check(
         handled >= 1,
-        format!("no listing counted for the resync (stats: {:?})", s.sim.stats().by_endpoint),
+        format!(
+            "no listing counted for the resync (stats: {:?})",
+            s.sim.stats().by_endpoint
+        ),
     );
     o.check(
         total <= max_syncs,
@@ -344,7 +350,10 @@ where
     );
     o.check(
         total == handled,
-        format!("{} more syncs after the resync was handled", total - handled),
+        format!(
+            "{} more syncs after the resync was handled",
+            total - handled
+        ),
     );
     // the annotation stays handled: no re-run on later reconciles
     if let Ok(sp) = s.op.spaces().get(SPACE).await {
@@ -410,15 +419,14 @@ async fn watch_expiry_after_compaction() {
         async {
             let s = setup("fault-watch", 30, FaultConfig::default()).await;
             control_plane_fault("watch", s, 1, true, |s| async move {
-                let old_rv = s
-                    .op
-                    .spaces()
-                    .list_metadata(&ListParams::default())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .metadata
-                    .resource_version
-                    .ok_or("no list resourceVersion")?;
+                let old_rv =
+                    s.op.spaces()
+                        .list_metadata(&ListParams::default())
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .metadata
+                        .resource_version
+                        .ok_or("no list resourceVersion")?;
                 // writes after old_rv, so that old_rv is really compacted away
                 s.change_confluence("the watch expiry")?;
                 for i in 0..3 {
