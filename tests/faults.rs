@@ -378,7 +378,7 @@ where
     o
 }
 
-const MUST_HOLD: &str = "operator recovers without restart; resync annotation honoured exactly once; no sync storm; store = Confluence (ids, versions)";
+const MUST_HOLD: &str = "operator recovers without restart; resync annotation written as the API server returns is honoured exactly once; no sync storm; store = Confluence (ids, versions)";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the watch expiry test kills the API server too; run by hack/faults"]
