@@ -363,6 +363,10 @@ where
             "the handled resync was forgotten",
         );
     }
+    o.check(
+        s.op.is_running(),
+        "the controllers stopped (the operator would have been restarted)",
+    );
     if let Some(diff) = s.store_diff().await {
         o.check(false, diff);
     }
