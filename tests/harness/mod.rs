@@ -128,6 +128,11 @@ pub fn start_in(
 }
 
 impl Operator {
+    /// False once the controllers' task has ended (returned or panicked).
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
     pub fn sites(&self) -> Api<ConfluenceSite> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
