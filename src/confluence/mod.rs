@@ -219,6 +219,20 @@ pub trait ConfluenceApi: Send + Sync {
         })
     }
 
+    /// [`ConfluenceApi::list_detailed`] that also returns the pages of the
+    /// listed items, for when most of them must be fetched anyway. Clients
+    /// that can carry bodies in the listing itself do so; the default lists
+    /// and then fetches. Pages of items that vanished meanwhile are missing.
+    async fn list_with_bodies(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
+        let listing = self.list_detailed(space, options).await?;
+        let pages = self.fetch(space, &listing.items).await?;
+        Ok((listing, pages))
+    }
+
     /// Looks one item up directly, to confirm that an item missing from a
     /// listing is really gone before it is removed from stores. Clients
     /// without a direct lookup trust their listing.
