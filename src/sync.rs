@@ -118,10 +118,7 @@ pub async fn sync_space(
             let (listing, pages) = source.list_with_bodies(&req.space, &req.options).await?;
             (listing, Some(pages))
         }
-        Plan::ListIdsFetchChanged => (
-            source.list_detailed(&req.space, &req.options).await?,
-            None,
-        ),
+        Plan::ListIdsFetchChanged => (source.list_detailed(&req.space, &req.options).await?, None),
     };
     let listed = &listing.items;
     let listed_ids: BTreeSet<&str> = listed.iter().map(|r| r.id.as_str()).collect();

@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 
 const LIST_EXPAND_FULL: &str = "version,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group,metadata.labels";
 const LIST_EXPAND_MIN: &str = "version";
+const LIST_EXPAND_FULL_BODIES: &str = "body.storage,version,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group,metadata.labels";
 const FETCH_EXPAND: &str = "body.storage,version,ancestors,metadata.labels";
 
 pub struct DataCenterClient {
@@ -106,66 +107,15 @@ impl ConfluenceApi for DataCenterClient {
         space: &SpaceInfo,
         options: &ListOptions,
     ) -> Result<Listing, ConfluenceError> {
-        let annotate = needs_annotations(options);
-        // Each content type is its own paging chain; run them side by side.
-        let chains = options.content_types.iter().map(|ct| async move {
-            let mut url = self.api("/content")?;
-            url.query_pairs_mut()
-                .append_pair("spaceKey", &space.key)
-                .append_pair("type", ct.as_str())
-                .append_pair("status", "current")
-                .append_pair("limit", &self.limit())
-                .append_pair(
-                    "expand",
-                    if annotate {
-                        LIST_EXPAND_FULL
-                    } else {
-                        LIST_EXPAND_MIN
-                    },
-                );
-            let items: Vec<Content> = v1::collect(&self.http, &self.root, url, || {
-                ConfluenceError::SpaceNotFound(space.key.clone())
-            })
-            .await?;
-            Ok::<_, ConfluenceError>(
-                items
-                    .into_iter()
-                    .map(|c| Listed {
-                        page: PageRef {
-                            id: c.id.clone(),
-                            version: c.version.as_ref().map_or(0, |v| v.number),
-                            content_type: *ct,
-                        },
-                        ancestors: c.ancestors().into_iter().map(|a| a.id).collect(),
-                        restricted: if annotate {
-                            c.read_restricted()
-                        } else {
-                            Some(false)
-                        },
-                        labels: c.labels(),
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        });
-        let mut listed: Vec<Listed> = futures::future::try_join_all(chains)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        dedup(&mut listed);
-        // Ancestors that are not listed pages (folders and other parents,
-        // or pages of another type) are vetted one by one.
-        let outside = if annotate && !options.include_restricted {
-            v1::read_restrictions(
-                &self.http,
-                &format!("{}/rest/api", self.root),
-                &unlisted_ancestors(&listed),
-            )
-            .await?
-        } else {
-            HashMap::new()
-        };
-        Ok(apply_filters(listed, &outside, options))
+        Ok(self.list_inner(space, options, false).await?.0)
+    }
+
+    async fn list_with_bodies(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
+        self.list_inner(space, options, true).await
     }
 
     async fn presence(
@@ -227,6 +177,86 @@ impl ConfluenceApi for DataCenterClient {
 }
 
 impl DataCenterClient {
+    /// The listing, and with `bodies` the pages of the items it keeps, read
+    /// from the same content listing (expanded with bodies, ancestors and
+    /// labels) instead of fetched again.
+    async fn list_inner(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+        bodies: bool,
+    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
+        let annotate = needs_annotations(options);
+        let expand = match (annotate, bodies) {
+            (true, true) => LIST_EXPAND_FULL_BODIES,
+            (true, false) => LIST_EXPAND_FULL,
+            (false, true) => FETCH_EXPAND,
+            (false, false) => LIST_EXPAND_MIN,
+        };
+        // Each content type is its own paging chain; run them side by side.
+        let chains = options.content_types.iter().map(|ct| async move {
+            let mut url = self.api("/content")?;
+            url.query_pairs_mut()
+                .append_pair("spaceKey", &space.key)
+                .append_pair("type", ct.as_str())
+                .append_pair("status", "current")
+                .append_pair("limit", &self.limit())
+                .append_pair("expand", expand);
+            let items: Vec<Content> = v1::collect(&self.http, &self.root, url, || {
+                ConfluenceError::SpaceNotFound(space.key.clone())
+            })
+            .await?;
+            Ok::<_, ConfluenceError>(items.into_iter().map(|c| (*ct, c)).collect::<Vec<_>>())
+        });
+        let contents: Vec<(ContentType, Content)> = futures::future::try_join_all(chains)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut listed: Vec<Listed> = contents
+            .iter()
+            .map(|(ct, c)| Listed {
+                page: PageRef {
+                    id: c.id.clone(),
+                    version: c.version.as_ref().map_or(0, |v| v.number),
+                    content_type: *ct,
+                },
+                ancestors: c.ancestors().into_iter().map(|a| a.id).collect(),
+                restricted: if annotate {
+                    c.read_restricted()
+                } else {
+                    Some(false)
+                },
+                labels: c.labels(),
+            })
+            .collect();
+        dedup(&mut listed);
+        // Ancestors that are not listed pages (folders and other parents,
+        // or pages of another type) are vetted one by one.
+        let outside = if annotate && !options.include_restricted {
+            v1::read_restrictions(
+                &self.http,
+                &format!("{}/rest/api", self.root),
+                &unlisted_ancestors(&listed),
+            )
+            .await?
+        } else {
+            HashMap::new()
+        };
+        let listing = apply_filters(listed, &outside, options);
+        if !bodies {
+            return Ok((listing, Vec::new()));
+        }
+        let kept: HashSet<&str> = listing.items.iter().map(|r| r.id.as_str()).collect();
+        let mut seen: HashSet<String> = HashSet::new();
+        let pages = contents
+            .into_iter()
+            .filter(|(_, c)| kept.contains(c.id.as_str()) && seen.insert(c.id.clone()))
+            .map(|(_, c)| v1::to_page(c, &self.root, &space.key))
+            .collect();
+        Ok((listing, pages))
+    }
+
     async fn content(&self, id: &str) -> Result<Option<Content>, ConfluenceError> {
         let mut url = self.api("/content")?;
         url.path_segments_mut()
