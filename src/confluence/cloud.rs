@@ -21,6 +21,13 @@
 //! `GET /pages/{id}` (or `/blogposts/{id}`) per item, or per sampled item
 //! when many vanished at once (see `sync`).
 //!
+//! Listing with bodies (`list_with_bodies`, chosen when a store is mostly
+//! empty) adds `body-format=storage` to the v2 listing and always runs the
+//! v1 CQL pass (for labels when nothing is filtered): ceil(N/L) + ceil(N/L')
+//! requests give every page, with ancestors computed from the v2 parent ids
+//! and the listed titles. Items with a non-page ancestor, or that the search
+//! index missed, are fetched as below.
+//!
 //! A fetch of B items costs ceil(B/L) v2 bulk requests (`/pages?id=…` with
 //! `body-format=storage`) plus ceil(B/L') v1 CQL requests for ancestors with
 //! titles and labels (each pair sent concurrently), plus one direct v1 GET

@@ -7,6 +7,9 @@
 //! the listing itself is the cheapest way (no per-page restriction calls).
 //! When neither restriction nor label filtering is needed, only `version` is
 //! expanded, which Data Center serves faster and with a higher page size.
+//! Listing with bodies (`list_with_bodies`) adds `body.storage` to the
+//! expansion; Data Center then serves at most 50 items per request, so a
+//! full sync costs ceil(N/50) requests and no fetches.
 //! Ancestors that are not listed items (non-page parents) cost one
 //! `GET /content/{id}` each for their view restriction; a deletion is
 //! confirmed with one `GET /content/{id}` per missing (or sampled) item.
