@@ -22,7 +22,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 50;
 const FETCH_GROUP: usize = 250;
 
 /// Groups fetched ahead of the one being committed.
-const FETCH_AHEAD: usize = 2;
+const FETCH_AHEAD: usize = 4;
 
 /// Up to this many items missing from a listing are each looked up before
 /// removal; beyond it only a sample is.
@@ -102,7 +102,7 @@ pub async fn sync_space(
             .map_err(|e| SyncError::store(store.as_ref(), e))?;
         stored.push(versions);
     }
-    let chosen = if stores.is_empty() {
+    let chosen = if stores.is_empty() || !source.lists_bodies() {
         Plan::ListIdsFetchChanged
     } else {
         plan::choose(Counts {

@@ -439,6 +439,10 @@ impl ConfluenceApi for CloudClient {
         Ok(self.list_inner(space, options, false).await?.0)
     }
 
+    fn lists_bodies(&self) -> bool {
+        true
+    }
+
     async fn list_with_bodies(
         &self,
         space: &SpaceInfo,

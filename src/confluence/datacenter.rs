@@ -7,9 +7,10 @@
 //! the listing itself is the cheapest way (no per-page restriction calls).
 //! When neither restriction nor label filtering is needed, only `version` is
 //! expanded, which Data Center serves faster and with a higher page size.
-//! Listing with bodies (`list_with_bodies`) adds `body.storage` to the
-//! expansion; Data Center then serves at most 50 items per request, so a
-//! full sync costs ceil(N/50) requests and no fetches.
+//! Data Center does not list with bodies (see `lists_bodies`): a full sync
+//! lists ids as above and fetches bodies by CQL, ceil(N/50) requests (Data
+//! Center serves at most 50 items a request once bodies are expanded), side
+//! by side.
 //! Ancestors that are not listed items (non-page parents) cost one
 //! `GET /content/{id}` each for their view restriction; a deletion is
 //! confirmed with one `GET /content/{id}` per missing (or sampled) item.
@@ -26,7 +27,6 @@ use std::collections::{HashMap, HashSet};
 
 const LIST_EXPAND_FULL: &str = "version,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group,metadata.labels";
 const LIST_EXPAND_MIN: &str = "version";
-const LIST_EXPAND_FULL_BODIES: &str = "body.storage,version,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group,metadata.labels";
 const FETCH_EXPAND: &str = "body.storage,version,ancestors,metadata.labels";
 
 pub struct DataCenterClient {
@@ -110,15 +110,66 @@ impl ConfluenceApi for DataCenterClient {
         space: &SpaceInfo,
         options: &ListOptions,
     ) -> Result<Listing, ConfluenceError> {
-        Ok(self.list_inner(space, options, false).await?.0)
-    }
-
-    async fn list_with_bodies(
-        &self,
-        space: &SpaceInfo,
-        options: &ListOptions,
-    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
-        self.list_inner(space, options, true).await
+        let annotate = needs_annotations(options);
+        // Each content type is its own paging chain; run them side by side.
+        let chains = options.content_types.iter().map(|ct| async move {
+            let mut url = self.api("/content")?;
+            url.query_pairs_mut()
+                .append_pair("spaceKey", &space.key)
+                .append_pair("type", ct.as_str())
+                .append_pair("status", "current")
+                .append_pair("limit", &self.limit())
+                .append_pair(
+                    "expand",
+                    if annotate {
+                        LIST_EXPAND_FULL
+                    } else {
+                        LIST_EXPAND_MIN
+                    },
+                );
+            let items: Vec<Content> = v1::collect(&self.http, &self.root, url, || {
+                ConfluenceError::SpaceNotFound(space.key.clone())
+            })
+            .await?;
+            Ok::<_, ConfluenceError>(
+                items
+                    .into_iter()
+                    .map(|c| Listed {
+                        page: PageRef {
+                            id: c.id.clone(),
+                            version: c.version.as_ref().map_or(0, |v| v.number),
+                            content_type: *ct,
+                        },
+                        ancestors: c.ancestors().into_iter().map(|a| a.id).collect(),
+                        restricted: if annotate {
+                            c.read_restricted()
+                        } else {
+                            Some(false)
+                        },
+                        labels: c.labels(),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let mut listed: Vec<Listed> = futures::future::try_join_all(chains)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        dedup(&mut listed);
+        // Ancestors that are not listed pages (folders and other parents,
+        // or pages of another type) are vetted one by one.
+        let outside = if annotate && !options.include_restricted {
+            v1::read_restrictions(
+                &self.http,
+                &format!("{}/rest/api", self.root),
+                &unlisted_ancestors(&listed),
+            )
+            .await?
+        } else {
+            HashMap::new()
+        };
+        Ok(apply_filters(listed, &outside, options))
     }
 
     async fn presence(
@@ -180,86 +231,6 @@ impl ConfluenceApi for DataCenterClient {
 }
 
 impl DataCenterClient {
-    /// The listing, and with `bodies` the pages of the items it keeps, read
-    /// from the same content listing (expanded with bodies, ancestors and
-    /// labels) instead of fetched again.
-    async fn list_inner(
-        &self,
-        space: &SpaceInfo,
-        options: &ListOptions,
-        bodies: bool,
-    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
-        let annotate = needs_annotations(options);
-        let expand = match (annotate, bodies) {
-            (true, true) => LIST_EXPAND_FULL_BODIES,
-            (true, false) => LIST_EXPAND_FULL,
-            (false, true) => FETCH_EXPAND,
-            (false, false) => LIST_EXPAND_MIN,
-        };
-        // Each content type is its own paging chain; run them side by side.
-        let chains = options.content_types.iter().map(|ct| async move {
-            let mut url = self.api("/content")?;
-            url.query_pairs_mut()
-                .append_pair("spaceKey", &space.key)
-                .append_pair("type", ct.as_str())
-                .append_pair("status", "current")
-                .append_pair("limit", &self.limit())
-                .append_pair("expand", expand);
-            let items: Vec<Content> = v1::collect(&self.http, &self.root, url, || {
-                ConfluenceError::SpaceNotFound(space.key.clone())
-            })
-            .await?;
-            Ok::<_, ConfluenceError>(items.into_iter().map(|c| (*ct, c)).collect::<Vec<_>>())
-        });
-        let contents: Vec<(ContentType, Content)> = futures::future::try_join_all(chains)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        let mut listed: Vec<Listed> = contents
-            .iter()
-            .map(|(ct, c)| Listed {
-                page: PageRef {
-                    id: c.id.clone(),
-                    version: c.version.as_ref().map_or(0, |v| v.number),
-                    content_type: *ct,
-                },
-                ancestors: c.ancestors().into_iter().map(|a| a.id).collect(),
-                restricted: if annotate {
-                    c.read_restricted()
-                } else {
-                    Some(false)
-                },
-                labels: c.labels(),
-            })
-            .collect();
-        dedup(&mut listed);
-        // Ancestors that are not listed pages (folders and other parents,
-        // or pages of another type) are vetted one by one.
-        let outside = if annotate && !options.include_restricted {
-            v1::read_restrictions(
-                &self.http,
-                &format!("{}/rest/api", self.root),
-                &unlisted_ancestors(&listed),
-            )
-            .await?
-        } else {
-            HashMap::new()
-        };
-        let listing = apply_filters(listed, &outside, options);
-        if !bodies {
-            return Ok((listing, Vec::new()));
-        }
-        let kept: HashSet<&str> = listing.items.iter().map(|r| r.id.as_str()).collect();
-        let mut seen: HashSet<String> = HashSet::new();
-        let pages = contents
-            .into_iter()
-            .filter(|(_, c)| kept.contains(c.id.as_str()) && seen.insert(c.id.clone()))
-            .map(|(_, c)| v1::to_page(c, &self.root, &space.key))
-            .collect();
-        Ok((listing, pages))
-    }
-
     async fn content(&self, id: &str) -> Result<Option<Content>, ConfluenceError> {
         let mut url = self.api("/content")?;
         url.path_segments_mut()

@@ -219,6 +219,16 @@ pub trait ConfluenceApi: Send + Sync {
         })
     }
 
+    /// Whether [`ConfluenceApi::list_with_bodies`] carries bodies in the
+    /// listing itself and so saves requests. Data Center does not: its
+    /// offset paging serves at most 50 bodies a request in one chain that
+    /// must run one request after another, while listing ids and fetching
+    /// bodies side by side is about as many requests and several times
+    /// faster.
+    fn lists_bodies(&self) -> bool {
+        false
+    }
+
     /// [`ConfluenceApi::list_detailed`] that also returns the pages of the
     /// listed items, for when most of them must be fetched anyway. Clients
     /// that can carry bodies in the listing itself do so; the default lists
