@@ -151,12 +151,50 @@ async fn full_sync_stays_within_budget_and_an_unchanged_resync_fetches_and_write
             resync_budget(flavor, n, vetted),
             resync.by_endpoint
         );
+        // A few edits: the id listing plus one bulk read (Cloud: bodies and
+        // a search for ancestors and labels; Data Center: one search).
+        let stored_ids: std::collections::BTreeSet<String> =
+            before.iter().map(|d| d.page.id.clone()).collect();
+        let edited: Vec<u64> = sim
+            .pages("ENG")
+            .iter()
+            .filter(|p| stored_ids.contains(&p.id.to_string()))
+            .take(10)
+            .map(|p| p.id)
+            .collect();
+        for id in &edited {
+            sim.edit_page(*id, "<p>edited</p>").expect("edit");
+        }
+        sim.reset_stats();
+        let changed = sync_space(client.as_ref(), &stores, &req)
+            .await
+            .expect("resync after edits");
+        let few = sim.stats();
+        assert_eq!(
+            changed.fetched,
+            edited.len() as u64,
+            "{flavor:?} vetted={vetted}"
+        );
+        let extra = match flavor {
+            Flavor::Cloud => 2,
+            Flavor::DataCenter => 1,
+        };
+        assert!(
+            few.total <= resync_budget(flavor, n, vetted) + extra,
+            "{flavor:?} vetted={vetted}: resync after {} edits took {} requests: {:?}",
+            edited.len(),
+            few.total,
+            few.by_endpoint
+        );
+
         println!(
-            "{flavor:?} vetted={vetted}: {n} items, full sync {} requests (budget {}), unchanged resync {} (budget {})",
+            "{flavor:?} vetted={vetted}: {n} items, full sync {} requests (budget {}), unchanged resync {} (budget {}), {} edits {}",
             full.total,
             full_sync_budget(flavor, n),
             resync.total,
-            resync_budget(flavor, n, vetted)
+            resync_budget(flavor, n, vetted),
+            edited.len(),
+            few.total
         );
     }
 }
