@@ -144,38 +144,43 @@ pub async fn sync_space(
     };
 
     let batch_size = req.batch_size.max(1);
+    // A listing with bodies brings most pages along; whatever it did not
+    // (past its body budget, or needing a lookup of its own) is fetched below
+    // like any changed item.
+    let mut to_fetch: Vec<&PageRef> = stale;
     if let Some(pages) = prefetched {
-        let wanted: HashSet<&str> = stale.iter().map(|r| r.id.as_str()).collect();
+        let wanted: HashSet<&str> = to_fetch.iter().map(|r| r.id.as_str()).collect();
         let pages: Vec<Page> = pages
             .into_iter()
             .filter(|p| wanted.contains(p.id.as_str()))
             .collect();
+        let got: HashSet<String> = pages.iter().map(|p| p.id.clone()).collect();
+        to_fetch.retain(|r| !got.contains(&r.id));
         report.fetched = pages.len() as u64;
         let mut pages = pages.into_iter().peekable();
         while pages.peek().is_some() {
             let batch: Vec<Page> = pages.by_ref().take(batch_size).collect();
             commit(stores, req, batch).await?;
         }
-    } else {
-        // Groups are fetched a few at once (the client's per-site limit still
-        // bounds requests in flight) in the listing's page size, so each
-        // costs as few requests as the API allows, while stores commit them
-        // in batches, in order, so each committed batch stays a durable step.
-        let groups: Vec<Vec<PageRef>> = stale
-            .chunks(FETCH_GROUP)
-            .map(|group| group.iter().map(|r| (*r).clone()).collect())
-            .collect();
-        let mut fetches = futures::stream::iter(groups)
-            .map(|refs| async move { source.fetch(&req.space, &refs).await })
-            .buffered(FETCH_AHEAD);
-        while let Some(pages) = fetches.next().await {
-            let pages = pages?;
-            report.fetched += pages.len() as u64;
-            let mut pages = pages.into_iter().peekable();
-            while pages.peek().is_some() {
-                let batch: Vec<Page> = pages.by_ref().take(batch_size).collect();
-                commit(stores, req, batch).await?;
-            }
+    }
+    // Groups are fetched a few at once (the client's per-site limit still
+    // bounds requests in flight) in the listing's page size, so each
+    // costs as few requests as the API allows, while stores commit them
+    // in batches, in order, so each committed batch stays a durable step.
+    let groups: Vec<Vec<PageRef>> = to_fetch
+        .chunks(FETCH_GROUP)
+        .map(|group| group.iter().map(|r| (*r).clone()).collect())
+        .collect();
+    let mut fetches = futures::stream::iter(groups)
+        .map(|refs| async move { source.fetch(&req.space, &refs).await })
+        .buffered(FETCH_AHEAD);
+    while let Some(pages) = fetches.next().await {
+        let pages = pages?;
+        report.fetched += pages.len() as u64;
+        let mut pages = pages.into_iter().peekable();
+        while pages.peek().is_some() {
+            let batch: Vec<Page> = pages.by_ref().take(batch_size).collect();
+            commit(stores, req, batch).await?;
         }
     }
 

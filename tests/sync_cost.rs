@@ -198,3 +198,84 @@ async fn full_sync_stays_within_budget_and_an_unchanged_resync_fetches_and_write
         );
     }
 }
+
+/// A space whose page text exceeds what one listing may hold: the listing
+/// carries bodies up to its budget (16 MiB of storage format), goes on bare,
+/// and the sync fetches the rest group by group. Everything arrives intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_with_bodies_holds_a_bounded_amount_and_the_rest_is_fetched() {
+    let sim = Simulator::start(SimConfig {
+        spaces: 1,
+        pages: 0,
+        blogposts: 0,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    // 48 pages of ~512 KiB: 24 MiB of page text.
+    let big = format!("<p>{}</p>", "lorem ipsum dolor ".repeat(512 * 1024 / 18));
+    for i in 0..48 {
+        sim.create_page(
+            "ENG",
+            &format!("Big {i}"),
+            None,
+            &format!("<p>tag{i}</p>{big}"),
+        )
+        .expect("page");
+    }
+    let client = connect_with(
+        sim_site::site_config(&sim, Flavor::Cloud),
+        ClientOptions {
+            page_limit: 8,
+            ..ClientOptions::default()
+        },
+    )
+    .expect("client");
+    let space = client.space("ENG").await.expect("space");
+    let store = Arc::new(MemoryStore::new());
+    let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
+    let req = SyncRequest {
+        scope: SpaceScope::new("default", "eng"),
+        site_url: "http://sim".into(),
+        space,
+        audience: Audience::Everyone,
+        options: ListOptions::default(),
+        batch_size: DEFAULT_BATCH_SIZE,
+    };
+    sim.start_recording();
+    let report = sync_space(client.as_ref(), &stores, &req)
+        .await
+        .expect("sync");
+    let n = sim.pages("ENG").len();
+    assert_eq!(report.fetched as usize, n);
+    let docs = store.documents(&req.scope);
+    assert_eq!(docs.len(), n);
+    for i in 0..48 {
+        let doc = docs
+            .iter()
+            .find(|d| d.page.title == format!("Big {i}"))
+            .expect("synced");
+        assert!(doc.page.body_text.contains(&format!("tag{i}")));
+        assert!(doc.page.body_text.len() > 400 * 1024, "{i}: whole body");
+    }
+    let exchanges = sim.recorded();
+    let listings: Vec<&str> = exchanges
+        .iter()
+        .filter(|e| e.path.ends_with("/pages") && e.path.contains("/spaces/"))
+        .map(|e| e.query.as_deref().unwrap_or(""))
+        .collect();
+    assert!(
+        listings
+            .first()
+            .is_some_and(|q| q.contains("body-format=storage")),
+        "the listing starts with bodies: {listings:?}"
+    );
+    assert!(
+        listings.iter().any(|q| !q.contains("body-format")),
+        "past the budget the listing goes on bare: {listings:?}"
+    );
+    assert!(
+        exchanges.iter().any(|e| e.path.ends_with("/api/v2/pages")),
+        "the pages listed bare are fetched by id"
+    );
+}

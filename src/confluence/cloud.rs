@@ -189,6 +189,20 @@ impl CloudClient {
         first: url::Url,
         not_found: impl Fn() -> ConfluenceError,
     ) -> Result<(Vec<T>, Option<String>), ConfluenceError> {
+        self.collect_v2_bounded(first, not_found, |_: &[T]| false)
+            .await
+    }
+
+    /// Like [`Self::collect_v2`]; once `over_budget` says the items so far
+    /// hold enough, the rest is listed without `body-format`, so a listing
+    /// with bodies holds a bounded amount of page text whatever the space's
+    /// size (the items listed bare are fetched later, group by group).
+    async fn collect_v2_bounded<T: serde::de::DeserializeOwned>(
+        &self,
+        first: url::Url,
+        not_found: impl Fn() -> ConfluenceError,
+        over_budget: impl Fn(&[T]) -> bool,
+    ) -> Result<(Vec<T>, Option<String>), ConfluenceError> {
         let mut out = Vec::new();
         let mut base = None;
         let mut url = first;
@@ -207,6 +221,9 @@ impl CloudClient {
             match next {
                 Some(next) if got > 0 => {
                     url = v1::parse_url(&v1::absolute(&self.site, &next))?;
+                    if over_budget(&out) {
+                        url = without_query_param(&url, "body-format");
+                    }
                 }
                 _ => return Ok((out, base)),
             }
@@ -561,10 +578,13 @@ impl CloudClient {
                 if bodies {
                     url.query_pairs_mut().append_pair("body-format", "storage");
                 }
+                let budget = LISTED_BODY_BUDGET.saturating_sub(listed_body_bytes(&items));
                 let (found, found_base) = self
-                    .collect_v2::<V2Content>(url, || {
-                        ConfluenceError::SpaceNotFound(space.key.clone())
-                    })
+                    .collect_v2_bounded::<V2Content>(
+                        url,
+                        || ConfluenceError::SpaceNotFound(space.key.clone()),
+                        |so_far| listed_body_bytes_of(so_far) >= budget,
+                    )
                     .await?;
                 base = base.or(found_base);
                 items.extend(found.into_iter().map(|c| (*ct, c)));
@@ -663,7 +683,6 @@ impl CloudClient {
             .filter(|(_, c)| kept.contains(c.id.as_str()))
             .map(|(ct, c)| (c.id.clone(), (ct, c)))
             .collect();
-        let mut rest: Vec<PageRef> = Vec::new();
         for item in &listing.items {
             let Some((ct, body)) = by_id.remove(&item.id) else {
                 continue;
@@ -683,15 +702,55 @@ impl CloudClient {
                     .collect()
             });
             match (labels, ancestors) {
-                (Some(labels), Some(ancestors)) => {
+                (Some(labels), Some(ancestors)) if has_body(&body) => {
                     pages.push(self.to_page(body, labels, ancestors, ct, &root, &space.key));
                 }
-                _ => rest.push(item.clone()),
+                // Listed bare (past the body budget), below a parent that is
+                // not a listed page, or missed by the search index: the sync
+                // fetches these group by group, as for changed items.
+                _ => {}
             }
         }
-        pages.extend(self.fetch(space, &rest).await?);
         Ok((listing, pages))
     }
+}
+
+/// Page text (storage format) a listing with bodies may hold at once; past
+/// it the listing goes on without bodies. Converted pages take about three
+/// times this, which keeps a full sync of any space well inside the pod's
+/// memory.
+const LISTED_BODY_BUDGET: usize = 16 * 1024 * 1024;
+
+fn has_body(c: &V2Content) -> bool {
+    c.body.as_ref().is_some_and(|b| b.storage.is_some())
+}
+
+fn body_len(c: &V2Content) -> usize {
+    c.body
+        .as_ref()
+        .and_then(|b| b.storage.as_ref())
+        .map_or(0, |s| s.value.len())
+}
+
+fn listed_body_bytes(items: &[(ContentType, V2Content)]) -> usize {
+    items.iter().map(|(_, c)| body_len(c)).sum()
+}
+
+fn listed_body_bytes_of(items: &[V2Content]) -> usize {
+    items.iter().map(body_len).sum()
+}
+
+/// `url` without any `name=` query parameter (a cursor link repeats the
+/// first request's parameters).
+fn without_query_param(url: &url::Url, name: &str) -> url::Url {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut out = url.clone();
+    out.query_pairs_mut().clear().extend_pairs(kept);
+    out
 }
 
 impl CloudClient {
