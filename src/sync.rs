@@ -4,17 +4,24 @@
 use crate::confluence::{
     ConfluenceApi, ConfluenceError, LeftOut, ListOptions, Presence, SpaceInfo,
 };
-use crate::model::{Audience, Document, PageRef, SpaceScope};
+use crate::model::{Audience, Document, Page, PageRef, SpaceScope};
 use crate::store::{Store, StoreError};
 use futures::StreamExt;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-/// Items fetched (and committed) per batch. Each batch is one atomic store
+pub mod plan;
+use plan::{Counts, Plan};
+
+/// Items committed per batch. Each batch is one atomic store
 /// write, so an interrupted sync keeps every completed batch.
 pub const DEFAULT_BATCH_SIZE: usize = 50;
 
-/// Batches fetched ahead of the one being committed.
+/// Items asked for in one fetch: Cloud's bulk page size, so a group costs
+/// one bulk request plus its annotation pass.
+const FETCH_GROUP: usize = 250;
+
+/// Groups fetched ahead of the one being committed.
 const FETCH_AHEAD: usize = 4;
 
 /// Up to this many items missing from a listing are each looked up before
@@ -87,12 +94,6 @@ pub async fn sync_space(
     stores: &[Arc<dyn Store>],
     req: &SyncRequest,
 ) -> Result<SyncReport, SyncError> {
-    // A failed listing returns early: absence from an incomplete listing must
-    // never be read as deletion.
-    let listing = source.list_detailed(&req.space, &req.options).await?;
-    let listed = &listing.items;
-    let listed_ids: BTreeSet<&str> = listed.iter().map(|r| r.id.as_str()).collect();
-
     let mut stored: Vec<HashMap<String, u64>> = Vec::with_capacity(stores.len());
     for store in stores {
         let versions = store
@@ -101,6 +102,26 @@ pub async fn sync_space(
             .map_err(|e| SyncError::store(store.as_ref(), e))?;
         stored.push(versions);
     }
+    let chosen = if stores.is_empty() || !source.lists_bodies() {
+        Plan::ListIdsFetchChanged
+    } else {
+        plan::choose(Counts {
+            stored_min: stored.iter().map(HashMap::len).min().unwrap_or(0),
+            stored_max: stored.iter().map(HashMap::len).max().unwrap_or(0),
+        })
+    };
+
+    // A failed listing returns early: absence from an incomplete listing must
+    // never be read as deletion.
+    let (listing, prefetched) = match chosen {
+        Plan::ListWithBodies => {
+            let (listing, pages) = source.list_with_bodies(&req.space, &req.options).await?;
+            (listing, Some(pages))
+        }
+        Plan::ListIdsFetchChanged => (source.list_detailed(&req.space, &req.options).await?, None),
+    };
+    let listed = &listing.items;
+    let listed_ids: BTreeSet<&str> = listed.iter().map(|r| r.id.as_str()).collect();
 
     // Viewer changes apply to what is already stored, without a re-fetch.
     for store in stores {
@@ -122,35 +143,44 @@ pub async fn sync_space(
         ..SyncReport::default()
     };
 
-    // Several batches are fetched at once (the client's per-site limit still
-    // bounds requests in flight) while stores commit them one by one, in
-    // order, so each committed batch stays a durable step.
-    let batches: Vec<Vec<PageRef>> = stale
-        .chunks(req.batch_size.max(1))
-        .map(|batch| batch.iter().map(|r| (*r).clone()).collect())
+    let batch_size = req.batch_size.max(1);
+    // A listing with bodies brings most pages along; whatever it did not
+    // (past its body budget, or needing a lookup of its own) is fetched below
+    // like any changed item.
+    let mut to_fetch: Vec<&PageRef> = stale;
+    if let Some(pages) = prefetched {
+        let wanted: HashSet<&str> = to_fetch.iter().map(|r| r.id.as_str()).collect();
+        let pages: Vec<Page> = pages
+            .into_iter()
+            .filter(|p| wanted.contains(p.id.as_str()))
+            .collect();
+        let got: HashSet<String> = pages.iter().map(|p| p.id.clone()).collect();
+        to_fetch.retain(|r| !got.contains(&r.id));
+        report.fetched = pages.len() as u64;
+        let mut pages = pages.into_iter().peekable();
+        while pages.peek().is_some() {
+            let batch: Vec<Page> = pages.by_ref().take(batch_size).collect();
+            commit(stores, req, batch).await?;
+        }
+    }
+    // Groups are fetched a few at once (the client's per-site limit still
+    // bounds requests in flight) in the listing's page size, so each
+    // costs as few requests as the API allows, while stores commit them
+    // in batches, in order, so each committed batch stays a durable step.
+    let groups: Vec<Vec<PageRef>> = to_fetch
+        .chunks(FETCH_GROUP)
+        .map(|group| group.iter().map(|r| (*r).clone()).collect())
         .collect();
-    let mut fetches = futures::stream::iter(batches)
+    let mut fetches = futures::stream::iter(groups)
         .map(|refs| async move { source.fetch(&req.space, &refs).await })
         .buffered(FETCH_AHEAD);
     while let Some(pages) = fetches.next().await {
         let pages = pages?;
         report.fetched += pages.len() as u64;
-        let docs: Vec<Document> = pages
-            .into_iter()
-            .map(|page| Document {
-                scope: req.scope.clone(),
-                site: req.site_url.clone(),
-                space_key: req.space.key.clone(),
-                space_name: req.space.name.clone(),
-                page,
-                audience: req.audience.clone(),
-            })
-            .collect();
-        for store in stores {
-            store
-                .upsert(&docs)
-                .await
-                .map_err(|e| SyncError::store(store.as_ref(), e))?;
+        let mut pages = pages.into_iter().peekable();
+        while pages.peek().is_some() {
+            let batch: Vec<Page> = pages.by_ref().take(batch_size).collect();
+            commit(stores, req, batch).await?;
         }
     }
 
@@ -186,6 +216,32 @@ pub async fn sync_space(
     // items kept because Confluence still has them are.
     report.items = report.unchanged + report.fetched + report.kept_unconfirmed;
     Ok(report)
+}
+
+/// Writes one batch to every store, as one atomic write each.
+async fn commit(
+    stores: &[Arc<dyn Store>],
+    req: &SyncRequest,
+    pages: Vec<Page>,
+) -> Result<(), SyncError> {
+    let docs: Vec<Document> = pages
+        .into_iter()
+        .map(|page| Document {
+            scope: req.scope.clone(),
+            site: req.site_url.clone(),
+            space_key: req.space.key.clone(),
+            space_name: req.space.name.clone(),
+            page,
+            audience: req.audience.clone(),
+        })
+        .collect();
+    for store in stores {
+        store
+            .upsert(&docs)
+            .await
+            .map_err(|e| SyncError::store(store.as_ref(), e))?;
+    }
+    Ok(())
 }
 
 /// Which of the `missing` ids are really gone. Each is looked up when few

@@ -424,7 +424,9 @@ async fn timeouts_and_truncated_bodies_are_retried() {
         let mut cfg = config(&sim, flavor);
         cfg.request_timeout = Duration::from_millis(250);
         cfg.max_retries = 10;
-        let client = connect_with(cfg, fast_options(10)).expect("client");
+        // Small pages: enough requests that both faults surely happen now
+        // that a first sync reads bodies in the listing itself.
+        let client = connect_with(cfg, fast_options(4)).expect("client");
         let store = Arc::new(MemoryStore::new());
         let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
         let space = client.space("ENG").await.expect("space");

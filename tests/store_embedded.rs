@@ -451,10 +451,10 @@ async fn a_second_writer_on_the_same_directory_is_refused() {
 async fn a_sync_interrupted_between_batches_converges_on_resync() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scope = internal_scope();
-    // Confluence has 120 pages; the store still holds two that were deleted
+    // Confluence has 600 pages; the store still holds two that were deleted
     // upstream since the last sync.
     let source = FakeConfluence::with_pages(
-        (0..120).map(|i| page(&format!("p{i:03}"), 1, &format!("Page {i}"), "router body")),
+        (0..600).map(|i| page(&format!("p{i:03}"), 1, &format!("Page {i}"), "router body")),
     );
     {
         let store = EmbeddedStore::open(dir.path()).expect("open");
@@ -485,15 +485,17 @@ async fn a_sync_interrupted_between_batches_converges_on_resync() {
         batch_size: 50,
     };
 
-    // First attempt: the connection drops on the second batch, then the
-    // process dies (the store is dropped without any shutdown step).
+    // First attempt: the connection drops on the second fetch (the sync
+    // fetches 250 items a request and commits them in batches of 50), then
+    // the process dies (the store is dropped without any shutdown step).
     {
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("open"));
         source.fail_after(Some(1));
         let err = sync_space(&source, std::slice::from_ref(&store), &req).await;
         assert!(err.is_err());
-        // Exactly the first batch was committed, nothing half-written.
-        assert_eq!(store.count(&scope).await.expect("count"), 50 + 2);
+        // Exactly the batches of the first fetch were committed, nothing
+        // half-written.
+        assert_eq!(store.count(&scope).await.expect("count"), 250 + 2);
     }
 
     // After the restart the resync fetches only what is missing.
@@ -502,7 +504,7 @@ async fn a_sync_interrupted_between_batches_converges_on_resync() {
     let report = sync_space(&source, std::slice::from_ref(&store), &req)
         .await
         .expect("resync");
-    assert_eq!(report.fetched, 70);
+    assert_eq!(report.fetched, 350);
     assert_eq!(report.deleted, 2);
     let mut stored: Vec<String> = store
         .versions(&scope)

@@ -21,6 +21,13 @@
 //! `GET /pages/{id}` (or `/blogposts/{id}`) per item, or per sampled item
 //! when many vanished at once (see `sync`).
 //!
+//! Listing with bodies (`list_with_bodies`, chosen when a store is mostly
+//! empty) adds `body-format=storage` to the v2 listing and always runs the
+//! v1 CQL pass (for labels when nothing is filtered): ceil(N/L) + ceil(N/L')
+//! requests give every page, with ancestors computed from the v2 parent ids
+//! and the listed titles. Items with a non-page ancestor, or that the search
+//! index missed, are fetched as below.
+//!
 //! A fetch of B items costs ceil(B/L) v2 bulk requests (`/pages?id=…` with
 //! `body-format=storage`) plus ceil(B/L') v1 CQL requests for ancestors with
 //! titles and labels (each pair sent concurrently), plus one direct v1 GET
@@ -35,7 +42,7 @@ use super::{
     ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listed, Listing, Presence,
     SiteConfig, SpaceInfo, apply_filters, needs_annotations,
 };
-use crate::model::{ContentType, Page, PageRef};
+use crate::model::{Ancestor, ContentType, Page, PageRef};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -43,6 +50,7 @@ use std::collections::{HashMap, HashSet};
 const ANNOTATE_EXPAND: &str =
     "restrictions.read.restrictions.user,restrictions.read.restrictions.group,metadata.labels";
 const FETCH_EXPAND: &str = "ancestors,metadata.labels";
+const LABELS_EXPAND: &str = "metadata.labels";
 /// Deeper parent chains are treated as unvettable (Confluence trees are far
 /// shallower; this only bounds work on corrupt data).
 const MAX_TREE_DEPTH: usize = 1_000;
@@ -181,6 +189,20 @@ impl CloudClient {
         first: url::Url,
         not_found: impl Fn() -> ConfluenceError,
     ) -> Result<(Vec<T>, Option<String>), ConfluenceError> {
+        self.collect_v2_bounded(first, not_found, |_: &[T]| false)
+            .await
+    }
+
+    /// Like [`Self::collect_v2`]; once `over_budget` says the items so far
+    /// hold enough, the rest is listed without `body-format`, so a listing
+    /// with bodies holds a bounded amount of page text whatever the space's
+    /// size (the items listed bare are fetched later, group by group).
+    async fn collect_v2_bounded<T: serde::de::DeserializeOwned>(
+        &self,
+        first: url::Url,
+        not_found: impl Fn() -> ConfluenceError,
+        over_budget: impl Fn(&[T]) -> bool,
+    ) -> Result<(Vec<T>, Option<String>), ConfluenceError> {
         let mut out = Vec::new();
         let mut base = None;
         let mut url = first;
@@ -199,6 +221,9 @@ impl CloudClient {
             match next {
                 Some(next) if got > 0 => {
                     url = v1::parse_url(&v1::absolute(&self.site, &next))?;
+                    if over_budget(&out) {
+                        url = without_query_param(&url, "body-format");
+                    }
                 }
                 _ => return Ok((out, base)),
             }
@@ -428,89 +453,19 @@ impl ConfluenceApi for CloudClient {
         space: &SpaceInfo,
         options: &ListOptions,
     ) -> Result<Listing, ConfluenceError> {
-        let annotate = needs_annotations(options);
-        // The authoritative v2 listing and the v1 restriction/label pass are
-        // independent request chains: run them side by side.
-        let listing = async {
-            let mut items: Vec<(PageRef, Option<ParentLink>)> = Vec::new();
-            for ct in &options.content_types {
-                let mut url =
-                    self.v2(&format!("/spaces/{}/{}", space.id, Self::collection(*ct)))?;
-                url.query_pairs_mut()
-                    .append_pair("status", "current")
-                    .append_pair("limit", &self.limit().to_string());
-                let (found, _) = self
-                    .collect_v2::<V2Content>(url, || {
-                        ConfluenceError::SpaceNotFound(space.key.clone())
-                    })
-                    .await?;
-                items.extend(found.into_iter().map(|c| {
-                    (
-                        PageRef {
-                            version: c.version.as_ref().map_or(0, |v| v.number),
-                            id: c.id,
-                            content_type: *ct,
-                        },
-                        c.parent_id.map(|id| (id, c.parent_type)),
-                    )
-                }));
-            }
-            Ok::<_, ConfluenceError>(items)
-        };
-        let notes = async {
-            if !annotate || options.content_types.is_empty() {
-                return Ok(HashMap::new());
-            }
-            let types: Vec<&str> = options.content_types.iter().map(|c| c.as_str()).collect();
-            let cql = format!(
-                "space=\"{}\" and type in ({})",
-                space.key.replace('"', "\\\""),
-                types.join(",")
-            );
-            Ok::<_, ConfluenceError>(
-                self.cql(&cql, ANNOTATE_EXPAND, self.limit())
-                    .await?
-                    .into_iter()
-                    .map(|c| (c.id.clone(), c))
-                    .collect::<HashMap<String, Content>>(),
-            )
-        };
-        let (items, annotations) = tokio::try_join!(listing, notes)?;
+        Ok(self.list_inner(space, options, false).await?.0)
+    }
 
-        let mut parents: HashMap<String, Option<ParentLink>> = items
-            .iter()
-            .map(|(r, p)| (r.id.clone(), p.clone()))
-            .collect();
-        // Parents that are not listed pages (folders, whiteboards, ...) are
-        // looked up: where they sit, and whether they restrict viewing.
-        let outside = if annotate && !options.include_restricted {
-            self.resolve_parents(&mut parents).await?
-        } else {
-            HashMap::new()
-        };
-        let parents: HashMap<String, Option<String>> = parents
-            .into_iter()
-            .map(|(id, p)| (id, p.map(|(pid, _)| pid)))
-            .collect();
-        let mut listed: Vec<Listed> = items
-            .into_iter()
-            .map(|(page, _)| {
-                let ancestors = ancestors_from_parents(&parents, &page.id);
-                let note = annotations.get(&page.id);
-                Listed {
-                    ancestors,
-                    restricted: if annotate {
-                        note.and_then(Content::read_restricted)
-                    } else {
-                        Some(false)
-                    },
-                    labels: note.and_then(Content::labels),
-                    page,
-                }
-            })
-            .collect();
-        dedup(&mut listed);
-        Ok(apply_filters(listed, &outside, options))
+    fn lists_bodies(&self) -> bool {
+        true
+    }
+
+    async fn list_with_bodies(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
+        self.list_inner(space, options, true).await
     }
 
     async fn presence(
@@ -586,7 +541,8 @@ impl ConfluenceApi for CloudClient {
                     };
                     // Gone between the bulk read and now: leave it out.
                     let Some(note) = note else { continue };
-                    pages.push(self.to_page(body, note, ct, &base, &space.key));
+                    let (labels, ancestors) = (note.labels().unwrap_or_default(), note.ancestors());
+                    pages.push(self.to_page(body, labels, ancestors, ct, &base, &space.key));
                 }
             }
         }
@@ -595,10 +551,214 @@ impl ConfluenceApi for CloudClient {
 }
 
 impl CloudClient {
+    /// The listing, and with `bodies` the pages of the items it keeps: the
+    /// v2 listing then carries bodies and the v1 pass always reads labels,
+    /// and ancestors come from the v2 parent ids and the listed titles. An
+    /// item whose ancestors are not all listed items (a folder or other
+    /// parent up the tree) or that the search index missed is fetched the
+    /// usual way instead, so its page is exactly what `fetch` returns.
+    async fn list_inner(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+        bodies: bool,
+    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
+        let annotate = needs_annotations(options);
+        // The authoritative v2 listing and the v1 restriction/label pass are
+        // independent request chains: run them side by side.
+        let listing = async {
+            let mut items: Vec<(ContentType, V2Content)> = Vec::new();
+            let mut base = None;
+            for ct in &options.content_types {
+                let mut url =
+                    self.v2(&format!("/spaces/{}/{}", space.id, Self::collection(*ct)))?;
+                url.query_pairs_mut()
+                    .append_pair("status", "current")
+                    .append_pair("limit", &self.limit().to_string());
+                if bodies {
+                    url.query_pairs_mut().append_pair("body-format", "storage");
+                }
+                let budget = LISTED_BODY_BUDGET.saturating_sub(listed_body_bytes(&items));
+                let (found, found_base) = self
+                    .collect_v2_bounded::<V2Content>(
+                        url,
+                        || ConfluenceError::SpaceNotFound(space.key.clone()),
+                        |so_far| listed_body_bytes_of(so_far) >= budget,
+                    )
+                    .await?;
+                base = base.or(found_base);
+                items.extend(found.into_iter().map(|c| (*ct, c)));
+            }
+            Ok::<_, ConfluenceError>((items, base))
+        };
+        let notes = async {
+            if !(annotate || bodies) || options.content_types.is_empty() {
+                return Ok(HashMap::new());
+            }
+            let types: Vec<&str> = options.content_types.iter().map(|c| c.as_str()).collect();
+            let cql = format!(
+                "space=\"{}\" and type in ({})",
+                space.key.replace('"', "\\\""),
+                types.join(",")
+            );
+            let expand = if annotate {
+                ANNOTATE_EXPAND
+            } else {
+                LABELS_EXPAND
+            };
+            Ok::<_, ConfluenceError>(
+                self.cql(&cql, expand, self.limit())
+                    .await?
+                    .into_iter()
+                    .map(|c| (c.id.clone(), c))
+                    .collect::<HashMap<String, Content>>(),
+            )
+        };
+        let ((contents, base), annotations) = tokio::try_join!(listing, notes)?;
+
+        let mut parents: HashMap<String, Option<ParentLink>> = contents
+            .iter()
+            .map(|(_, c)| {
+                (
+                    c.id.clone(),
+                    c.parent_id.clone().map(|id| (id, c.parent_type.clone())),
+                )
+            })
+            .collect();
+        // Parents that are not listed pages (folders, whiteboards, ...) are
+        // looked up: where they sit, and whether they restrict viewing.
+        let outside = if annotate && !options.include_restricted {
+            self.resolve_parents(&mut parents).await?
+        } else {
+            HashMap::new()
+        };
+        let parents: HashMap<String, Option<String>> = parents
+            .into_iter()
+            .map(|(id, p)| (id, p.map(|(pid, _)| pid)))
+            .collect();
+        let mut listed: Vec<Listed> = contents
+            .iter()
+            .map(|(ct, c)| {
+                let ancestors = ancestors_from_parents(&parents, &c.id);
+                let note = annotations.get(&c.id);
+                Listed {
+                    ancestors,
+                    restricted: if annotate {
+                        note.and_then(Content::read_restricted)
+                    } else {
+                        Some(false)
+                    },
+                    labels: note.and_then(Content::labels),
+                    page: PageRef {
+                        version: c.version.as_ref().map_or(0, |v| v.number),
+                        id: c.id.clone(),
+                        content_type: *ct,
+                    },
+                }
+            })
+            .collect();
+        dedup(&mut listed);
+        let ancestry: HashMap<String, Vec<String>> = if bodies {
+            listed
+                .iter()
+                .map(|l| (l.page.id.clone(), l.ancestors.clone()))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let listing = apply_filters(listed, &outside, options);
+        if !bodies {
+            return Ok((listing, Vec::new()));
+        }
+
+        let titles: HashMap<String, String> = contents
+            .iter()
+            .map(|(_, c)| (c.id.clone(), c.title.clone()))
+            .collect();
+        let root = self.web_root(base.as_deref());
+        let kept: HashSet<&str> = listing.items.iter().map(|r| r.id.as_str()).collect();
+        let mut pages = Vec::with_capacity(listing.items.len());
+        let mut by_id: HashMap<String, (ContentType, V2Content)> = contents
+            .into_iter()
+            .filter(|(_, c)| kept.contains(c.id.as_str()))
+            .map(|(ct, c)| (c.id.clone(), (ct, c)))
+            .collect();
+        for item in &listing.items {
+            let Some((ct, body)) = by_id.remove(&item.id) else {
+                continue;
+            };
+            let labels = annotations.get(&item.id).and_then(Content::labels);
+            let chain = ancestry.get(&item.id);
+            let ancestors: Option<Vec<Ancestor>> = chain.and_then(|chain| {
+                chain
+                    .iter()
+                    .rev()
+                    .map(|id| {
+                        titles.get(id).map(|t| Ancestor {
+                            id: id.clone(),
+                            title: t.clone(),
+                        })
+                    })
+                    .collect()
+            });
+            match (labels, ancestors) {
+                (Some(labels), Some(ancestors)) if has_body(&body) => {
+                    pages.push(self.to_page(body, labels, ancestors, ct, &root, &space.key));
+                }
+                // Listed bare (past the body budget), below a parent that is
+                // not a listed page, or missed by the search index: the sync
+                // fetches these group by group, as for changed items.
+                _ => {}
+            }
+        }
+        Ok((listing, pages))
+    }
+}
+
+/// Page text (storage format) a listing with bodies may hold at once; past
+/// it the listing goes on without bodies. Converted pages take about three
+/// times this, which keeps a full sync of any space well inside the pod's
+/// memory.
+const LISTED_BODY_BUDGET: usize = 16 * 1024 * 1024;
+
+fn has_body(c: &V2Content) -> bool {
+    c.body.as_ref().is_some_and(|b| b.storage.is_some())
+}
+
+fn body_len(c: &V2Content) -> usize {
+    c.body
+        .as_ref()
+        .and_then(|b| b.storage.as_ref())
+        .map_or(0, |s| s.value.len())
+}
+
+fn listed_body_bytes(items: &[(ContentType, V2Content)]) -> usize {
+    items.iter().map(|(_, c)| body_len(c)).sum()
+}
+
+fn listed_body_bytes_of(items: &[V2Content]) -> usize {
+    items.iter().map(body_len).sum()
+}
+
+/// `url` without any `name=` query parameter (a cursor link repeats the
+/// first request's parameters).
+fn without_query_param(url: &url::Url, name: &str) -> url::Url {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut out = url.clone();
+    out.query_pairs_mut().clear().extend_pairs(kept);
+    out
+}
+
+impl CloudClient {
     fn to_page(
         &self,
         body: V2Content,
-        note: Content,
+        labels: Vec<String>,
+        ancestors: Vec<Ancestor>,
         ct: ContentType,
         base: &str,
         space_key: &str,
@@ -620,8 +780,8 @@ impl CloudClient {
         };
         Page {
             content_type: ct,
-            labels: note.labels().unwrap_or_default(),
-            ancestors: note.ancestors(),
+            labels,
+            ancestors,
             version: body.version.as_ref().map_or(0, |v| v.number),
             updated_at: v1::timestamp(body.version.as_ref().and_then(|v| v.created_at.as_deref())),
             title: body.title,

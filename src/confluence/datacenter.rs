@@ -7,6 +7,10 @@
 //! the listing itself is the cheapest way (no per-page restriction calls).
 //! When neither restriction nor label filtering is needed, only `version` is
 //! expanded, which Data Center serves faster and with a higher page size.
+//! Data Center does not list with bodies (see `lists_bodies`): a full sync
+//! lists ids as above and fetches bodies by CQL, ceil(N/50) requests (Data
+//! Center serves at most 50 items a request once bodies are expanded), side
+//! by side.
 //! Ancestors that are not listed items (non-page parents) cost one
 //! `GET /content/{id}` each for their view restriction; a deletion is
 //! confirmed with one `GET /content/{id}` per missing (or sampled) item.
