@@ -32,6 +32,11 @@ struct Args {
     #[arg(long, env = "DEFAULT_SYNC_INTERVAL", default_value = "24h")]
     default_sync_interval: String,
 
+    /// Spaces synced at once (0: no bound). Bounds memory with many spaces;
+    /// a slow space holds one slot while the others go on.
+    #[arg(long, env = "MAX_CONCURRENT_SYNCS", default_value_t = controller::DEFAULT_MAX_CONCURRENT_SYNCS)]
+    max_concurrent_syncs: u16,
+
     /// Stores every space writes to: embedded, opensearch, memory, zendesk (comma-separated).
     #[arg(long, env = "STORES", default_value = "embedded", value_parser = stores::parse_kinds)]
     stores: std::vec::Vec<StoreKind>,
@@ -217,6 +222,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let settings = Settings {
         default_sync_interval: interval,
+        max_concurrent_syncs: args.max_concurrent_syncs,
         ..Settings::default()
     };
     let identity = settings.instance.clone();

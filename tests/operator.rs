@@ -706,3 +706,64 @@ async fn a_restarted_operator_refills_an_emptied_store_without_waiting_a_day() {
     let space = op.spaces().get("mem").await.unwrap();
     assert_eq!(space.status.unwrap().items, Some(5));
 }
+
+#[tokio::test]
+async fn syncs_at_once_are_bounded_and_a_slow_space_does_not_hold_up_the_others() {
+    // Two slots; one space whose listing takes far longer than the others'.
+    let fake = Arc::new(FakeConfluence::default())
+        .with_space("SLOW", 3)
+        .slow_listing("SLOW", Duration::from_secs(30));
+    let keys: Vec<String> = (1..=6).map(|i| format!("Q{i}")).collect();
+    for key in &keys {
+        fake.with_space(key, 2)
+            .slow_listing(key, Duration::from_millis(700));
+    }
+    let client = support::client().await;
+    harness::install_crds(&client).await;
+    let namespace = support::test_namespace(&client, "bounded").await;
+    let store = Arc::new(MemoryStore::new());
+    let op = harness::start_in_with(
+        client,
+        namespace,
+        Arc::new(FakeFactory(fake.clone())),
+        vec![store.clone() as Arc<dyn Store>],
+        confluence_operator::controller::Settings {
+            max_concurrent_syncs: 2,
+            ..harness::test_settings()
+        },
+    );
+    op.create_secret("creds").await;
+    op.create_site("acme", "http://confluence.test", "creds")
+        .await;
+    op.create_space("slow", "acme", "SLOW", EVERYONE()).await;
+    // Let the slow space take its slot first.
+    support::wait_for("the slow listing to start", Duration::from_secs(20), || {
+        let fake = fake.clone();
+        async move {
+            Ok::<_, String>(
+                (fake.listing_now.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(()),
+            )
+        }
+    })
+    .await;
+    for key in &keys {
+        op.create_space(&key.to_lowercase(), "acme", key, EVERYONE())
+            .await;
+    }
+    // All the quick spaces finish through the one free slot while the slow
+    // one is still listing.
+    for key in &keys {
+        op.wait_ready(&key.to_lowercase()).await;
+    }
+    let slow = op.spaces().get("slow").await.unwrap();
+    assert_ne!(
+        slow.status.and_then(|s| s.phase),
+        Some(SyncPhase::Synced),
+        "the slow space should still be syncing"
+    );
+    let peak = fake.listing_peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        peak, 2,
+        "at most two syncs at once, and two did run together"
+    );
+}

@@ -34,6 +34,9 @@ pub enum Error {
     Purge(#[from] crate::sync::SyncError),
 }
 
+/// Default of [`Settings::max_concurrent_syncs`] (`--max-concurrent-syncs`).
+pub const DEFAULT_MAX_CONCURRENT_SYNCS: u16 = 8;
+
 /// Tunables, set from operator flags.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -46,6 +49,10 @@ pub struct Settings {
     /// How often a healthy site's connection is re-checked.
     pub site_check_interval: Duration,
     pub batch_size: usize,
+    /// Spaces reconciled (and so synced) at once; 0 means no bound. Each
+    /// sync holds its listing and a few groups of pages, so this bounds
+    /// memory, and a slow space holds one slot while the others go on.
+    pub max_concurrent_syncs: u16,
     /// Name in Events and the field manager.
     pub controller_name: String,
     pub instance: String,
@@ -60,6 +67,7 @@ impl Default for Settings {
             max_backoff: Duration::from_secs(300),
             site_check_interval: Duration::from_secs(3600),
             batch_size: crate::sync::DEFAULT_BATCH_SIZE,
+            max_concurrent_syncs: DEFAULT_MAX_CONCURRENT_SYNCS,
             controller_name: "confluence-operator".into(),
             instance: default_instance(),
         }
@@ -234,7 +242,9 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
             }
         });
 
-    let space_controller = Controller::new(spaces, wc.clone());
+    let space_controller = Controller::new(spaces, wc.clone()).with_config(
+        kube::runtime::controller::Config::default().concurrency(ctx.settings.max_concurrent_syncs),
+    );
     let space_store = space_controller.store();
     let space_controller = space_controller
         // A site change (resync annotation, suspend, credentials ref) fans out to its spaces.

@@ -19,6 +19,11 @@ pub struct FakeConfluence {
     pub lists: AtomicUsize,
     pub fetched: AtomicUsize,
     pub reject_credentials: AtomicBool,
+    /// Per space key: how long its listing takes.
+    list_delays: Mutex<BTreeMap<String, std::time::Duration>>,
+    /// Listings in progress now, and the most seen at once.
+    pub listing_now: AtomicUsize,
+    pub listing_peak: AtomicUsize,
 }
 
 impl FakeConfluence {
@@ -27,6 +32,15 @@ impl FakeConfluence {
             .map(|n| page(&format!("{key}-{n}"), &format!("{key} page {n}"), 1))
             .collect();
         self.lock().insert(key.to_string(), pages);
+        self.clone()
+    }
+
+    /// Makes every listing of `key` take `delay` (a slow space).
+    pub fn slow_listing(self: &Arc<Self>, key: &str, delay: std::time::Duration) -> Arc<Self> {
+        self.list_delays
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), delay);
         self.clone()
     }
 
@@ -99,6 +113,13 @@ impl ConfluenceApi for FakeConfluence {
     ) -> Result<Vec<PageRef>, ConfluenceError> {
         self.whoami().await?;
         self.lists.fetch_add(1, Ordering::SeqCst);
+        let now = self.listing_now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.listing_peak.fetch_max(now, Ordering::SeqCst);
+        let delay = self.list_delays.lock().unwrap().get(&space.key).copied();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        self.listing_now.fetch_sub(1, Ordering::SeqCst);
         Ok(self
             .lock()
             .get(&space.key)

@@ -115,9 +115,20 @@ pub fn start_in(
     factory: Arc<dyn SourceFactory>,
     stores: Vec<Arc<dyn Store>>,
 ) -> Operator {
+    start_in_with(client, namespace, factory, stores, test_settings())
+}
+
+/// Like [`start_in`], with explicit settings.
+pub fn start_in_with(
+    client: Client,
+    namespace: String,
+    factory: Arc<dyn SourceFactory>,
+    stores: Vec<Arc<dyn Store>>,
+    settings: Settings,
+) -> Operator {
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
-    let ctx = Context::new(client.clone(), stores, factory, metrics, test_settings());
+    let ctx = Context::new(client.clone(), stores, factory, metrics, settings);
     let ns = namespace.clone();
     let task = tokio::spawn(async move { controller::run(ctx, Some(ns)).await });
     Operator {
