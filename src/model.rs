@@ -44,6 +44,28 @@ pub enum Audience {
 }
 
 impl Audience {
+    /// One string per audience, the same for any order of the same segments:
+    /// stores keep it beside each document, so finding the documents whose
+    /// audience differs from the space's is a single term query. Stored in
+    /// indexes: changing the format means reindexing.
+    pub fn canonical_key(&self) -> String {
+        match self {
+            Audience::Everyone => "everyone".to_string(),
+            Audience::Segments(segments) => {
+                let sorted: std::collections::BTreeSet<&str> =
+                    segments.iter().map(String::as_str).collect();
+                let mut key = String::from("segments");
+                for s in sorted {
+                    // U+001F (unit separator) cannot appear in a segment name
+                    // anyone types, so keys of different sets never collide.
+                    key.push('\u{1f}');
+                    key.push_str(s);
+                }
+                key
+            }
+        }
+    }
+
     /// Whether a caller holding `caller_segments` may see content for this audience.
     pub fn admits<S: AsRef<str>>(&self, caller_segments: &[S]) -> bool {
         match self {
@@ -76,6 +98,14 @@ impl SpaceScope {
     /// Stable document id for a page of this scope, usable in URLs.
     pub fn document_id(&self, page_id: &str) -> String {
         format!("{}.{}.{}", self.namespace, self.name, page_id)
+    }
+}
+
+impl SpaceScope {
+    /// `namespace/name`: stores keep it with each document. Kubernetes
+    /// namespaces and object names cannot contain '/', so it is unambiguous.
+    pub fn key(&self) -> String {
+        self.to_string()
     }
 }
 

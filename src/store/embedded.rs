@@ -137,29 +137,6 @@ impl Fields {
     }
 }
 
-fn scope_key(scope: &SpaceScope) -> String {
-    // Kubernetes namespaces and object names cannot contain '/', so this
-    // key is unambiguous.
-    format!("{}/{}", scope.namespace, scope.name)
-}
-
-fn audience_key(audience: &Audience) -> String {
-    match audience {
-        Audience::Everyone => EVERYONE.to_string(),
-        Audience::Segments(segments) => {
-            let sorted: BTreeSet<&str> = segments.iter().map(String::as_str).collect();
-            let mut key = String::from(SEGMENTS);
-            for s in sorted {
-                // U+001F (unit separator) cannot appear in a segment name
-                // anyone types, so keys of different sets never collide.
-                key.push('\u{1f}');
-                key.push_str(s);
-            }
-            key
-        }
-    }
-}
-
 fn index_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Index(e.to_string())
 }
@@ -315,7 +292,7 @@ impl Inner {
         let f = &self.fields;
         let mut t = TantivyDocument::default();
         t.add_text(f.id, doc.id());
-        t.add_text(f.scope, scope_key(&doc.scope));
+        t.add_text(f.scope, doc.scope.key());
         t.add_text(f.namespace, &doc.scope.namespace);
         t.add_text(f.name, &doc.scope.name);
         t.add_text(f.site, &doc.site);
@@ -347,7 +324,7 @@ impl Inner {
                 }
             }
         }
-        t.add_text(f.audience_key, audience_key(&doc.audience));
+        t.add_text(f.audience_key, doc.audience.canonical_key());
         Ok(t)
     }
 
@@ -553,7 +530,7 @@ impl Inner {
 
     fn versions(&self, scope: &SpaceScope) -> Result<HashMap<String, u64>, StoreError> {
         let searcher = self.reader.searcher();
-        let query = self.term_query(self.fields.scope, &scope_key(scope));
+        let query = self.term_query(self.fields.scope, &scope.key());
         let addrs = self.scope_docs(&searcher, query.as_ref())?;
         let mut by_segment: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         for a in addrs {
@@ -658,7 +635,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn delete_space(&self, scope: &SpaceScope) -> Result<(), StoreError> {
-        let key = scope_key(scope);
+        let key = scope.key();
         self.blocking(move |inner| {
             inner.write(|writer, _| {
                 writer.delete_term(inner.term(inner.fields.scope, &key));
@@ -678,7 +655,7 @@ impl Store for EmbeddedStore {
         scope: &SpaceScope,
         audience: &Audience,
     ) -> Result<(), StoreError> {
-        let key = scope_key(scope);
+        let key = scope.key();
         let audience = audience.clone();
         self.blocking(move |inner| {
             let f = inner.fields;
@@ -690,7 +667,7 @@ impl Store for EmbeddedStore {
                     (Occur::Must, inner.term_query(f.scope, &key)),
                     (
                         Occur::MustNot,
-                        inner.term_query(f.audience_key, &audience_key(&audience)),
+                        inner.term_query(f.audience_key, &audience.canonical_key()),
                     ),
                 ]);
                 let addrs = inner.scope_docs(searcher, &stale)?;
@@ -713,7 +690,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn count(&self, scope: &SpaceScope) -> Result<u64, StoreError> {
-        let key = scope_key(scope);
+        let key = scope.key();
         self.blocking(move |inner| {
             let q = inner.term_query(inner.fields.scope, &key);
             let n = inner

@@ -229,31 +229,8 @@ pub fn segment_filter(segments: &[String]) -> Value {
     json!({"bool": {"should": should, "minimum_should_match": 1}})
 }
 
-fn scope_key(scope: &SpaceScope) -> String {
-    // Kubernetes namespaces and object names cannot contain '/', so this
-    // key is unambiguous.
-    format!("{}/{}", scope.namespace, scope.name)
-}
-
 fn scope_query(scope: &SpaceScope) -> Value {
-    json!({"term": {"scope": scope_key(scope)}})
-}
-
-/// Canonical form of an audience, so `set_audience` finds the documents that
-/// still carry another audience with one term query.
-fn audience_key(audience: &Audience) -> String {
-    match audience {
-        Audience::Everyone => EVERYONE.to_string(),
-        Audience::Segments(segments) => {
-            let sorted: BTreeSet<&str> = segments.iter().map(String::as_str).collect();
-            let mut key = String::from(SEGMENTS);
-            for s in sorted {
-                key.push('\u{1f}');
-                key.push_str(s);
-            }
-            key
-        }
-    }
+    json!({"term": {"scope": scope.key()}})
 }
 
 fn audience_fields(audience: &Audience) -> (&'static str, Vec<String>) {
@@ -293,7 +270,7 @@ impl Source {
         let (visibility, segments) = audience_fields(&doc.audience);
         Source {
             id: doc.id(),
-            scope: scope_key(&doc.scope),
+            scope: doc.scope.key(),
             namespace: doc.scope.namespace.clone(),
             name: doc.scope.name.clone(),
             site: doc.site.clone(),
@@ -311,7 +288,7 @@ impl Source {
             updated_at: doc.page.updated_at,
             visibility: visibility.to_string(),
             segments,
-            audience_key: audience_key(&doc.audience),
+            audience_key: doc.audience.canonical_key(),
         }
     }
 
@@ -979,7 +956,7 @@ impl Store for OpenSearchStore {
         scope: &SpaceScope,
         audience: &Audience,
     ) -> Result<(), StoreError> {
-        let key = audience_key(audience);
+        let key = audience.canonical_key();
         let (visibility, segments) = audience_fields(audience);
         self.by_query(
             "update-by-query",

@@ -210,10 +210,6 @@ impl fmt::Debug for ZendeskSink {
     }
 }
 
-fn scope_key(scope: &SpaceScope) -> String {
-    format!("{}/{}", scope.namespace, scope.name)
-}
-
 fn truncate_chars(text: &str, max: usize) -> &str {
     match text.char_indices().nth(max) {
         Some((end, _)) => &text[..end],
@@ -533,7 +529,7 @@ impl ZendeskSink {
         segments: Vec<Option<u64>>,
     ) -> Result<(), StoreError> {
         for (doc, segment) in docs.iter().zip(segments) {
-            let key = scope_key(&doc.scope);
+            let key = doc.scope.key();
             let external_id = doc.id();
             let body = self.record_body(remote, doc, segment);
             let known = inner
@@ -567,7 +563,7 @@ impl ZendeskSink {
         scope: &SpaceScope,
         page_ids: &[String],
     ) -> Result<(), StoreError> {
-        let key = scope_key(scope);
+        let key = scope.key();
         for page in page_ids {
             let external_id = scope.document_id(page);
             let record = inner
@@ -598,7 +594,7 @@ impl ZendeskSink {
         stale: Vec<Stale>,
         segment: Option<u64>,
     ) -> Result<(), StoreError> {
-        let key = scope_key(scope);
+        let key = scope.key();
         for Stale {
             page,
             record_id,
@@ -659,7 +655,7 @@ impl ZendeskSink {
         inner: &mut Inner,
         scope: &SpaceScope,
     ) -> Result<(), StoreError> {
-        let key = scope_key(scope);
+        let key = scope.key();
         let records: Vec<(String, String)> = inner
             .state
             .scopes
@@ -766,7 +762,7 @@ impl Store for ZendeskSink {
         Ok(inner
             .state
             .scopes
-            .get(&scope_key(scope))
+            .get(&scope.key())
             .map(|m| m.iter().map(|(p, r)| (p.clone(), r.version)).collect())
             .unwrap_or_default())
     }
@@ -776,7 +772,7 @@ impl Store for ZendeskSink {
         scope: &SpaceScope,
         audience: &Audience,
     ) -> Result<(), StoreError> {
-        let key = scope_key(scope);
+        let key = scope.key();
         let target = self.config.segment_for(audience);
         // Resolved first: adopted orphans are only known afterwards.
         let remote = self.remote().await?;
@@ -838,7 +834,7 @@ impl Store for ZendeskSink {
         Ok(inner
             .state
             .scopes
-            .get(&scope_key(scope))
+            .get(&scope.key())
             .map_or(0, |m| m.len() as u64))
     }
 }
