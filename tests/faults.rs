@@ -12,6 +12,7 @@
 //! at a time; cargo runs test binaries one after the other, so no other test
 //! binary sees the outages.
 
+mod fault_table;
 mod harness;
 mod support;
 
@@ -20,12 +21,12 @@ use confluence_operator::model::SpaceScope;
 use confluence_operator::store::Store;
 use confluence_operator::store::embedded::EmbeddedStore;
 use confluence_sim::{FaultConfig, SimConfig, Simulator};
+use fault_table::Outcome;
 use futures::StreamExt;
 use kube::api::{ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,81 +42,13 @@ const QUIET: Duration = Duration::from_secs(8);
 /// One fault at a time: they take the shared control plane away.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Outcome {
-    observed: String,
-    figures: String,
-    failures: Vec<String>,
-}
-
-impl Outcome {
-    fn check(&mut self, ok: bool, what: impl Into<String>) {
-        if !ok {
-            self.failures.push(what.into());
-        }
-    }
-}
-
-fn table_path() -> std::path::PathBuf {
-    std::env::var_os("FAULTS_TABLE")
-        .map(Into::into)
-        .unwrap_or_else(|| support::repo_root().join("target/faults/table.tsv"))
-}
-
-fn record_row(fault: &str, must_hold: &str, observed: &str, pass: bool, figures: &str) {
-    let path = table_path();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    let clean = |s: &str| s.replace(['\t', '\n'], " ");
-    let line = format!(
-        "{}\t{}\t{}\t{}\t{}\n",
-        clean(fault),
-        clean(must_hold),
-        clean(observed),
-        if pass { "pass" } else { "FAIL" },
-        clean(figures)
-    );
-    // one write per row with O_APPEND: rows of concurrent writers stay whole
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .unwrap();
-    file.write_all(line.as_bytes()).unwrap();
-}
-
-/// Runs a scenario, records its row (also when it panics) and fails the test
-/// when any check failed.
+/// One control-plane fault at a time: they take the shared control plane away.
 async fn run_fault<F>(fault: &str, must_hold: &str, scenario: F)
 where
     F: Future<Output = Outcome> + Send + 'static,
 {
     let _serial = SERIAL.lock().await;
-    let outcome = tokio::spawn(scenario).await;
-    match outcome {
-        Ok(o) => {
-            let pass = o.failures.is_empty();
-            let observed = if pass {
-                o.observed.clone()
-            } else {
-                format!("{}; FAILED: {}", o.observed, o.failures.join("; "))
-            };
-            record_row(fault, must_hold, &observed, pass, &o.figures);
-            assert!(pass, "{fault}: {observed}");
-        }
-        Err(e) => {
-            let msg = match e.try_into_panic() {
-                Ok(p) => p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "panic".into()),
-                Err(e) => e.to_string(),
-            };
-            record_row(fault, must_hold, &format!("panicked: {msg}"), false, "");
-            panic!("{fault}: {msg}");
-        }
-    }
+    fault_table::run_fault(fault, must_hold, scenario).await;
 }
 
 struct Setup {
