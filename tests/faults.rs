@@ -59,6 +59,12 @@ struct Setup {
 }
 
 async fn setup(prefix: &str, pages: usize, faults: FaultConfig) -> Setup {
+    // `RUST_LOG=kube_runtime=debug,confluence_operator=debug` shows how the
+    // controllers ride out a fault (cargo shows it for failed tests).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let sim = Simulator::start(SimConfig {
         spaces: 1,
         pages,

@@ -6,6 +6,7 @@
 use super::{Error, patch_status};
 use crate::api::conditions;
 use crate::api::{ViewerBinding, ViewerBindingStatus};
+use crate::reflect::WatchBackoff;
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
@@ -24,6 +25,7 @@ struct Ctx {
 pub async fn run(client: Client) {
     let api: Api<ViewerBinding> = Api::all(client);
     Controller::new(api.clone(), watcher::Config::default())
+        .trigger_backoff(WatchBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, Arc::new(Ctx { api }))
         .for_each(|res| async move {

@@ -9,6 +9,7 @@ pub mod sources;
 pub mod space;
 
 use crate::api::{ConfluenceSite, ConfluenceSpace};
+use crate::reflect::WatchBackoff;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use futures::StreamExt;
@@ -234,6 +235,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
     let wc = watcher::Config::default();
 
     let site_controller = Controller::new(sites.clone(), wc.clone())
+        .trigger_backoff(WatchBackoff::default())
         .shutdown_on_signal()
         .run(site::reconcile, site::error_policy, ctx.clone())
         .for_each(|res| async move {
@@ -242,9 +244,12 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
             }
         });
 
-    let space_controller = Controller::new(spaces, wc.clone()).with_config(
-        kube::runtime::controller::Config::default().concurrency(ctx.settings.max_concurrent_syncs),
-    );
+    let space_controller = Controller::new(spaces, wc.clone())
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(ctx.settings.max_concurrent_syncs),
+        )
+        .trigger_backoff(WatchBackoff::default());
     let space_store = space_controller.store();
     let space_controller = space_controller
         // A site change (resync annotation, suspend, credentials ref) fans out to its spaces.
