@@ -213,13 +213,6 @@ impl ConfluenceApi for LossyListing {
     async fn spaces(&self, query: Option<&str>) -> Result<Vec<SpaceInfo>, ConfluenceError> {
         self.inner.spaces(query).await
     }
-    async fn list(
-        &self,
-        space: &SpaceInfo,
-        options: &ListOptions,
-    ) -> Result<Vec<PageRef>, ConfluenceError> {
-        Ok(self.list_detailed(space, options).await?.items)
-    }
     async fn list_detailed(
         &self,
         space: &SpaceInfo,

@@ -440,14 +440,6 @@ impl ConfluenceApi for CloudClient {
         ))
     }
 
-    async fn list(
-        &self,
-        space: &SpaceInfo,
-        options: &ListOptions,
-    ) -> Result<Vec<PageRef>, ConfluenceError> {
-        Ok(self.list_detailed(space, options).await?.items)
-    }
-
     async fn list_detailed(
         &self,
         space: &SpaceInfo,

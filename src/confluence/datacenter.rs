@@ -97,14 +97,6 @@ impl ConfluenceApi for DataCenterClient {
         ))
     }
 
-    async fn list(
-        &self,
-        space: &SpaceInfo,
-        options: &ListOptions,
-    ) -> Result<Vec<PageRef>, ConfluenceError> {
-        Ok(self.list_detailed(space, options).await?.items)
-    }
-
     async fn list_detailed(
         &self,
         space: &SpaceInfo,

@@ -187,14 +187,24 @@ pub trait ConfluenceApi: Send + Sync {
     /// Lists non-personal spaces whose key or name contains `query` (all when `None`).
     async fn spaces(&self, query: Option<&str>) -> Result<Vec<SpaceInfo>, ConfluenceError>;
 
-    /// Lists every matching item of the space with its version, without bodies.
-    /// Either the complete listing or an error: never a partial list, because
-    /// the caller treats absence as deletion.
+    /// Lists every matching item of the space with its version, without
+    /// bodies, and what the listing saw but left out, and why. Either the
+    /// complete listing or an error: never a partial list, because the caller
+    /// treats absence as deletion.
+    async fn list_detailed(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+    ) -> Result<Listing, ConfluenceError>;
+
+    /// The items of [`ConfluenceApi::list_detailed`].
     async fn list(
         &self,
         space: &SpaceInfo,
         options: &ListOptions,
-    ) -> Result<Vec<PageRef>, ConfluenceError>;
+    ) -> Result<Vec<PageRef>, ConfluenceError> {
+        Ok(self.list_detailed(space, options).await?.items)
+    }
 
     /// Fetches bodies, labels and ancestors for the given items. Items that
     /// vanished between listing and fetching are left out of the result.
@@ -203,21 +213,6 @@ pub trait ConfluenceApi: Send + Sync {
         space: &SpaceInfo,
         items: &[PageRef],
     ) -> Result<Vec<Page>, ConfluenceError>;
-
-    /// [`ConfluenceApi::list`] plus what the listing saw but left out, and
-    /// why. Clients that cannot tell report nothing left out.
-    async fn list_detailed(
-        &self,
-        space: &SpaceInfo,
-        options: &ListOptions,
-    ) -> Result<Listing, ConfluenceError> {
-        let items = self.list(space, options).await?;
-        Ok(Listing {
-            seen: items.iter().map(|i| i.id.clone()).collect(),
-            items,
-            left_out: LeftOut::default(),
-        })
-    }
 
     /// Whether [`ConfluenceApi::list_with_bodies`] carries bodies in the
     /// listing itself and so saves requests. Data Center does not: its
@@ -311,6 +306,18 @@ pub struct Listing {
     /// set is missing, which is not yet proof that it was deleted.
     pub seen: std::collections::HashSet<String>,
     pub left_out: LeftOut,
+}
+
+impl Listing {
+    /// A listing that kept everything it saw (for sources that cannot tell
+    /// what they left out).
+    pub fn complete(items: Vec<PageRef>) -> Self {
+        Listing {
+            seen: items.iter().map(|i| i.id.clone()).collect(),
+            items,
+            left_out: LeftOut::default(),
+        }
+    }
 }
 
 pub mod cloud;

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use confluence_operator::confluence::{
-    ConfluenceApi, ConfluenceError, ListOptions, SpaceInfo, SpaceKind,
+    ConfluenceApi, ConfluenceError, ListOptions, Listing, SpaceInfo, SpaceKind,
 };
 use confluence_operator::model::{
     Ancestor, Audience, ContentType, Document, Page, PageRef, SpaceScope,
@@ -105,22 +105,23 @@ impl ConfluenceApi for FakeConfluence {
         Ok(vec![])
     }
 
-    async fn list(
+    async fn list_detailed(
         &self,
         _space: &SpaceInfo,
         _options: &ListOptions,
-    ) -> Result<Vec<PageRef>, ConfluenceError> {
-        Ok(self
-            .pages
-            .lock()
-            .expect("lock")
-            .values()
-            .map(|p| PageRef {
-                id: p.id.clone(),
-                version: p.version,
-                content_type: p.content_type,
-            })
-            .collect())
+    ) -> Result<Listing, ConfluenceError> {
+        Ok(Listing::complete(
+            self.pages
+                .lock()
+                .expect("lock")
+                .values()
+                .map(|p| PageRef {
+                    id: p.id.clone(),
+                    version: p.version,
+                    content_type: p.content_type,
+                })
+                .collect(),
+        ))
     }
 
     async fn fetch(

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use confluence_operator::confluence::{
-    ConfluenceApi, ConfluenceError, ListOptions, SiteConfig, SpaceInfo, SpaceKind,
+    ConfluenceApi, ConfluenceError, ListOptions, Listing, SiteConfig, SpaceInfo, SpaceKind,
 };
 use confluence_operator::controller::SourceFactory;
 use confluence_operator::model::{ContentType, Page, PageRef};
@@ -106,11 +106,11 @@ impl ConfluenceApi for FakeConfluence {
         Ok(self.lock().keys().map(|k| info(k)).collect())
     }
 
-    async fn list(
+    async fn list_detailed(
         &self,
         space: &SpaceInfo,
         _options: &ListOptions,
-    ) -> Result<Vec<PageRef>, ConfluenceError> {
+    ) -> Result<Listing, ConfluenceError> {
         self.whoami().await?;
         self.lists.fetch_add(1, Ordering::SeqCst);
         let now = self.listing_now.fetch_add(1, Ordering::SeqCst) + 1;
@@ -120,20 +120,21 @@ impl ConfluenceApi for FakeConfluence {
             tokio::time::sleep(delay).await;
         }
         self.listing_now.fetch_sub(1, Ordering::SeqCst);
-        Ok(self
-            .lock()
-            .get(&space.key)
-            .map(|pages| {
-                pages
-                    .iter()
-                    .map(|p| PageRef {
-                        id: p.id.clone(),
-                        version: p.version,
-                        content_type: p.content_type,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(Listing::complete(
+            self.lock()
+                .get(&space.key)
+                .map(|pages| {
+                    pages
+                        .iter()
+                        .map(|p| PageRef {
+                            id: p.id.clone(),
+                            version: p.version,
+                            content_type: p.content_type,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ))
     }
 
     async fn fetch(
