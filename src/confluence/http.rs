@@ -69,8 +69,9 @@ impl Http {
     pub fn new(config: &SiteConfig, options: ClientOptions) -> Result<Self, ConfluenceError> {
         // Proxies come from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (reqwest's
         // default), as clusters behind an egress proxy expect.
+        // The request's deadline (body included) is kept in `attempt`, so
+        // its error names it; reqwest only bounds connecting.
         let mut builder = reqwest::Client::builder()
-            .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout)
             .redirect(redirect_policy())
             .user_agent(concat!("confluence-operator/", env!("CARGO_PKG_VERSION")));
