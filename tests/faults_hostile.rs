@@ -146,18 +146,14 @@ impl Rig {
         )
         .await;
         let spaces = rig.spaces();
-        support::wait_for(
-            "first sync of the space",
-            Duration::from_secs(90),
-            || {
-                let spaces = spaces.clone();
-                async move {
-                    let s = spaces.get(SPACE).await.map_err(|e| e.to_string())?;
-                    let st = s.status.unwrap_or_default();
-                    Ok((st.phase == Some(SyncPhase::Synced)).then_some(()))
-                }
-            },
-        )
+        support::wait_for("first sync of the space", Duration::from_secs(90), || {
+            let spaces = spaces.clone();
+            async move {
+                let s = spaces.get(SPACE).await.map_err(|e| e.to_string())?;
+                let st = s.status.unwrap_or_default();
+                Ok((st.phase == Some(SyncPhase::Synced)).then_some(()))
+            }
+        })
         .await;
         rig
     }
@@ -225,7 +221,11 @@ impl Rig {
                     c.status, c.reason, c.message
                 ));
             }
-            last = format!("phase {:?}, Ready {:?}", st.phase, ready.map(|c| &c.message));
+            last = format!(
+                "phase {:?}, Ready {:?}",
+                st.phase,
+                ready.map(|c| &c.message)
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         Err(format!("resync {value} did not fail within 120s ({last})"))
@@ -284,8 +284,8 @@ impl Rig {
 
     /// Peak resident set size of the operator so far, in MiB.
     fn peak_rss_mib(&self) -> f64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -415,7 +415,10 @@ async fn failing_fault(
             v.iter().all(|v| !v.authorization && !v.cookie),
             format!("credentials reached the other host: {v:?}"),
         );
-        visits = format!("; other host got {} request(s), none with credentials", v.len());
+        visits = format!(
+            "; other host got {} request(s), none with credentials",
+            v.len()
+        );
     }
     let peak_fault = rig.peak_rss_mib();
 
@@ -643,7 +646,10 @@ async fn ten_megabyte_page() {
             FaultConfig::default(),
             |doc| {
                 if doc.contains("needle-at-the-end") {
-                    Ok(format!("stored whole ({:.1} MB served)", doc.len() as f64 / 1e6))
+                    Ok(format!(
+                        "stored whole ({:.1} MB served)",
+                        doc.len() as f64 / 1e6
+                    ))
                 } else {
                     Err("the end of the 10 MB page is missing".into())
                 }

@@ -76,7 +76,10 @@ pub struct Subject {
     pub name: Option<String>,
     /// Namespace of a ServiceAccount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub namespace: Option<String>,
     /// Name of an OIDC claim, e.g. `email` or `groups`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -98,7 +98,10 @@ pub struct CaBundleRef {
     /// `Secret` or `ConfigMap`.
     pub kind: CaBundleKind,
     /// Name of the object, in the site's namespace.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// Key whose value is the PEM bundle (default `ca.crt`).
     #[serde(default = "default_ca_key")]

@@ -238,13 +238,11 @@ impl Http {
             let bytes = match read_capped(resp, MAX_RESPONSE_BYTES).await {
                 Ok(b) => b,
                 Err(BodyError::TooLarge) => {
-                    return Attempt::Fatal(HttpFailure::Other(ConfluenceError::Protocol(
-                        format!(
-                            "the answer of {} is larger than {} MiB; not read",
-                            url.path(),
-                            MAX_RESPONSE_BYTES / (1024 * 1024)
-                        ),
-                    )));
+                    return Attempt::Fatal(HttpFailure::Other(ConfluenceError::Protocol(format!(
+                        "the answer of {} is larger than {} MiB; not read",
+                        url.path(),
+                        MAX_RESPONSE_BYTES / (1024 * 1024)
+                    ))));
                 }
                 Err(BodyError::Transfer(e)) => {
                     return Attempt::Retry {
@@ -328,7 +326,12 @@ fn redirect_policy() -> reqwest::redirect::Policy {
 fn not_json(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(CONTENT_TYPE)?;
     let text = String::from_utf8_lossy(value.as_bytes());
-    let media = text.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let media = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     let json = media == "application/json" || media.ends_with("+json") || media == "text/json";
     (!json).then(|| clip(&media))
 }
