@@ -499,6 +499,65 @@ mod tests {
         assert_eq!(retry_after(&h), None);
     }
 
+    fn http_for(base: &str) -> Http {
+        let config = SiteConfig {
+            base_url: url::Url::parse(base).unwrap(),
+            flavor: super::super::Flavor::DataCenter,
+            credentials: Credentials::Bearer {
+                token: "secret-token".into(),
+            },
+            max_concurrency: 1,
+            request_timeout: Duration::from_secs(5),
+            max_retries: 0,
+            ca_bundle: None,
+        };
+        Http::new(&config, ClientOptions::default()).unwrap()
+    }
+
+    /// A paging link from the server pointing elsewhere is refused before
+    /// any connection is made, so the credentials stay with the site.
+    #[tokio::test]
+    async fn requests_to_another_origin_are_refused() {
+        let http = http_for("https://wiki.example.com/confluence");
+        for other in [
+            "https://evil.example.net/rest/api/content?start=25",
+            "http://wiki.example.com/rest/api/content",
+            "https://wiki.example.com:8443/rest/api/content",
+        ] {
+            let url = url::Url::parse(other).unwrap();
+            match http.get_json::<serde_json::Value>(&url).await {
+                Err(HttpFailure::Other(ConfluenceError::Protocol(m))) => {
+                    assert!(m.contains("another host"), "{m}");
+                    assert!(!m.contains("secret-token"), "{m}");
+                }
+                Err(other) => panic!("{other:?}"),
+                Ok(_) => panic!("{other} was requested"),
+            }
+        }
+    }
+
+    #[test]
+    fn only_json_media_types_pass() {
+        let mut h = HeaderMap::new();
+        assert_eq!(not_json(&h), None);
+        for ok in [
+            "application/json",
+            "application/json;charset=UTF-8",
+            "application/vnd.api+json",
+        ] {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(ok));
+            assert_eq!(not_json(&h), None, "{ok}");
+        }
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        assert_eq!(not_json(&h).as_deref(), Some("text/html"));
+        let long = format!("x/{}", "y".repeat(500));
+        h.insert(CONTENT_TYPE, HeaderValue::from_str(&long).unwrap());
+        assert!(not_json(&h).unwrap().len() < 130);
+    }
+
     #[test]
     fn link_header_next() {
         let mut h = HeaderMap::new();
