@@ -928,9 +928,8 @@ async fn run_cases(mut r: Rig, cases: Vec<Case>, strict: bool) -> Outcome {
     // Accepted objects must each report a clear Ready condition.
     let deadline = Instant::now() + Duration::from_secs(90);
     for (name, kind, expect, what) in &accepted {
-        let mut got = None;
-        loop {
-            got = ready_of(&r.op, *kind, name).await;
+        let got = loop {
+            let got = ready_of(&r.op, *kind, name).await;
             let settled = match (&got, expect) {
                 (Some((_, reason, _)), Expect::Condition(want)) => reason == want,
                 (Some((status, reason, _)), Expect::Refused(_)) => {
@@ -939,10 +938,10 @@ async fn run_cases(mut r: Rig, cases: Vec<Case>, strict: bool) -> Outcome {
                 _ => false,
             };
             if settled || Instant::now() > deadline {
-                break;
+                break got;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        };
         match got {
             Some((status, reason, message)) => {
                 if status == "True" {
