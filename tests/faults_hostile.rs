@@ -19,6 +19,7 @@ mod support;
 
 use confluence_operator::api::ConfluenceSpace;
 use confluence_operator::api::space::SyncPhase;
+use confluence_operator::confluence::Flavor;
 use confluence_operator::model::SpaceScope;
 use confluence_operator::store::Store;
 use confluence_operator::store::embedded::EmbeddedStore;
@@ -75,6 +76,10 @@ impl Drop for Rig {
 
 impl Rig {
     async fn start(prefix: &str) -> Rig {
+        Rig::start_as(prefix, Flavor::Cloud).await
+    }
+
+    async fn start_as(prefix: &str, flavor: Flavor) -> Rig {
         let sim = Simulator::start(SimConfig {
             spaces: 1,
             pages: 20,
@@ -94,7 +99,11 @@ impl Rig {
                 &PostParams::default(),
                 &serde_json::from_value(json!({
                     "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
-                    "stringData": {"email": USER, "apiToken": TOKEN}
+                    "stringData": match flavor {
+                        Flavor::Cloud => json!({"email": USER, "apiToken": TOKEN}),
+                        // a personal access token, sent as a bearer token
+                        Flavor::DataCenter => json!({"token": TOKEN}),
+                    }
                 }))
                 .unwrap(),
             )
@@ -135,8 +144,16 @@ impl Rig {
         rig.apply(
             "ConfluenceSite",
             "wiki",
-            json!({"url": rig.sim.cloud_site_url().as_str(), "insecureAllowHttp": true, "flavor": "Cloud",
-                   "credentialsSecretRef": {"name": "creds"}}),
+            match flavor {
+                Flavor::Cloud => {
+                    json!({"url": rig.sim.cloud_site_url().as_str(), "insecureAllowHttp": true,
+                    "flavor": "Cloud", "credentialsSecretRef": {"name": "creds"}})
+                }
+                Flavor::DataCenter => {
+                    json!({"url": rig.sim.datacenter_site_url().as_str(), "insecureAllowHttp": true,
+                    "flavor": "DataCenter", "credentialsSecretRef": {"name": "creds"}})
+                }
+            },
         )
         .await;
         rig.apply(
@@ -375,13 +392,14 @@ fn outcome() -> Outcome {
 /// Confluence changes, and one resync must bring the store in line.
 async fn failing_fault(
     prefix: &'static str,
+    flavor: Flavor,
     faults: FaultConfig,
     reason: &'static str,
     says: &'static str,
     other: Option<OtherHost>,
 ) -> Outcome {
     let mut o = outcome();
-    let mut rig = Rig::start(prefix).await;
+    let mut rig = Rig::start_as(prefix, flavor).await;
     let baseline = rig.peak_rss_mib();
     rig.sim.set_faults(faults);
     rig.resync("during-fault").await;
@@ -466,6 +484,7 @@ async fn malformed_json() {
         MUST_FAIL_CLEARLY,
         failing_fault(
             "hostile-json",
+            Flavor::Cloud,
             FaultConfig {
                 hostile: Some(Hostile::MalformedJson),
                 hostile_path: "/pages".into(),
@@ -486,6 +505,7 @@ async fn html_login_page() {
         MUST_FAIL_CLEARLY,
         failing_fault(
             "hostile-html",
+            Flavor::Cloud,
             FaultConfig {
                 hostile: Some(Hostile::HtmlLoginPage),
                 ..FaultConfig::default()
@@ -505,6 +525,7 @@ async fn endless_body() {
         MUST_FAIL_CLEARLY,
         failing_fault(
             "hostile-endless",
+            Flavor::Cloud,
             FaultConfig {
                 hostile: Some(Hostile::EndlessBody),
                 hostile_path: "/pages".into(),
@@ -525,6 +546,7 @@ async fn trickling_body() {
         MUST_FAIL_CLEARLY,
         failing_fault(
             "hostile-trickle",
+            Flavor::Cloud,
             FaultConfig {
                 hostile: Some(Hostile::Trickle { interval_ms: 200 }),
                 hostile_path: "/pages".into(),
@@ -548,6 +570,7 @@ async fn redirect_to_another_host() {
             let to = other.url();
             failing_fault(
                 "hostile-redirect",
+                Flavor::Cloud,
                 FaultConfig {
                     hostile: Some(Hostile::Redirect { to }),
                     hostile_path: "/pages".into(),
@@ -709,6 +732,53 @@ async fn invalid_utf8() {
                     ))
                 }
             },
+        ),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_center_redirect_to_another_host() {
+    fault_table::run_fault(
+        "hostile Confluence (Data Center, bearer token): listing redirected (302) to another host",
+        MUST_FAIL_CLEARLY,
+        async {
+            let other = OtherHost::start().await.unwrap();
+            let to = other.url();
+            failing_fault(
+                "hostile-dc-redirect",
+                Flavor::DataCenter,
+                FaultConfig {
+                    hostile: Some(Hostile::Redirect { to }),
+                    hostile_path: "/rest/api/content".into(),
+                    ..FaultConfig::default()
+                },
+                "InvalidResponse",
+                "redirect to another host",
+                Some(other),
+            )
+            .await
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_center_endless_body() {
+    fault_table::run_fault(
+        "hostile Confluence (Data Center): a listing response that never ends (endless fast body)",
+        MUST_FAIL_CLEARLY,
+        failing_fault(
+            "hostile-dc-endless",
+            Flavor::DataCenter,
+            FaultConfig {
+                hostile: Some(Hostile::EndlessBody),
+                hostile_path: "/rest/api/content".into(),
+                ..FaultConfig::default()
+            },
+            "InvalidResponse",
+            "larger than 64 MiB",
+            None,
         ),
     )
     .await;
