@@ -783,3 +783,43 @@ async fn data_center_endless_body() {
     )
     .await;
 }
+
+/// The hostile modes are part of the simulator's admin API too (for the
+/// standalone `confluence-sim`): a budget of one answers one request.
+#[tokio::test]
+async fn hostile_modes_through_the_admin_api() {
+    let sim = Simulator::start(SimConfig {
+        spaces: 1,
+        pages: 2,
+        user: USER.into(),
+        token: TOKEN.into(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let put = http
+        .put(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"hostile": {"mode": "html_login_page"}, "hostile_path": "/user/current", "hostile_budget": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let get = || {
+        http.get(format!("{}/wiki/rest/api/user/current", sim.base_url()))
+            .basic_auth(USER, Some(TOKEN))
+            .send()
+    };
+    let first = get().await.unwrap();
+    let kind = first.headers()[reqwest::header::CONTENT_TYPE].clone();
+    assert!(kind.to_str().unwrap().starts_with("text/html"), "{kind:?}");
+    let second = get().await.unwrap();
+    assert!(second.status().is_success());
+    let kind = second.headers()[reqwest::header::CONTENT_TYPE].clone();
+    assert!(
+        kind.to_str().unwrap().starts_with("application/json"),
+        "{kind:?}"
+    );
+    assert_eq!(sim.stats().hostile, 1);
+    assert_eq!(sim.faults().hostile_budget, Some(0));
+}
