@@ -37,6 +37,12 @@ struct Args {
     #[arg(long, env = "MAX_CONCURRENT_SYNCS", default_value_t = controller::DEFAULT_MAX_CONCURRENT_SYNCS)]
     max_concurrent_syncs: u16,
 
+    /// Deadline of one request to Confluence, body included (Go duration).
+    /// A server that stops or trickles mid-answer fails the request then
+    /// (retried with backoff).
+    #[arg(long, env = "CONFLUENCE_REQUEST_TIMEOUT", default_value = "30s")]
+    confluence_request_timeout: String,
+
     /// Stores every space writes to: embedded, opensearch, memory, zendesk (comma-separated).
     #[arg(long, env = "STORES", default_value = "embedded", value_parser = stores::parse_kinds)]
     stores: std::vec::Vec<StoreKind>,
@@ -169,6 +175,9 @@ async fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let interval = confluence_operator::api::duration::parse(&args.default_sync_interval)
         .context("--default-sync-interval")?;
+    let request_timeout =
+        confluence_operator::api::duration::parse(&args.confluence_request_timeout)
+            .context("--confluence-request-timeout")?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating --data-dir {}", args.data_dir.display()))?;
     let stores = stores::open(StoreOptions {
@@ -223,6 +232,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let settings = Settings {
         default_sync_interval: interval,
         max_concurrent_syncs: args.max_concurrent_syncs,
+        request_timeout,
         ..Settings::default()
     };
     let identity = settings.instance.clone();

@@ -16,7 +16,7 @@
 //! | `PUT /_sim/pages/{id}` `{title?,body?,labels?}` | edit (bumps the version) |
 //! | `DELETE /_sim/pages/{id}` | delete |
 //! | `PUT` / `DELETE /_sim/pages/{id}/restriction` | set / clear a view restriction |
-//! | `GET` / `PUT /_sim/faults` | fault configuration ([`FaultConfig`]) |
+//! | `GET` / `PUT /_sim/faults` | fault configuration ([`FaultConfig`], hostile answers: [`Hostile`]) |
 //!
 //! With [`SimConfig::tls`] it serves HTTPS instead of HTTP. The Cloud APIs are
 //! also served under Atlassian's API gateway path
@@ -45,12 +45,14 @@
 
 pub mod data;
 mod journal;
+mod other_host;
 mod render;
 mod server;
 mod tls;
 
 pub use data::{ContentType, SimPage, SimSpace, Status};
 pub use journal::Exchange;
+pub use other_host::{OtherHost, Visit};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -99,6 +101,38 @@ pub struct FaultConfig {
     pub hang_ms: u64,
     /// Share of successful responses whose body is cut in half.
     pub truncate_rate: f64,
+    /// A hostile answer given instead of the real one (issue #14), to API
+    /// requests whose path contains [`FaultConfig::hostile_path`].
+    pub hostile: Option<Hostile>,
+    /// Path fragment a request must contain to get [`FaultConfig::hostile`]
+    /// (e.g. `/pages`); empty: every API request.
+    pub hostile_path: String,
+    /// Only the next N matching requests get it; `None`: all of them.
+    pub hostile_budget: Option<u64>,
+}
+
+/// Answers no well-behaved Confluence gives, for testing clients against
+/// broken proxies, misconfigured sites and hostile servers. In JSON (the
+/// admin API): `{"mode": "trickle", "interval_ms": 500}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Hostile {
+    /// `200 application/json` whose body is not JSON.
+    MalformedJson,
+    /// `200 text/html`: the login page an SSO proxy serves in place of the API.
+    HtmlLoginPage,
+    /// The real answer with every `marker` replaced by bytes that are not
+    /// UTF-8 (put the marker in a page body to corrupt just that page).
+    InvalidUtf8 { marker: String },
+    /// `200 application/json` headers, then a body that never ends, as fast
+    /// as the client reads.
+    EndlessBody,
+    /// `200 application/json` headers, then one byte every `interval_ms`,
+    /// forever.
+    Trickle { interval_ms: u64 },
+    /// `302 Found` to the same path and query under `to` (another origin,
+    /// e.g. an [`OtherHost`]).
+    Redirect { to: String },
 }
 
 impl Default for FaultConfig {
@@ -115,6 +149,9 @@ impl Default for FaultConfig {
             hang_rate: 0.0,
             hang_ms: 30_000,
             truncate_rate: 0.0,
+            hostile: None,
+            hostile_path: String::new(),
+            hostile_budget: None,
         }
     }
 }
@@ -170,6 +207,8 @@ pub struct Stats {
     pub errors: u64,
     pub hangs: u64,
     pub truncated: u64,
+    /// Requests given a [`Hostile`] answer.
+    pub hostile: u64,
 }
 
 impl Stats {

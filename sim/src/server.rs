@@ -2,7 +2,7 @@
 //! API, authentication, request counting and fault injection.
 
 use super::data::{ContentType, Data, SimPage, SimSpace, Status};
-use super::{SimError, State, Stats, lock};
+use super::{Hostile, SimError, State, Stats, lock};
 use axum::body::{Body, to_bytes};
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -164,9 +164,22 @@ fn retry_after_value(secs: u64, as_date: bool) -> HeaderValue {
 }
 
 async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> Response {
-    let (latency, fault, truncate, retry_after) = {
+    let (latency, fault, truncate, retry_after, hostile) = {
         let mut guard = lock(&st.faults);
         let (cfg, rng) = &mut *guard;
+        let hostile = match &cfg.hostile {
+            Some(h) if req.uri().path().contains(cfg.hostile_path.as_str()) => {
+                match &mut cfg.hostile_budget {
+                    None => Some(h.clone()),
+                    Some(0) => None,
+                    Some(n) => {
+                        *n -= 1;
+                        Some(h.clone())
+                    }
+                }
+            }
+            _ => None,
+        };
         let fault = if cfg.rate_limit_budget > 0 {
             cfg.rate_limit_budget -= 1;
             Fault::RateLimit
@@ -192,6 +205,7 @@ async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> 
             fault,
             truncate,
             retry_after_value(cfg.retry_after_secs, cfg.retry_after_as_date),
+            hostile,
         )
     };
     if !latency.is_zero() {
@@ -224,6 +238,15 @@ async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> 
             }
         }
     }
+    // Proxies and load balancers answer before Confluence checks anything.
+    let marker = match hostile {
+        None => None,
+        Some(Hostile::InvalidUtf8 { marker }) => Some(marker),
+        Some(h) => {
+            lock(&st.stats).hostile += 1;
+            return hostile_answer(&st, h, &req);
+        }
+    };
     if !authorized(&st, req.headers()) {
         let mut resp = error_json(
             StatusCode::UNAUTHORIZED,
@@ -236,6 +259,13 @@ async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> 
         return resp;
     }
     let resp = next.run(req).await;
+    if let Some(marker) = marker.filter(|m| !m.is_empty()) {
+        lock(&st.stats).hostile += 1;
+        let (mut parts, body) = resp.into_parts();
+        let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::from(replace_bytes(&bytes, marker.as_bytes())));
+    }
     if !truncate || !resp.status().is_success() {
         return resp;
     }
@@ -245,6 +275,88 @@ async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> 
     let cut = bytes.slice(..bytes.len() / 2);
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(cut))
+}
+
+/// Bytes that are never valid UTF-8: a lone continuation byte, an
+/// overlong lead and 0xFF.
+const NOT_UTF8: &[u8] = &[0x80, 0xC0, 0xAF, 0xFF, 0xFE];
+
+fn replace_bytes(haystack: &[u8], marker: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(marker) {
+            out.extend_from_slice(NOT_UTF8);
+            i += marker.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn json_headers(status: StatusCode, content_type: &'static str) -> axum::http::response::Builder {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+}
+
+/// The answer of a [`Hostile`] mode (all but `InvalidUtf8`, which edits the
+/// real answer). Endless bodies end when the simulator shuts down or the
+/// client goes away.
+fn hostile_answer(st: &St, hostile: Hostile, req: &Request) -> Response {
+    let built = match hostile {
+        Hostile::MalformedJson => json_headers(StatusCode::OK, "application/json")
+            .body(Body::from(r#"{"results": [{"id": "1", "title": "unterminated"#)),
+        Hostile::HtmlLoginPage => json_headers(StatusCode::OK, "text/html; charset=utf-8").body(
+            Body::from(
+                "<!DOCTYPE html><html><head><title>Log in</title></head><body><form action=\"/login\" method=\"post\"><input name=\"username\"><input name=\"password\" type=\"password\"></form></body></html>",
+            ),
+        ),
+        Hostile::InvalidUtf8 { .. } => return error_json(StatusCode::INTERNAL_SERVER_ERROR, "unreachable"),
+        Hostile::EndlessBody => {
+            let chunk = axum::body::Bytes::from(r#"{"id":"1","title":"again"},"#.repeat(2048));
+            let stop = st.shutdown.clone();
+            let head = futures::stream::once(async {
+                Ok::<_, std::io::Error>(axum::body::Bytes::from_static(br#"{"results":["#))
+            });
+            let tail = futures::stream::unfold(stop, move |stop| {
+                let chunk = chunk.clone();
+                async move {
+                    let stopped = *stop.borrow();
+                    (!stopped).then(|| (Ok(chunk), stop))
+                }
+            });
+            json_headers(StatusCode::OK, "application/json")
+                .body(Body::from_stream(futures::StreamExt::chain(head, tail)))
+        }
+        Hostile::Trickle { interval_ms } => {
+            let every = Duration::from_millis(interval_ms.max(1));
+            let stop = st.shutdown.clone();
+            let bytes = futures::stream::unfold(stop, move |mut stop| async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.wait_for(|s| *s) => return None,
+                }
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b" ")), stop))
+            });
+            json_headers(StatusCode::OK, "application/json").body(Body::from_stream(bytes))
+        }
+        Hostile::Redirect { to } => {
+            let path_and_query = req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string();
+            let location = format!("{}{path_and_query}", to.trim_end_matches('/'));
+            Response::builder()
+                .status(StatusCode::FOUND)
+                .header(header::LOCATION, location)
+                .body(Body::empty())
+        }
+    };
+    built.unwrap_or_else(|e| error_json(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
 }
 
 fn authorized(st: &State, headers: &HeaderMap) -> bool {

@@ -65,7 +65,8 @@ pub enum SubjectKind {
 #[x_kube(
     validation = Rule::new("self.kind == 'ServiceAccount' ? (has(self.name) && has(self.__namespace__)) : !has(self.__namespace__)").message("ServiceAccount subjects need name and namespace; only they may set namespace"),
     validation = Rule::new("(self.kind == 'User' || self.kind == 'Group') ? has(self.name) : true").message("User and Group subjects need a name"),
-    validation = Rule::new("self.kind == 'Claim' ? (has(self.claim) && has(self.value) && !has(self.name)) : (!has(self.claim) && !has(self.value))").message("Claim subjects need claim and value (and no name); other kinds may not set claim or value")
+    validation = Rule::new("self.kind == 'Claim' ? (has(self.claim) && has(self.value) && !has(self.name)) : (!has(self.claim) && !has(self.value))").message("Claim subjects need claim and value (and no name); other kinds may not set claim or value"),
+    validation = Rule::new("self.kind != 'ServiceAccount' || !has(self.name) || self.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("a ServiceAccount name must be a lowercase DNS subdomain")
 )]
 pub struct Subject {
     pub kind: SubjectKind,
@@ -75,7 +76,10 @@ pub struct Subject {
     pub name: Option<String>,
     /// Namespace of a ServiceAccount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub namespace: Option<String>,
     /// Name of an OIDC claim, e.g. `email` or `groups`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -23,6 +23,10 @@ pub mod reason {
     pub const SPACE_NOT_FOUND: &str = "SpaceNotFound";
     pub const ACCESS_DENIED: &str = "AccessDenied";
     pub const CONNECTION_FAILED: &str = "ConnectionFailed";
+    /// Confluence (or something in its place) answered what the operator
+    /// cannot use: not JSON, undecodable, too large, or a redirect or link
+    /// to another host.
+    pub const INVALID_RESPONSE: &str = "InvalidResponse";
     pub const SUSPENDED: &str = "Suspended";
     pub const STORE_FAILED: &str = "StoreFailed";
     pub const CA_BUNDLE_NOT_FOUND: &str = "CABundleNotFound";

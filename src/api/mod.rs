@@ -34,6 +34,9 @@ pub const SPACE_FINALIZER: &str = "confluence-operator.io/content-cleanup";
 )]
 pub struct LocalObjectReference {
     /// Name of the object, in the same namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
 }

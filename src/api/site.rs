@@ -36,7 +36,11 @@ pub enum SiteFlavor {
     printcolumn = r#"{"name":"STATUS","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
-#[x_kube(validation = Rule::new("self.url.startsWith('https://') || (has(self.insecureAllowHttp) && self.insecureAllowHttp && self.url.startsWith('http://'))").message("spec.url must use https:// (http:// only with insecureAllowHttp: true, for tests)"))]
+#[x_kube(
+    validation = Rule::new("self.url.startsWith('https://') || (has(self.insecureAllowHttp) && self.insecureAllowHttp && self.url.startsWith('http://'))").message("spec.url must use https:// (http:// only with insecureAllowHttp: true, for tests)"),
+    validation = Rule::new("isURL(self.url) && url(self.url).getHostname() != ''").message("spec.url must be a URL with a host, e.g. https://acme.atlassian.net/wiki"),
+    validation = Rule::new("!self.url.matches('^[A-Za-z][-+.A-Za-z0-9]*://[^/?#]*@')").message("spec.url must not contain credentials: put them in the Secret named by credentialsSecretRef")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfluenceSiteSpec {
     /// Base URL of the site, e.g. `https://acme.atlassian.net/wiki` or
@@ -53,7 +57,11 @@ pub struct ConfluenceSiteSpec {
 
     /// How often spaces of this site are resynced (Go duration). Default 24h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(length(max = 64), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[x_kube(
+        validation = Rule::new("duration(self) >= duration('1m')").message("syncInterval must be at least 1m"),
+        validation = Rule::new("duration(self) <= duration('87600h')").message("syncInterval must be at most 87600h (10 years)")
+    )]
     pub sync_interval: Option<String>,
 
     /// Stops all syncing of this site's spaces (content already synced stays).
@@ -90,11 +98,14 @@ pub struct CaBundleRef {
     /// `Secret` or `ConfigMap`.
     pub kind: CaBundleKind,
     /// Name of the object, in the site's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// Key whose value is the PEM bundle (default `ca.crt`).
     #[serde(default = "default_ca_key")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
 }
 

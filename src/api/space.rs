@@ -49,7 +49,11 @@ pub struct ConfluenceSpaceSpec {
 
     /// Overrides the site's sync interval for this space (Go duration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(length(max = 64), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[x_kube(
+        validation = Rule::new("duration(self) >= duration('1m')").message("syncInterval must be at least 1m"),
+        validation = Rule::new("duration(self) <= duration('87600h')").message("syncInterval must be at most 87600h (10 years)")
+    )]
     pub sync_interval: Option<String>,
 
     /// Stops syncing this space (content already synced stays).
@@ -114,11 +118,11 @@ pub enum ContentKind {
 pub struct Filters {
     /// Only content with at least one of these labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50))]
+    #[schemars(length(max = 50), inner(length(min = 1, max = 255)))]
     pub include_labels: Vec<String>,
     /// Never content with any of these labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50))]
+    #[schemars(length(max = 50), inner(length(min = 1, max = 255)))]
     pub exclude_labels: Vec<String>,
     /// Content types to sync (default: pages only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1,12 +1,20 @@
 //! The retrying HTTP layer both flavors share: authentication, a per-site
 //! concurrency limit, `Retry-After` handling, bounded exponential backoff with
 //! jitter, and the mapping of HTTP failures onto [`ConfluenceError`].
+//!
+//! Confluence (or whatever answers in its place) is not trusted to behave:
+//! every request has one deadline covering connect, headers and body; a body
+//! is read up to [`MAX_RESPONSE_BYTES`]; a success must be JSON (a 200 HTML
+//! login page of an SSO proxy is named as such); bytes that are not UTF-8 are
+//! decoded lossily (U+FFFD), so one bad page does not stop a space; and no
+//! request ever leaves the site's origin: redirects elsewhere and paging links
+//! to another host are refused, so credentials are never sent to another host.
 
 use super::{ClientOptions, ConfluenceError, Credentials, SiteConfig};
 use base64::Engine as _;
 use rand::Rng as _;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -33,10 +41,22 @@ impl From<ConfluenceError> for HttpFailure {
     }
 }
 
+/// Largest response body the client reads. A listing of 250 pages with
+/// bodies fits many times over; a larger or endless answer fails the request
+/// instead of growing memory without bound.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Same-origin redirects followed per request.
+const MAX_REDIRECTS: usize = 5;
+
 /// One site's HTTP client. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Http {
     client: reqwest::Client,
+    /// Requests go only here (scheme, host, port of the site's URL).
+    origin: url::Origin,
+    /// Deadline of one attempt, body included.
+    deadline: Duration,
     /// Precomputed `Authorization` value, marked sensitive so reqwest and
     /// hyper never log it.
     auth: HeaderValue,
@@ -49,9 +69,11 @@ impl Http {
     pub fn new(config: &SiteConfig, options: ClientOptions) -> Result<Self, ConfluenceError> {
         // Proxies come from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (reqwest's
         // default), as clusters behind an egress proxy expect.
+        // The request's deadline (body included) is kept in `attempt`, so
+        // its error names it; reqwest only bounds connecting.
         let mut builder = reqwest::Client::builder()
-            .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout)
+            .redirect(redirect_policy())
             .user_agent(concat!("confluence-operator/", env!("CARGO_PKG_VERSION")));
         if let Some(bundle) = &config.ca_bundle {
             for cert in bundle.certificates() {
@@ -80,6 +102,8 @@ impl Http {
         auth.set_sensitive(true);
         Ok(Self {
             client,
+            origin: config.base_url.origin(),
+            deadline: config.request_timeout,
             auth,
             permits: site_permits(
                 &config.base_url.origin().ascii_serialization(),
@@ -140,6 +164,15 @@ impl Http {
     }
 
     async fn attempt<T: DeserializeOwned>(&self, url: &url::Url) -> Attempt<T> {
+        // Paging links come from the server: one pointing at another host
+        // would carry the credentials there.
+        if url.origin() != self.origin {
+            return Attempt::Fatal(HttpFailure::Other(ConfluenceError::Protocol(format!(
+                "Confluence pointed a request at another host ({}); not followed, credentials are only sent to {}",
+                clip(&url.origin().ascii_serialization()),
+                self.origin.ascii_serialization()
+            ))));
+        }
         // The permit covers the request and the body download, not the
         // backoff sleep, so waiting retries do not starve other requests.
         let Ok(_permit) = self.permits.acquire().await else {
@@ -147,6 +180,22 @@ impl Http {
                 "client is shutting down".into(),
             )));
         };
+        // One deadline for the whole exchange: a server that sends headers
+        // and then trickles (or never ends) its body must not hold a sync.
+        match tokio::time::timeout(self.deadline, self.exchange::<T>(url)).await {
+            Ok(attempt) => attempt,
+            Err(_) => Attempt::Retry {
+                error: ConfluenceError::Transient(format!(
+                    "{} timed out: no complete answer within {}s",
+                    url.path(),
+                    self.deadline.as_secs_f64()
+                )),
+                wait: None,
+            },
+        }
+    }
+
+    async fn exchange<T: DeserializeOwned>(&self, url: &url::Url) -> Attempt<T> {
         let sent = self
             .client
             .get(url.clone())
@@ -157,6 +206,13 @@ impl Http {
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
+                if e.is_redirect() {
+                    return Attempt::Fatal(HttpFailure::Other(ConfluenceError::Protocol(format!(
+                        "{} answered with a redirect that was not followed ({}); set spec.url to the address Confluence is served at",
+                        url.path(),
+                        innermost(&e)
+                    ))));
+                }
                 if let Some(problem) = super::tls::certificate_failure(&e) {
                     let host = url.host_str().unwrap_or_default();
                     return Attempt::Fatal(HttpFailure::Other(ConfluenceError::Tls(format!(
@@ -172,30 +228,48 @@ impl Http {
         let status = resp.status();
         let headers = resp.headers().clone();
         if status.is_success() {
-            let bytes = match resp.bytes().await {
+            if let Some(kind) = not_json(&headers) {
+                return Attempt::Fatal(HttpFailure::Other(ConfluenceError::Protocol(format!(
+                    "{} answered HTTP {} with {kind} instead of JSON (a login page or a proxy in front of Confluence?)",
+                    url.path(),
+                    status.as_u16()
+                ))));
+            }
+            let bytes = match read_capped(resp, MAX_RESPONSE_BYTES).await {
                 Ok(b) => b,
-                Err(e) => {
+                Err(BodyError::TooLarge) => {
+                    return Attempt::Fatal(HttpFailure::Other(ConfluenceError::Protocol(format!(
+                        "the answer of {} is larger than {} MiB; not read",
+                        url.path(),
+                        MAX_RESPONSE_BYTES / (1024 * 1024)
+                    ))));
+                }
+                Err(BodyError::Transfer(e)) => {
                     return Attempt::Retry {
                         error: ConfluenceError::Transient(describe(url, &e)),
                         wait: None,
                     };
                 }
             };
-            return match serde_json::from_slice::<T>(&bytes) {
+            // JSON is UTF-8; stray bytes become U+FFFD rather than failing
+            // the whole listing that carries them (no copy when valid).
+            let text = String::from_utf8_lossy(&bytes);
+            return match serde_json::from_str::<T>(&text) {
                 Ok(body) => Attempt::Done(JsonResponse { body, headers }),
                 // A body that does not decode is most often a truncated
                 // transfer (proxy reset, dropped connection): retry it.
                 Err(e) => Attempt::Retry {
-                    error: ConfluenceError::Transient(format!(
-                        "undecodable response from {}: {e}",
+                    error: ConfluenceError::Protocol(format!(
+                        "undecodable JSON from {}: {e}",
                         url.path()
                     )),
                     wait: None,
                 },
             };
         }
-        // Drain (and ignore) the error body so the connection can be reused.
-        let _ = resp.bytes().await;
+        // Drain (and ignore) a bounded error body so the connection can be
+        // reused; an endless one just ends the connection.
+        let _ = read_capped(resp, 64 * 1024).await;
         match status {
             StatusCode::UNAUTHORIZED => {
                 Attempt::Fatal(HttpFailure::Other(ConfluenceError::Unauthorized))
@@ -225,6 +299,87 @@ impl Http {
             )))),
         }
     }
+}
+
+/// Follows redirects only within the origin they started from: reqwest
+/// would follow one to another host without the `Authorization` header, but
+/// an answer from there is not the site's, and a downgrade to http:// or a
+/// hop through a foreign host is never what a site's URL means.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        if attempt.url().origin() != first.origin() {
+            let to = clip(&attempt.url().origin().ascii_serialization());
+            return attempt.error(format!("redirect to another host, {to}"));
+        }
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        attempt.follow()
+    })
+}
+
+/// The media type of a success that is not JSON, `None` when it is JSON
+/// (or unnamed: the decoder then decides).
+fn not_json(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?;
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let media = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let json = media == "application/json" || media.ends_with("+json") || media == "text/json";
+    (!json).then(|| clip(&media))
+}
+
+enum BodyError {
+    TooLarge,
+    Transfer(reqwest::Error),
+}
+
+/// The body, or `TooLarge` as soon as it exceeds `limit` (announced or
+/// streamed), so a huge or endless answer costs at most `limit` bytes.
+async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let announced = resp.content_length().unwrap_or(0);
+    if announced > limit as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let mut buf = Vec::with_capacity(announced as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transfer)? {
+        if buf.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// Server-chosen text in messages (a media type, a host) is cut short.
+fn clip(s: &str) -> String {
+    const MAX: usize = 120;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// The innermost cause of a reqwest error, as text.
+fn innermost(e: &reqwest::Error) -> String {
+    let mut source = std::error::Error::source(e);
+    let mut detail = e.to_string();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    detail
 }
 
 /// The concurrency limit is per site, not per client: the controller may
@@ -342,6 +497,65 @@ mod tests {
         );
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
+    }
+
+    fn http_for(base: &str) -> Http {
+        let config = SiteConfig {
+            base_url: url::Url::parse(base).unwrap(),
+            flavor: super::super::Flavor::DataCenter,
+            credentials: Credentials::Bearer {
+                token: "secret-token".into(),
+            },
+            max_concurrency: 1,
+            request_timeout: Duration::from_secs(5),
+            max_retries: 0,
+            ca_bundle: None,
+        };
+        Http::new(&config, ClientOptions::default()).unwrap()
+    }
+
+    /// A paging link from the server pointing elsewhere is refused before
+    /// any connection is made, so the credentials stay with the site.
+    #[tokio::test]
+    async fn requests_to_another_origin_are_refused() {
+        let http = http_for("https://wiki.example.com/confluence");
+        for other in [
+            "https://evil.example.net/rest/api/content?start=25",
+            "http://wiki.example.com/rest/api/content",
+            "https://wiki.example.com:8443/rest/api/content",
+        ] {
+            let url = url::Url::parse(other).unwrap();
+            match http.get_json::<serde_json::Value>(&url).await {
+                Err(HttpFailure::Other(ConfluenceError::Protocol(m))) => {
+                    assert!(m.contains("another host"), "{m}");
+                    assert!(!m.contains("secret-token"), "{m}");
+                }
+                Err(other) => panic!("{other:?}"),
+                Ok(_) => panic!("{other} was requested"),
+            }
+        }
+    }
+
+    #[test]
+    fn only_json_media_types_pass() {
+        let mut h = HeaderMap::new();
+        assert_eq!(not_json(&h), None);
+        for ok in [
+            "application/json",
+            "application/json;charset=UTF-8",
+            "application/vnd.api+json",
+        ] {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(ok));
+            assert_eq!(not_json(&h), None, "{ok}");
+        }
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        assert_eq!(not_json(&h).as_deref(), Some("text/html"));
+        let long = format!("x/{}", "y".repeat(500));
+        h.insert(CONTENT_TYPE, HeaderValue::from_str(&long).unwrap());
+        assert!(not_json(&h).unwrap().len() < 130);
     }
 
     #[test]

@@ -66,6 +66,10 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// Deadline of one request, body included, unless the operator is told
+/// otherwise (`--confluence-request-timeout`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Everything needed to talk to one site.
 #[derive(Debug, Clone)]
 pub struct SiteConfig {

@@ -6,7 +6,6 @@ use crate::confluence::tls::CaBundleError;
 use crate::confluence::{CaBundle, Credentials, Flavor, SiteConfig};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client, ResourceExt};
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
@@ -99,7 +98,7 @@ pub async fn site_config(client: &Client, site: &ConfluenceSite) -> Result<SiteC
         flavor,
         credentials,
         max_concurrency: site.spec.max_concurrency.unwrap_or(4).clamp(1, 64) as usize,
-        request_timeout: Duration::from_secs(30),
+        request_timeout: crate::confluence::DEFAULT_REQUEST_TIMEOUT,
         max_retries: 6,
         ca_bundle,
     })

@@ -54,6 +54,8 @@ pub struct Settings {
     /// sync holds its listing and a few groups of pages, so this bounds
     /// memory, and a slow space holds one slot while the others go on.
     pub max_concurrent_syncs: u16,
+    /// Deadline of one request to Confluence, body included.
+    pub request_timeout: Duration,
     /// Name in Events and the field manager.
     pub controller_name: String,
     pub instance: String,
@@ -69,6 +71,7 @@ impl Default for Settings {
             site_check_interval: Duration::from_secs(3600),
             batch_size: crate::sync::DEFAULT_BATCH_SIZE,
             max_concurrent_syncs: DEFAULT_MAX_CONCURRENT_SYNCS,
+            request_timeout: crate::confluence::DEFAULT_REQUEST_TIMEOUT,
             controller_name: "confluence-operator".into(),
             instance: default_instance(),
         }

@@ -139,9 +139,10 @@ async fn check(
     site: &ConfluenceSite,
     status: &mut ConfluenceSiteStatus,
 ) -> Result<String, (&'static str, String, bool)> {
-    let config = credentials::site_config(&ctx.client, site)
+    let mut config = credentials::site_config(&ctx.client, site)
         .await
         .map_err(|e| site_error(&e))?;
+    config.request_timeout = ctx.settings.request_timeout;
     status.flavor = Some(match config.flavor {
         Flavor::Cloud => SiteFlavor::Cloud,
         Flavor::DataCenter => SiteFlavor::DataCenter,
@@ -180,6 +181,7 @@ pub fn confluence_error(e: &ConfluenceError) -> (&'static str, String, bool) {
         ConfluenceError::PersonalSpace(_) => reason::PERSONAL_SPACE,
         ConfluenceError::Config(_) => reason::INVALID_SPEC,
         ConfluenceError::Tls(_) => reason::TLS_ERROR,
+        ConfluenceError::Protocol(_) => reason::INVALID_RESPONSE,
         _ => reason::CONNECTION_FAILED,
     };
     (why, e.to_string(), e.is_permanent())

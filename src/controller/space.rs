@@ -254,9 +254,10 @@ async fn run_sync(
 
     let started = Instant::now();
     let outcome: Result<sync::SyncReport, (&'static str, String, bool)> = async {
-        let config = credentials::site_config(&ctx.client, site)
+        let mut config = credentials::site_config(&ctx.client, site)
             .await
             .map_err(|e| site_error(&e))?;
+        config.request_timeout = ctx.settings.request_timeout;
         let source = ctx
             .sources
             .get(&site_key(&scope.namespace, &site.name_any()), &config)
