@@ -223,6 +223,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let settings = Settings {
         default_sync_interval: interval,
         max_concurrent_syncs: args.max_concurrent_syncs,
+        store_rebuilt: stores.rebuilt.clone(),
         ..Settings::default()
     };
     let identity = settings.instance.clone();

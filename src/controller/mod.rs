@@ -56,6 +56,10 @@ pub struct Settings {
     /// Name in Events and the field manager.
     pub controller_name: String,
     pub instance: String,
+    /// Set when a store was found damaged at start-up and starts empty: told
+    /// once to every space (a Warning Event `IndexRebuilt`), each of which
+    /// then resyncs.
+    pub store_rebuilt: Option<String>,
 }
 
 impl Default for Settings {
@@ -70,6 +74,7 @@ impl Default for Settings {
             max_concurrent_syncs: DEFAULT_MAX_CONCURRENT_SYNCS,
             controller_name: "confluence-operator".into(),
             instance: default_instance(),
+            store_rebuilt: None,
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct Context {
     pub settings: Settings,
     recorder: events::EventRecorder,
     failures: Mutex<HashMap<String, (u32, Timestamp)>>,
+    /// Spaces already told about `settings.store_rebuilt`.
+    told_rebuilt: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Context {
@@ -117,6 +124,7 @@ impl Context {
             settings,
             recorder,
             failures: Mutex::new(HashMap::new()),
+            told_rebuilt: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -170,6 +178,13 @@ impl Context {
     pub fn retry_at(&self, key: &str) -> Option<Timestamp> {
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         map.get(key).map(|(_, at)| *at)
+    }
+
+    /// The rebuilt-store notice, the first time it is asked for `key` only.
+    pub fn rebuilt_notice_once(&self, key: &str) -> Option<&str> {
+        let notice = self.settings.store_rebuilt.as_deref()?;
+        let mut told = self.told_rebuilt.lock().unwrap_or_else(|p| p.into_inner());
+        told.insert(key.to_string()).then_some(notice)
     }
 
     pub fn clear_failures(&self, key: &str) {
