@@ -221,10 +221,9 @@ impl EmbeddedStore {
     /// Like [`EmbeddedStore::open`], with explicit writer tuning.
     pub fn open_with(dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
         Self::open_checked(dir, &options).map_err(|e| match e {
-            OpenError::Damaged(why) => StoreError::Index(format!(
-                "index at {} is damaged: {why}",
-                dir.display()
-            )),
+            OpenError::Damaged(why) => {
+                StoreError::Index(format!("index at {} is damaged: {why}", dir.display()))
+            }
             OpenError::Failed(e) => e,
         })
     }
@@ -246,9 +245,8 @@ impl EmbeddedStore {
         };
         let aside = damaged_copy_path(dir);
         if aside.exists() {
-            std::fs::remove_dir_all(&aside).map_err(|e| {
-                StoreError::Io(format!("cannot remove {}: {e}", aside.display()))
-            })?;
+            std::fs::remove_dir_all(&aside)
+                .map_err(|e| StoreError::Io(format!("cannot remove {}: {e}", aside.display())))?;
         }
         std::fs::rename(dir, &aside).map_err(|e| {
             StoreError::Io(format!(
@@ -301,10 +299,8 @@ impl EmbeddedStore {
         match index.validate_checksum() {
             Ok(damaged) if damaged.is_empty() => {}
             Ok(damaged) => {
-                let mut names: Vec<String> = damaged
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect();
+                let mut names: Vec<String> =
+                    damaged.iter().map(|p| p.display().to_string()).collect();
                 names.sort();
                 return Err(OpenError::Damaged(format!(
                     "checksum mismatch in {}",
