@@ -76,8 +76,10 @@ struct Rig {
     starts: u32,
     /// Audience the space currently asks for.
     audience: Audience,
-    /// How long the last full write of edited pages took (fetch answer to
-    /// Synced), to aim kills inside the commit phase.
+    /// From the fetch request to the first batch committed, and to the end
+    /// of the sync, measured once under the same latency (`calibrate`), to
+    /// aim kills between fetch and commit and inside the commit phase.
+    first_commit: Duration,
     commit_window: Duration,
 }
 
@@ -111,6 +113,7 @@ impl Rig {
             seed,
             starts: 0,
             audience: Audience::Everyone,
+            first_commit: Duration::from_millis(500),
             commit_window: Duration::from_millis(500),
         };
         rig.start();
@@ -173,6 +176,25 @@ impl Rig {
 
     fn fetches(&self) -> u64 {
         self.sim.stats().get(FETCH)
+    }
+
+    /// Identity of the index's `meta.json`: every commit replaces it.
+    fn commit_mark(&self) -> Option<(u64, i64, i64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(self.index_dir().join("meta.json")).ok()?;
+        Some((m.ino(), m.mtime(), m.mtime_nsec()))
+    }
+
+    /// Waits until the index commits (its `meta.json` is replaced).
+    async fn wait_commit(&self, before: Option<(u64, i64, i64)>) -> Result<Instant, String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.commit_mark() == before {
+            if Instant::now() > deadline {
+                return Err("no commit within 30s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(Instant::now())
     }
 
     /// Waits until `count` moves past `before`; returns when it did.
@@ -324,13 +346,19 @@ impl Rig {
         });
         let listings = self.listings();
         let fetches = self.fetches();
+        let committed = self.commit_mark();
         if phase == Phase::ViewerChange {
             self.audience = match self.audience {
                 Audience::Everyone => Audience::Segments(self.segments()),
                 Audience::Segments(_) => Audience::Everyone,
             };
             value = None;
-            let patch = Patch::Merge(json!({"spec": {"viewers": self.viewers()}}));
+            // `segments: null` removes the list when going back to Everyone
+            let viewers = match &self.audience {
+                Audience::Everyone => json!({"visibility": "Everyone", "segments": null}),
+                Audience::Segments(s) => json!({"visibility": "Segments", "segments": s}),
+            };
+            let patch = Patch::Merge(json!({"spec": {"viewers": viewers}}));
             if let Err(e) = self
                 .cluster
                 .spaces()
@@ -351,20 +379,31 @@ impl Rig {
             ),
             Phase::ViewerChange => (
                 self.wait_request("listing", listings, Self::listings).await,
-                // the audience is rewritten right after the listing answers
+                // the audience is rewritten (one commit) right after the
+                // listing answers
                 self.rng.millis(latency.saturating_sub(100), latency + 400),
             ),
-            Phase::FetchToCommit => (
-                self.wait_request("fetch", fetches, Self::fetches).await,
-                self.rng.millis(latency.saturating_sub(50), latency + 60),
-            ),
-            _ => {
-                let window = self.commit_window.as_millis() as u64;
+            Phase::FetchToCommit => {
+                // after the bodies can have arrived, up to the first commit
+                let first = self.first_commit.as_millis() as u64;
                 (
                     self.wait_request("fetch", fetches, Self::fetches).await,
-                    self.rng.millis(latency + 20, latency + window.max(60)),
+                    self.rng.millis(latency, first.max(latency + 10) + 10),
                 )
             }
+            Phase::MidCommit => {
+                // once the first batch is in, anywhere until the last
+                let window = self.commit_window.saturating_sub(self.first_commit);
+                let marker = match self.wait_request("fetch", fetches, Self::fetches).await {
+                    Ok(_) => self.wait_commit(committed).await,
+                    Err(e) => Err(e),
+                };
+                (
+                    marker,
+                    self.rng.millis(0, (window.as_millis() as u64).max(20)),
+                )
+            }
+            Phase::Purge => unreachable!("purges are killed by kill_in_purge"),
         };
         let marker = match marker {
             Ok(m) => m,
@@ -388,7 +427,7 @@ impl Rig {
         if self.op.is_none() || self.op.as_mut().and_then(|p| p.exited()).is_some() {
             self.start();
         }
-        let delay = self.rng.millis(0, 400);
+        let delay = self.rng.millis(0, 150);
         if let Err(e) = self
             .cluster
             .spaces()
@@ -477,28 +516,43 @@ impl Rig {
         }
     }
 
-    /// Times a full write of `edits` changed pages (fetch answer to Synced)
-    /// without a fault, so mid-commit kills land inside it.
+    /// Times a write of changed pages under the kill loops' latency: fetch
+    /// request to first commit, and to Synced.
     async fn calibrate(&mut self, o: &mut Outcome) {
         if let Err(e) = operator_process::change_confluence(&self.sim, KEY, "calibration", 150) {
             o.check(false, e);
             return;
         }
+        self.sim.set_faults(FaultConfig {
+            latency_ms: 300,
+            ..FaultConfig::default()
+        });
         let fetches = self.fetches();
+        let committed = self.commit_mark();
         if let Err(e) = self.cluster.request_resync(SPACE, "calibration").await {
             o.check(false, e);
             return;
         }
-        let Ok(t) = self.wait_request("fetch", fetches, Self::fetches).await else {
-            return;
-        };
-        if self
+        if let Ok(t) = self.wait_request("fetch", fetches, Self::fetches).await
+            && self.wait_commit(committed).await.is_ok()
+        {
+            self.first_commit = t.elapsed();
+            if self
+                .cluster
+                .wait_synced(SPACE, Some("calibration"), SYNC_TIMEOUT)
+                .await
+                .is_ok()
+            {
+                self.commit_window = t.elapsed();
+            }
+        }
+        self.sim.set_faults(FaultConfig::default());
+        if let Err(e) = self
             .cluster
             .wait_synced(SPACE, Some("calibration"), SYNC_TIMEOUT)
             .await
-            .is_ok()
         {
-            self.commit_window = t.elapsed().max(Duration::from_millis(100));
+            o.check(false, format!("calibration sync: {e}"));
         }
     }
 }
@@ -556,10 +610,11 @@ async fn kill_loop(prefix: &'static str, fault: String, phases: &'static [Phase]
             notes.join("; ")
         );
         o.figures = format!(
-            "seed {}, recovery (restart to Synced) median {:.1}s max {:.1}s, commit window {}ms",
+            "seed {}, recovery (restart to Synced) median {:.1}s max {:.1}s; fetch request to first commit {}ms, to Synced {}ms",
             rig.seed,
             rec.get(rec.len() / 2).copied().unwrap_or(0.0),
             rec.last().copied().unwrap_or(0.0),
+            rig.first_commit.as_millis(),
             rig.commit_window.as_millis()
         );
         o

@@ -166,6 +166,14 @@ enum OpenError {
     Failed(StoreError),
 }
 
+/// Deletes the index files no commit refers to (best effort: what cannot be
+/// deleted now is retried after the next commit).
+fn remove_unfinished_files(writer: &IndexWriter<TantivyDocument>) {
+    if let Err(e) = writer.garbage_collect_files().wait() {
+        tracing::warn!(error = %e, "could not remove unfinished index files");
+    }
+}
+
 impl OpenError {
     fn damaged_or_failed(e: tantivy::TantivyError) -> Self {
         use tantivy::TantivyError as T;
@@ -325,6 +333,10 @@ impl EmbeddedStore {
                 )),
                 other => OpenError::Failed(index_err(other)),
             })?;
+        // tantivy collects garbage only after a successful commit; files of a
+        // commit a killed process never finished would otherwise collide with
+        // the first commit here (same segment, same opstamp).
+        remove_unfinished_files(&writer);
         Ok(Self {
             inner: Arc::new(Inner {
                 index,
@@ -398,6 +410,10 @@ impl Inner {
         }
         if let Err(e) = writer.commit() {
             let _ = writer.rollback();
+            // A commit that failed half-way (disk full) leaves files named
+            // after the opstamp the retry reuses; the retry would then fail
+            // on them for ever (`FileAlreadyExists`).
+            remove_unfinished_files(&writer);
             return Err(index_err(e));
         }
         self.reader.reload().map_err(index_err)
