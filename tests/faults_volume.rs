@@ -401,6 +401,7 @@ async fn damaged_index_is_rebuilt() {
             let dir = tempfile::tempdir().expect("tempdir");
             let mut rig = Rig::new("vol-damaged", dir.path().join("data"), 150).await;
             let mut notes = Vec::new();
+            let mut seen: Vec<String> = Vec::new();
             let mut took = Vec::new();
             for how in [Damage::Truncate, Damage::Overwrite, Damage::Meta] {
                 rig.kill();
@@ -422,7 +423,12 @@ async fn damaged_index_is_rebuilt() {
                         .events(SPACE)
                         .await
                         .into_iter()
-                        .find(|(t, r, n)| t == "Warning" && r == "IndexRebuilt" && n.contains("damaged"));
+                        .find(|(t, r, n)| {
+                            t == "Warning"
+                                && r == "IndexRebuilt"
+                                && n.contains("damaged")
+                                && !seen.contains(n)
+                        });
                     let log = rig.log();
                     if rebuilt_event.is_some() && log.contains("sync finished") {
                         break;
@@ -449,6 +455,7 @@ async fn damaged_index_is_rebuilt() {
                 }
                 rig.check_invariant(&mut o).await;
                 if let Some((_, _, note)) = &rebuilt_event {
+                    seen.push(note.clone());
                     notes.push(format!("{what} → \"{note}\""));
                 }
                 if !o.failures.is_empty() {

@@ -47,6 +47,8 @@ const SNIPPET_CHARS: usize = 200;
 /// their own field, so no segment name can collide with it.
 const EVERYONE: &str = "everyone";
 const SEGMENTS: &str = "segments";
+/// Below this much free space a failed write is reported as a full volume.
+const LOW_SPACE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Tuning for the index writer.
 #[derive(Debug, Clone)]
@@ -402,7 +404,7 @@ impl Inner {
             Ok(changed) => changed,
             Err(e) => {
                 let _ = writer.rollback();
-                return Err(e);
+                return Err(self.explain(e));
             }
         };
         if !changed {
@@ -414,9 +416,23 @@ impl Inner {
             // after the opstamp the retry reuses; the retry would then fail
             // on them for ever (`FileAlreadyExists`).
             remove_unfinished_files(&writer);
-            return Err(index_err(e));
+            return Err(self.explain(index_err(e)));
         }
         self.reader.reload().map_err(index_err)
+    }
+
+    /// A failed write on a full volume surfaces from tantivy's indexing
+    /// thread as "index writer was killed", the cause lost; name it, since
+    /// freeing space is what the user must do.
+    fn explain(&self, e: StoreError) -> StoreError {
+        match fs4::available_space(&self.dir) {
+            Ok(free) if free < LOW_SPACE_BYTES => StoreError::Io(format!(
+                "no space left on the index volume ({} KiB free at {}); the write was rolled back and the last commit is kept ({e})",
+                free / 1024,
+                self.dir.display()
+            )),
+            _ => e,
+        }
     }
 
     fn term(&self, field: Field, value: &str) -> Term {
