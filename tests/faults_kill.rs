@@ -250,7 +250,7 @@ impl Rig {
         let fresh = edited
             .iter()
             .filter(|id| {
-                held.versions.get(*id).is_some() && held.versions.get(*id) == listed.get(*id)
+                held.versions.contains_key(*id) && held.versions.get(*id) == listed.get(*id)
             })
             .count();
         let audiences: std::collections::BTreeSet<String> =
