@@ -456,7 +456,13 @@ async fn damaged_index_is_rebuilt() {
                 rig.check_invariant(&mut o).await;
                 if let Some((_, _, note)) = &rebuilt_event {
                     seen.push(note.clone());
-                    notes.push(format!("{what} → \"{note}\""));
+                    // the reason only: the note also names the test's temp dir
+                    let reason = note
+                        .split_once("damaged (")
+                        .and_then(|(_, r)| r.rsplit_once("); it was moved").map(|(r, _)| r))
+                        .unwrap_or(note);
+                    let reason: String = reason.chars().take(110).collect();
+                    notes.push(format!("{what} → IndexRebuilt ({reason}…)"));
                 }
                 if !o.failures.is_empty() {
                     break;
