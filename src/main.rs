@@ -233,6 +233,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         default_sync_interval: interval,
         max_concurrent_syncs: args.max_concurrent_syncs,
         request_timeout,
+        store_rebuilt: stores.rebuilt.clone(),
         ..Settings::default()
     };
     let identity = settings.instance.clone();

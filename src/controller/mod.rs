@@ -59,6 +59,10 @@ pub struct Settings {
     /// Name in Events and the field manager.
     pub controller_name: String,
     pub instance: String,
+    /// Set when a store was found damaged at start-up and starts empty: told
+    /// once to every space (a Warning Event `IndexRebuilt`), each of which
+    /// then resyncs.
+    pub store_rebuilt: Option<String>,
 }
 
 impl Default for Settings {
@@ -74,6 +78,7 @@ impl Default for Settings {
             request_timeout: crate::confluence::DEFAULT_REQUEST_TIMEOUT,
             controller_name: "confluence-operator".into(),
             instance: default_instance(),
+            store_rebuilt: None,
         }
     }
 }
@@ -98,6 +103,8 @@ pub struct Context {
     pub settings: Settings,
     recorder: events::EventRecorder,
     failures: Mutex<HashMap<String, (u32, Timestamp)>>,
+    /// Spaces already told about `settings.store_rebuilt`.
+    told_rebuilt: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Context {
@@ -121,6 +128,7 @@ impl Context {
             settings,
             recorder,
             failures: Mutex::new(HashMap::new()),
+            told_rebuilt: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -174,6 +182,13 @@ impl Context {
     pub fn retry_at(&self, key: &str) -> Option<Timestamp> {
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         map.get(key).map(|(_, at)| *at)
+    }
+
+    /// The rebuilt-store notice, the first time it is asked for `key` only.
+    pub fn rebuilt_notice_once(&self, key: &str) -> Option<&str> {
+        let notice = self.settings.store_rebuilt.as_deref()?;
+        let mut told = self.told_rebuilt.lock().unwrap_or_else(|p| p.into_inner());
+        told.insert(key.to_string()).then_some(notice)
     }
 
     pub fn clear_failures(&self, key: &str) {

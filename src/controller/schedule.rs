@@ -23,6 +23,9 @@ pub enum Trigger {
     /// A store holds a different number of items than the last sync left
     /// (e.g. a wiped volume or an in-memory store after a restart).
     StoreOutOfDate,
+    /// The status still says `Syncing` although no sync of this space runs
+    /// here: the process that ran it died (killed, evicted, lost its Lease).
+    Interrupted,
 }
 
 impl Trigger {
@@ -35,6 +38,7 @@ impl Trigger {
             Trigger::Interval => "sync interval elapsed",
             Trigger::Retry => "retry after failure",
             Trigger::StoreOutOfDate => "a store is out of date",
+            Trigger::Interrupted => "the previous sync was interrupted",
         }
     }
 }
@@ -80,6 +84,12 @@ pub fn decide(i: &Inputs<'_>) -> Decision {
     let Some(last) = &s.last_sync_result else {
         return Decision::SyncNow(Trigger::Initial);
     };
+    // Reconciles of one object never overlap, so a `Syncing` status seen
+    // here was left by a sync that never finished (the caller confirms with
+    // a fresh read, since the cache may still show our own earlier write).
+    if s.phase == Some(SyncPhase::Syncing) {
+        return Decision::SyncNow(Trigger::Interrupted);
+    }
     if s.phase == Some(SyncPhase::Failed) || last.result != "Succeeded" {
         // No backoff record (e.g. after an operator restart): retry once now.
         let at = i.retry_at.unwrap_or(i.now);
@@ -205,6 +215,17 @@ mod tests {
         assert_eq!(decide(&i), Decision::Wait(Duration::from_secs(10)));
         i.retry_at = None;
         assert_eq!(decide(&i), Decision::SyncNow(Trigger::Retry));
+    }
+
+    #[test]
+    fn interrupted_sync_reruns_at_once() {
+        let now = Timestamp::now();
+        let mut s = synced_status(now);
+        s.phase = Some(SyncPhase::Syncing);
+        assert_eq!(
+            decide(&inputs(&s, now)),
+            Decision::SyncNow(Trigger::Interrupted)
+        );
     }
 
     #[test]

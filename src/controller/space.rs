@@ -152,7 +152,21 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
             now: jiff::Timestamp::now(),
         })
     };
+    // A store that started empty after damage: say so where users look, and
+    // refill it now rather than at the next interval.
+    let rebuilt = ctx.rebuilt_notice_once(&key).map(str::to_string);
+    if let Some(notice) = &rebuilt {
+        ctx.event(
+            space.as_ref(),
+            EventType::Warning,
+            "IndexRebuilt",
+            "Sync",
+            format!("{notice}; resyncing space {}", space.spec.space_key),
+        )
+        .await;
+    }
     let trigger = match decision(&space) {
+        Decision::Wait(_) if rebuilt.is_some() => Trigger::StoreOutOfDate,
         Decision::Wait(d) if stores_in_step(&ctx, &space, &status).await => {
             patch_status(&api, &space, &status).await?;
             return Ok(Action::requeue(d));

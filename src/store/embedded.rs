@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
-use tantivy::directory::MmapDirectory;
+use tantivy::directory::{Directory, INDEX_WRITER_LOCK, MmapDirectory};
 use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
@@ -47,6 +47,8 @@ const SNIPPET_CHARS: usize = 200;
 /// their own field, so no segment name can collide with it.
 const EVERYONE: &str = "everyone";
 const SEGMENTS: &str = "segments";
+/// Below this much free space a failed write is reported as a full volume.
+const LOW_SPACE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Tuning for the index writer.
 #[derive(Debug, Clone)]
@@ -141,6 +143,60 @@ fn index_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Index(e.to_string())
 }
 
+/// Why [`EmbeddedStore::open_or_rebuild`] started an empty index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// What was wrong with the old index.
+    pub reason: String,
+    /// Where the damaged index was moved.
+    pub moved_to: PathBuf,
+}
+
+/// `<dir>.damaged`, beside the index directory (on the same volume, so the
+/// move is a rename).
+pub fn damaged_copy_path(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".damaged");
+    dir.with_file_name(name)
+}
+
+enum OpenError {
+    /// The files are there but unusable: rebuilding from Confluence helps.
+    Damaged(String),
+    /// Anything else (permissions, lock, schema): rebuilding would not help,
+    /// or would throw away an index that is fine.
+    Failed(StoreError),
+}
+
+/// Deletes the index files no commit refers to (best effort: what cannot be
+/// deleted now is retried after the next commit).
+fn remove_unfinished_files(writer: &IndexWriter<TantivyDocument>) {
+    if let Err(e) = writer.garbage_collect_files().wait() {
+        tracing::warn!(error = %e, "could not remove unfinished index files");
+    }
+}
+
+impl OpenError {
+    fn damaged_or_failed(e: tantivy::TantivyError) -> Self {
+        use tantivy::TantivyError as T;
+        use tantivy::directory::error::OpenReadError;
+        match e {
+            T::OpenReadError(OpenReadError::IoError { ref io_error, .. })
+                if io_error.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                OpenError::Failed(index_err(e))
+            }
+            T::IoError(ref io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                OpenError::Failed(index_err(e))
+            }
+            T::LockFailure(..) | T::SchemaError(..) | T::SystemError(..) => {
+                OpenError::Failed(index_err(e))
+            }
+            other => OpenError::Damaged(other.to_string()),
+        }
+    }
+}
+
 struct Inner {
     index: Index,
     fields: Fields,
@@ -165,40 +221,124 @@ impl std::fmt::Debug for EmbeddedStore {
 
 impl EmbeddedStore {
     /// Opens the index in `dir`, creating the directory and an empty index if
-    /// needed. Fails if another process holds the index, or if the index was
-    /// written with another schema (delete the directory: a resync rebuilds it).
+    /// needed. Fails if another process holds the index, if the index was
+    /// written with another schema (delete the directory: a resync rebuilds
+    /// it), or if it is damaged (see [`EmbeddedStore::open_or_rebuild`]).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         Self::open_with(dir, EmbeddedOptions::default())
     }
 
     /// Like [`EmbeddedStore::open`], with explicit writer tuning.
     pub fn open_with(dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
-        let (schema, fields) = Fields::schema();
-        let directory = MmapDirectory::open(dir)
-            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", dir.display())))?;
-        let index = Index::open_or_create(directory, schema).map_err(|e| match e {
-            tantivy::TantivyError::SchemaError(msg) => StoreError::Config(format!(
-                "index at {} has an incompatible schema ({msg}); remove the directory and resync",
+        Self::open_checked(dir, &options).map_err(|e| match e {
+            OpenError::Damaged(why) => {
+                StoreError::Index(format!("index at {} is damaged: {why}", dir.display()))
+            }
+            OpenError::Failed(e) => e,
+        })
+    }
+
+    /// Opens the index like [`EmbeddedStore::open_with`]; when it is damaged
+    /// (a segment file truncated or failing its checksum, `meta.json`
+    /// unreadable), moves it aside to `<dir>.damaged` (replacing an earlier
+    /// damaged copy, so a volume does not fill up with them) and starts an
+    /// empty index in its place, which the next syncs refill from Confluence.
+    /// Checking every checksum reads the whole index once, at start-up only.
+    pub fn open_or_rebuild(
+        dir: &Path,
+        options: EmbeddedOptions,
+    ) -> Result<(Self, Option<Rebuilt>), StoreError> {
+        let why = match Self::open_checked(dir, &options) {
+            Ok(store) => return Ok((store, None)),
+            Err(OpenError::Failed(e)) => return Err(e),
+            Err(OpenError::Damaged(why)) => why,
+        };
+        let aside = damaged_copy_path(dir);
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside)
+                .map_err(|e| StoreError::Io(format!("cannot remove {}: {e}", aside.display())))?;
+        }
+        std::fs::rename(dir, &aside).map_err(|e| {
+            StoreError::Io(format!(
+                "index at {} is damaged ({why}) and cannot be moved aside: {e}",
                 dir.display()
-            )),
-            other => index_err(other),
+            ))
         })?;
-        let writer = index
-            .writer_with_num_threads(options.writer_threads.max(1), options.writer_memory_bytes)
-            .map_err(|e| match e {
-                tantivy::TantivyError::LockFailure(..) => StoreError::Io(format!(
-                    "index at {} is locked by another writer",
+        let store = Self::open_with(dir, options)?;
+        Ok((
+            store,
+            Some(Rebuilt {
+                reason: why,
+                moved_to: aside,
+            }),
+        ))
+    }
+
+    fn open_checked(dir: &Path, options: &EmbeddedOptions) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            OpenError::Failed(StoreError::Io(format!(
+                "cannot create {}: {e}",
+                dir.display()
+            )))
+        })?;
+        let (schema, fields) = Fields::schema();
+        let directory = MmapDirectory::open(dir).map_err(|e| {
+            OpenError::Failed(StoreError::Io(format!(
+                "cannot open {}: {e}",
+                dir.display()
+            )))
+        })?;
+        // Held while the index is checked (and, when damaged, moved aside), so
+        // an index another process is writing is never taken for damaged; the
+        // writer takes the same lock again below.
+        let check_lock = directory.acquire_lock(&INDEX_WRITER_LOCK).map_err(|_| {
+            OpenError::Failed(StoreError::Io(format!(
+                "index at {} is locked by another writer",
+                dir.display()
+            )))
+        })?;
+        let index = Index::open_or_create(directory, schema).map_err(|e| match e {
+            tantivy::TantivyError::SchemaError(msg) => OpenError::Failed(StoreError::Config(
+                format!(
+                    "index at {} has an incompatible schema ({msg}); remove the directory and resync",
                     dir.display()
-                )),
-                other => index_err(other),
-            })?;
-        let reader = index
+                ),
+            )),
+            other => OpenError::damaged_or_failed(other),
+        })?;
+        match index.validate_checksum() {
+            Ok(damaged) if damaged.is_empty() => {}
+            Ok(damaged) => {
+                let mut names: Vec<String> =
+                    damaged.iter().map(|p| p.display().to_string()).collect();
+                names.sort();
+                return Err(OpenError::Damaged(format!(
+                    "checksum mismatch in {}",
+                    names.join(", ")
+                )));
+            }
+            Err(e) => return Err(OpenError::damaged_or_failed(e)),
+        }
+        // Opening the reader opens every segment: what the checksums cannot
+        // see (a file cut short before its footer) fails here.
+        let reader: IndexReader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
-            .map_err(index_err)?;
+            .map_err(OpenError::damaged_or_failed)?;
+        drop(check_lock);
+        let writer = index
+            .writer_with_num_threads(options.writer_threads.max(1), options.writer_memory_bytes)
+            .map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => OpenError::Failed(StoreError::Io(
+                    format!("index at {} is locked by another writer", dir.display()),
+                )),
+                other => OpenError::Failed(index_err(other)),
+            })?;
+        // tantivy collects garbage only after a successful commit; files of a
+        // commit a killed process never finished would otherwise collide with
+        // the first commit here (same segment, same opstamp).
+        remove_unfinished_files(&writer);
         Ok(Self {
             inner: Arc::new(Inner {
                 index,
@@ -264,7 +404,7 @@ impl Inner {
             Ok(changed) => changed,
             Err(e) => {
                 let _ = writer.rollback();
-                return Err(e);
+                return Err(self.explain(e));
             }
         };
         if !changed {
@@ -272,9 +412,27 @@ impl Inner {
         }
         if let Err(e) = writer.commit() {
             let _ = writer.rollback();
-            return Err(index_err(e));
+            // A commit that failed half-way (disk full) leaves files named
+            // after the opstamp the retry reuses; the retry would then fail
+            // on them for ever (`FileAlreadyExists`).
+            remove_unfinished_files(&writer);
+            return Err(self.explain(index_err(e)));
         }
         self.reader.reload().map_err(index_err)
+    }
+
+    /// A failed write on a full volume surfaces from tantivy's indexing
+    /// thread as "index writer was killed", the cause lost; name it, since
+    /// freeing space is what the user must do.
+    fn explain(&self, e: StoreError) -> StoreError {
+        match fs4::available_space(&self.dir) {
+            Ok(free) if free < LOW_SPACE_BYTES => StoreError::Io(format!(
+                "no space left on the index volume ({} KiB free at {}); the write was rolled back and the last commit is kept ({e})",
+                free / 1024,
+                self.dir.display()
+            )),
+            _ => e,
+        }
     }
 
     fn term(&self, field: Field, value: &str) -> Term {

@@ -1,7 +1,7 @@
 //! Which stores the operator writes to, from flags: the embedded index by
 //! default, optionally OpenSearch, the Zendesk sink and an in-memory store.
 
-use crate::store::embedded::EmbeddedStore;
+use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::store::memory::MemoryStore;
 use crate::store::opensearch::{OpenSearchConfig, OpenSearchStore};
 use crate::store::zendesk::{ZendeskConfig, ZendeskSink};
@@ -95,6 +95,9 @@ pub struct Stores {
     /// Set when OpenSearch is among the stores: the leader migrates its
     /// index (see [`OpenSearchStore::migrate`]) before it writes.
     pub opensearch: Option<Arc<OpenSearchStore>>,
+    /// Set when the embedded index was found damaged at start-up and
+    /// replaced by an empty one: what happened, for the spaces' Events.
+    pub rebuilt: Option<String>,
 }
 
 pub struct StoreOptions<'a> {
@@ -133,16 +136,26 @@ pub async fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
     let mut writers: Vec<Arc<dyn Store>> = Vec::new();
     let mut search: Option<Arc<dyn Search>> = None;
     let mut opensearch = None;
+    let mut rebuilt = None;
     for kind in opts.kinds {
         match kind {
             StoreKind::Embedded => {
-                let store =
-                    EmbeddedStore::open(&opts.data_dir.join("index")).map_err(|source| {
-                        StoresError::Open {
-                            store: "embedded",
-                            source,
-                        }
-                    })?;
+                let (store, damaged) = EmbeddedStore::open_or_rebuild(
+                    &opts.data_dir.join("index"),
+                    EmbeddedOptions::default(),
+                )
+                .map_err(|source| StoresError::Open {
+                    store: "embedded",
+                    source,
+                })?;
+                if let Some(d) = damaged {
+                    tracing::warn!(reason = %d.reason, moved_to = %d.moved_to.display(), "embedded index was damaged; rebuilding it from Confluence");
+                    rebuilt = Some(format!(
+                        "The embedded index was damaged ({}); it was moved aside to {} and is rebuilt from Confluence",
+                        d.reason,
+                        d.moved_to.display()
+                    ));
+                }
                 let store = Arc::new(store);
                 if search_kind == Some(*kind) {
                     search = Some(store.clone());
@@ -192,6 +205,7 @@ pub async fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
         writers,
         search,
         opensearch,
+        rebuilt,
     })
 }
 

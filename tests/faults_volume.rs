@@ -1,0 +1,489 @@
+//! Fault matrix, index volume (issue #14): the operator binary runs with its
+//! data directory on a real filesystem that the test fills up (a small tmpfs,
+//! so root is needed) or whose index files it damages while the operator is
+//! stopped. The operator must say what is wrong (a `StoreFailed` condition, an
+//! `IndexRebuilt` Event), never crash-loop, never serve a damaged index, and
+//! come back to the invariant: the store holds exactly what Confluence lists.
+
+mod fault_table;
+mod harness;
+mod operator_process;
+mod support;
+
+use confluence_operator::api::space::SyncPhase;
+use confluence_operator::model::{Audience, SpaceScope};
+use confluence_operator::store::embedded::damaged_copy_path;
+use confluence_sim::{SimConfig, Simulator};
+use fault_table::Outcome;
+use operator_process::{Cluster, OperatorProcess, Rng};
+use serde_json::json;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SPACE: &str = "eng";
+const KEY: &str = "ENG";
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn outcome() -> Outcome {
+    Outcome {
+        observed: String::new(),
+        figures: String::new(),
+        failures: Vec::new(),
+    }
+}
+
+struct Rig {
+    sim: Simulator,
+    cluster: Cluster,
+    data: PathBuf,
+    op: Option<OperatorProcess>,
+    starts: u32,
+}
+
+impl Rig {
+    async fn new(prefix: &str, data: PathBuf, pages: usize) -> Rig {
+        let sim = Simulator::start(SimConfig {
+            spaces: 1,
+            pages,
+            blogposts: 0,
+            user: "operator@example.com".into(),
+            token: operator_process::SECRET_TOKEN.into(),
+            ..SimConfig::default()
+        })
+        .await
+        .expect("simulator");
+        let cluster = Cluster::new(prefix).await;
+        let mut rig = Rig {
+            sim,
+            cluster,
+            data,
+            op: None,
+            starts: 0,
+        };
+        rig.start();
+        rig.cluster
+            .create_site_and_space(&rig.sim, SPACE, KEY, json!({"visibility": "Everyone"}))
+            .await;
+        rig.cluster
+            .wait_synced(SPACE, None, TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("first sync: {e}\n{}", rig.log_tail()));
+        rig
+    }
+
+    fn index_dir(&self) -> PathBuf {
+        self.data.join("index")
+    }
+
+    fn scope(&self) -> SpaceScope {
+        SpaceScope::new(&self.cluster.namespace, SPACE)
+    }
+
+    fn start(&mut self) {
+        self.starts += 1;
+        let name = format!("{}-{}", self.cluster.namespace, self.starts);
+        self.op = Some(OperatorProcess::spawn(
+            &self.cluster.namespace,
+            &self.data,
+            &name,
+        ));
+    }
+
+    fn kill(&mut self) {
+        if let Some(op) = self.op.as_mut() {
+            op.kill();
+        }
+    }
+
+    fn log(&self) -> String {
+        self.op
+            .as_ref()
+            .map(|o| std::fs::read_to_string(&o.log).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn log_tail(&self) -> String {
+        self.op.as_ref().map(|o| o.log_tail(15)).unwrap_or_default()
+    }
+
+    fn alive(&mut self) -> bool {
+        self.op.as_mut().is_some_and(|o| o.exited().is_none())
+    }
+
+    /// Kills the operator and compares the index with Confluence.
+    async fn check_invariant(&mut self, o: &mut Outcome) {
+        self.kill();
+        match operator_process::open_index(&self.index_dir()).await {
+            Ok(store) => match operator_process::held(&store, &self.scope(), &[]).await {
+                Ok(held) => {
+                    if let Some(d) =
+                        operator_process::diff(&self.sim, KEY, &held, &Audience::Everyone)
+                    {
+                        o.check(false, d);
+                    }
+                }
+                Err(e) => o.check(false, e),
+            },
+            Err(e) => o.check(false, e),
+        }
+    }
+}
+
+/// A tmpfs of `mib` MiB at `path`, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, mib: u32) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(path).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(path)
+            .output()
+            .map_err(|e| format!("run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount tmpfs (needs root): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs(path.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes `path` until the filesystem is full; returns the bytes written.
+fn fill(path: &Path) -> Result<u64, String> {
+    let mut f = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut written = 0u64;
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(e) if e.raw_os_error() == Some(28) => break,
+            Err(e) => return Err(format!("fill: {e}")),
+        }
+    }
+    // smaller writes take the last partial blocks
+    let small = [0x5au8; 512];
+    while let Ok(n) = f.write(&small) {
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+    }
+    let _ = f.sync_all();
+    Ok(written)
+}
+
+fn change_pages(sim: &Simulator, tag: &str) -> Result<(), String> {
+    operator_process::change_confluence(sim, KEY, tag, 100)?;
+    // a few large pages, so the next commit needs real space
+    let big = format!("<p>{}</p>", "runbook step deploy rollback ".repeat(2000));
+    for i in 0..5 {
+        sim.create_page(KEY, &format!("Large page {tag} {i}"), None, &big)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_volume_full() {
+    let _serial = SERIAL.lock().await;
+    fault_table::run_fault(
+        "index volume full (16 MiB tmpfs filled up during a sync)",
+        "sync fails with Ready=False reason StoreFailed and a clear message without secrets; the operator keeps running and keeps serving the old content; the index is not corrupted (opens, holds the last synced content) and a restart while full does not crash-loop; after space is freed it recovers by itself without restart; then store = Confluence",
+        async {
+            let mut o = outcome();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mnt = dir.path().join("data");
+            let _tmpfs = match Tmpfs::mount(&mnt, 16) {
+                Ok(t) => t,
+                Err(e) => {
+                    o.check(false, e);
+                    return o;
+                }
+            };
+            let mut rig = Rig::new("vol-full", mnt.clone(), 200).await;
+            let before = operator_process::listed(&rig.sim, KEY);
+            let filler = mnt.join("filler");
+            let filled = match fill(&filler) {
+                Ok(n) => n,
+                Err(e) => {
+                    o.check(false, e);
+                    return o;
+                }
+            };
+            if let Err(e) = change_pages(&rig.sim, "full") {
+                o.check(false, e);
+                return o;
+            }
+            let t_fault = Instant::now();
+            if let Err(e) = rig.cluster.request_resync(SPACE, "while-full").await {
+                o.check(false, e);
+                return o;
+            }
+            let failed = rig
+                .cluster
+                .wait_space(SPACE, TIMEOUT, |s| {
+                    let st = s.status.clone().unwrap_or_default();
+                    let ready = operator_process::ready_condition(s)?;
+                    (st.last_handled_resync_at.as_deref() == Some("while-full")
+                        && st.phase == Some(SyncPhase::Failed))
+                    .then_some(ready)
+                })
+                .await;
+            let (ready, reason, message) = match failed {
+                Ok(r) => r,
+                Err(e) => {
+                    o.check(false, format!("no failure reported while full: {e}; log: {}", rig.log_tail()));
+                    return o;
+                }
+            };
+            let reported = t_fault.elapsed();
+            o.check(ready != "True", format!("Ready={ready} while the volume is full"));
+            o.check(reason == "StoreFailed", format!("reason {reason}, not StoreFailed"));
+            o.check(
+                message.to_lowercase().contains("no space left"),
+                format!("the message does not say the volume is full: {message}"),
+            );
+            o.check(
+                !message.contains(operator_process::SECRET_TOKEN),
+                "the message contains the secret",
+            );
+            // still serving the old content
+            let title_word = rig
+                .sim
+                .pages(KEY)
+                .first()
+                .and_then(|p| p.title.split_whitespace().next().map(str::to_string))
+                .unwrap_or_else(|| "page".into());
+            let served = match rig.op.as_ref() {
+                Some(op) => op.search(&title_word).await,
+                None => Err("no operator".into()),
+            };
+            let hits = served
+                .as_ref()
+                .ok()
+                .and_then(|v| v["hits"].as_array().map(Vec::len))
+                .unwrap_or(0);
+            o.check(hits > 0, format!("search while full: {served:?}"));
+            o.check(rig.alive(), "the operator exited while the volume was full");
+
+            // killed while full: the index is intact, and a restart does not loop
+            rig.kill();
+            match operator_process::open_index(&rig.index_dir()).await {
+                Ok(store) => match operator_process::held(&store, &rig.scope(), &[]).await {
+                    Ok(held) => o.check(
+                        held.versions == before,
+                        format!(
+                            "while full the index holds {} items, not the {} last synced",
+                            held.versions.len(),
+                            before.len()
+                        ),
+                    ),
+                    Err(e) => o.check(false, format!("index while full: {e}")),
+                },
+                Err(e) => o.check(false, format!("index while full: {e}")),
+            }
+            rig.start();
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            o.check(
+                rig.alive(),
+                format!("restarted while full, the operator exited: {}", rig.log_tail()),
+            );
+            let still = rig.cluster.status(SPACE).await.unwrap_or_default();
+            o.check(
+                still.phase != Some(SyncPhase::Synced),
+                "status says Synced while the volume is still full",
+            );
+
+            // space freed: recovery without a restart
+            let _ = std::fs::remove_file(&filler);
+            let t_free = Instant::now();
+            if let Err(e) = rig.cluster.wait_synced(SPACE, Some("while-full"), TIMEOUT).await {
+                o.check(false, format!("no recovery after freeing space: {e}; log: {}", rig.log_tail()));
+            }
+            let recovered = t_free.elapsed();
+            o.check(rig.alive(), "the operator exited during recovery");
+            rig.check_invariant(&mut o).await;
+            o.observed = format!(
+                "Ready={ready} {reason}: \"{message}\"; old content still served ({hits} hits); index intact and restart while full stayed up; recovered after freeing space without restart; store = Confluence"
+            );
+            o.figures = format!(
+                "filler {} KiB, failure reported {:.1}s after the resync request, recovery {:.1}s after freeing",
+                filled / 1024,
+                reported.as_secs_f64(),
+                recovered.as_secs_f64()
+            );
+            o
+        },
+    )
+    .await;
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    /// The largest segment file cut to half its length.
+    Truncate,
+    /// Bytes in the middle of the largest segment file overwritten.
+    Overwrite,
+    /// `meta.json` replaced by garbage.
+    Meta,
+}
+
+/// Damages the index in `dir`; returns what was done.
+fn damage(dir: &Path, how: Damage, rng: &mut Rng) -> Result<String, String> {
+    if let Damage::Meta = how {
+        std::fs::write(dir.join("meta.json"), b"{\"segments\": [tru").map_err(|e| e.to_string())?;
+        return Ok("meta.json overwritten with garbage".into());
+    }
+    let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            !name.starts_with('.') && !name.ends_with(".json") && !name.ends_with(".lock")
+        })
+        .filter_map(|p| std::fs::metadata(&p).ok().map(|m| (m.len(), p)))
+        .collect();
+    files.sort();
+    let (len, path) = files.pop().ok_or("no segment file")?;
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    match how {
+        Damage::Truncate => {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| e.to_string())?;
+            f.set_len(len / 2).map_err(|e| e.to_string())?;
+            Ok(format!("{name} truncated from {len} to {} bytes", len / 2))
+        }
+        Damage::Overwrite => {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| e.to_string())?;
+            let at = len / 4 + rng.next() % (len / 2).max(1);
+            f.write_all_at(&[0xA5; 64], at).map_err(|e| e.to_string())?;
+            Ok(format!(
+                "{name}: 64 bytes overwritten at offset {at} of {len}"
+            ))
+        }
+        Damage::Meta => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_index_is_rebuilt() {
+    let _serial = SERIAL.lock().await;
+    fault_table::run_fault(
+        "index files damaged while the operator is stopped (segment truncated, segment bytes overwritten, meta.json garbage)",
+        "detected at start; the damaged index is moved aside, never served; a Warning Event IndexRebuilt on the space; the operator stays up (no crash loop) and rebuilds from Confluence; a clean restart rebuilds nothing; then store = Confluence",
+        async {
+            let mut o = outcome();
+            let (mut rng, seed) = Rng::from_env();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut rig = Rig::new("vol-damaged", dir.path().join("data"), 150).await;
+            let mut notes = Vec::new();
+            let mut seen: Vec<String> = Vec::new();
+            let mut took = Vec::new();
+            for how in [Damage::Truncate, Damage::Overwrite, Damage::Meta] {
+                rig.kill();
+                let what = match damage(&rig.index_dir(), how, &mut rng) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        o.check(false, format!("{how:?}: {e}"));
+                        break;
+                    }
+                };
+                let t = Instant::now();
+                rig.start();
+                // the rebuild resync must have run (not only the old status)
+                let deadline = Instant::now() + TIMEOUT;
+                let mut rebuilt_event = None;
+                while Instant::now() < deadline {
+                    rebuilt_event = rig
+                        .cluster
+                        .events(SPACE)
+                        .await
+                        .into_iter()
+                        .find(|(t, r, n)| {
+                            t == "Warning"
+                                && r == "IndexRebuilt"
+                                && n.contains("damaged")
+                                && !seen.contains(n)
+                        });
+                    let log = rig.log();
+                    if rebuilt_event.is_some() && log.contains("sync finished") {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                took.push(t.elapsed());
+                let log = rig.log();
+                o.check(
+                    log.contains("embedded index was damaged"),
+                    format!("{how:?}: the damage was not detected at start: {}", rig.log_tail()),
+                );
+                o.check(
+                    rebuilt_event.is_some(),
+                    format!("{how:?}: no Warning Event IndexRebuilt"),
+                );
+                o.check(
+                    damaged_copy_path(&rig.index_dir()).exists(),
+                    format!("{how:?}: the damaged index was not kept aside"),
+                );
+                o.check(rig.alive(), format!("{how:?}: the operator exited: {}", rig.log_tail()));
+                if let Err(e) = rig.cluster.wait_synced(SPACE, None, TIMEOUT).await {
+                    o.check(false, format!("{how:?} after rebuild: {e}"));
+                }
+                rig.check_invariant(&mut o).await;
+                if let Some((_, _, note)) = &rebuilt_event {
+                    seen.push(note.clone());
+                    // the reason only: the note also names the test's temp dir
+                    let reason = note
+                        .split_once("damaged (")
+                        .and_then(|(_, r)| r.rsplit_once("); it was moved").map(|(r, _)| r))
+                        .unwrap_or(note);
+                    let reason: String = reason.chars().take(110).collect();
+                    notes.push(format!("{what} → IndexRebuilt ({reason}…)"));
+                }
+                if !o.failures.is_empty() {
+                    break;
+                }
+            }
+            // a clean restart must not rebuild
+            rig.start();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            o.check(
+                !rig.log().contains("was damaged"),
+                "a clean restart rebuilt the index",
+            );
+            rig.check_invariant(&mut o).await;
+            o.observed = format!(
+                "{}; the operator stayed up; store = Confluence after each rebuild; clean restart kept the index",
+                notes.join("; ")
+            );
+            let secs: Vec<String> = took.iter().map(|d| format!("{:.1}s", d.as_secs_f64())).collect();
+            o.figures = format!("seed {seed}, restart to rebuilt and Synced: {}", secs.join(", "));
+            o
+        },
+    )
+    .await;
+}
