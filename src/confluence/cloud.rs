@@ -189,29 +189,39 @@ impl CloudClient {
         first: url::Url,
         not_found: impl Fn() -> ConfluenceError,
     ) -> Result<(Vec<T>, Option<String>), ConfluenceError> {
-        self.collect_v2_bounded(first, not_found, |_: &[T]| false)
+        self.collect_v2_bounded(first, not_found, |_: &[T]| false, false)
             .await
     }
 
     /// Like [`Self::collect_v2`]; once `over_budget` says the items so far
     /// hold enough, the rest is listed without `body-format`, so a listing
     /// with bodies holds a bounded amount of page text whatever the space's
-    /// size (the items listed bare are fetched later, group by group).
+    /// size (the items listed bare are fetched later, group by group). With
+    /// `bare_if_too_large`, a listing page whose bodies exceed the client's
+    /// response cap is asked for again without them.
     async fn collect_v2_bounded<T: serde::de::DeserializeOwned>(
         &self,
         first: url::Url,
         not_found: impl Fn() -> ConfluenceError,
         over_budget: impl Fn(&[T]) -> bool,
+        bare_if_too_large: bool,
     ) -> Result<(Vec<T>, Option<String>), ConfluenceError> {
         let mut out = Vec::new();
         let mut base = None;
         let mut url = first;
+        let mut bare = false;
         for _ in 0..MAX_PAGES {
-            let resp = self
-                .http
-                .get_json::<V2List<T>>(&url)
-                .await
-                .map_err(|f| v1::not_found_as(f, not_found()))?;
+            let resp = match self.http.get_json::<V2List<T>>(&url).await {
+                Ok(resp) => resp,
+                Err(HttpFailure::Other(ConfluenceError::TooLarge { .. }))
+                    if bare_if_too_large && url.query_pairs().any(|(k, _)| k == "body-format") =>
+                {
+                    url = without_query_param(&url, "body-format");
+                    bare = true;
+                    continue;
+                }
+                Err(f) => return Err(v1::not_found_as(f, not_found())),
+            };
             let next = link_next(&resp.headers).or(resp.body.links.next);
             if base.is_none() {
                 base = resp.body.links.base;
@@ -221,7 +231,7 @@ impl CloudClient {
             match next {
                 Some(next) if got > 0 => {
                     url = v1::parse_url(&v1::absolute(&self.site, &next))?;
-                    if over_budget(&out) {
+                    if bare || over_budget(&out) {
                         url = without_query_param(&url, "body-format");
                     }
                 }
@@ -500,7 +510,9 @@ impl ConfluenceApi for CloudClient {
                 .filter(|r| r.content_type == ct)
                 .map(|r| r.id.as_str())
                 .collect();
-            for chunk in of_type.chunks(self.limit()) {
+            let mut queue: std::collections::VecDeque<&[&str]> =
+                of_type.chunks(self.limit()).collect();
+            while let Some(chunk) = queue.pop_front() {
                 // Bodies (v2) and ancestors/labels (v1 CQL) in parallel.
                 let bodies = async {
                     let mut url = self.v2(&format!("/{}", Self::collection(ct)))?;
@@ -517,7 +529,18 @@ impl ConfluenceApi for CloudClient {
                 };
                 let id_cql = format!("id in ({})", chunk.join(","));
                 let notes = self.cql(&id_cql, FETCH_EXPAND, chunk.len());
-                let ((bodies, base), notes) = tokio::try_join!(bodies, notes)?;
+                let ((bodies, base), notes) = match tokio::try_join!(bodies, notes) {
+                    Ok(v) => v,
+                    // Too much page text for one answer: half as many at a
+                    // time (a single page over the cap still fails).
+                    Err(ConfluenceError::TooLarge { .. }) if chunk.len() > 1 => {
+                        let (first, second) = chunk.split_at(chunk.len() / 2);
+                        queue.push_front(second);
+                        queue.push_front(first);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let base = self.web_root(base.as_deref());
                 let wanted: HashSet<&str> = chunk.iter().copied().collect();
                 let mut notes: HashMap<String, Content> =
@@ -576,6 +599,7 @@ impl CloudClient {
                         url,
                         || ConfluenceError::SpaceNotFound(space.key.clone()),
                         |so_far| listed_body_bytes_of(so_far) >= budget,
+                        true,
                     )
                     .await?;
                 base = base.or(found_base);

@@ -238,11 +238,10 @@ impl Http {
             let bytes = match read_capped(resp, MAX_RESPONSE_BYTES).await {
                 Ok(b) => b,
                 Err(BodyError::TooLarge) => {
-                    return Attempt::Fatal(HttpFailure::Other(ConfluenceError::Protocol(format!(
-                        "the answer of {} is larger than {} MiB; not read",
-                        url.path(),
-                        MAX_RESPONSE_BYTES / (1024 * 1024)
-                    ))));
+                    return Attempt::Fatal(HttpFailure::Other(ConfluenceError::TooLarge {
+                        path: url.path().to_string(),
+                        limit_mib: MAX_RESPONSE_BYTES / (1024 * 1024),
+                    }));
                 }
                 Err(BodyError::Transfer(e)) => {
                     return Attempt::Retry {

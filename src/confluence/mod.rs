@@ -156,6 +156,12 @@ pub enum ConfluenceError {
     Transient(String),
     #[error("unexpected response from Confluence: {0}")]
     Protocol(String),
+    /// An answer over the client's size cap (`http::MAX_RESPONSE_BYTES`);
+    /// a request for fewer items may fit.
+    #[error(
+        "unexpected response from Confluence: the answer of {path} is larger than {limit_mib} MiB; not read"
+    )]
+    TooLarge { path: String, limit_mib: usize },
     #[error("invalid site configuration: {0}")]
     Config(String),
     /// The site's certificate was not accepted (unknown CA, wrong host name,

@@ -181,7 +181,7 @@ pub fn confluence_error(e: &ConfluenceError) -> (&'static str, String, bool) {
         ConfluenceError::PersonalSpace(_) => reason::PERSONAL_SPACE,
         ConfluenceError::Config(_) => reason::INVALID_SPEC,
         ConfluenceError::Tls(_) => reason::TLS_ERROR,
-        ConfluenceError::Protocol(_) => reason::INVALID_RESPONSE,
+        ConfluenceError::Protocol(_) | ConfluenceError::TooLarge { .. } => reason::INVALID_RESPONSE,
         _ => reason::CONNECTION_FAILED,
     };
     (why, e.to_string(), e.is_permanent())
