@@ -422,9 +422,9 @@ impl Rig {
             ),
             Phase::ViewerChange => (
                 self.wait_request("listing", listings, Self::listings).await,
-                // the audience is rewritten (one commit) right after the
-                // listing answers
-                self.rng.millis(latency.saturating_sub(100), latency + 400),
+                // the audience is rewritten (one commit) once the listing
+                // and its restriction pass have answered: a few round trips
+                self.rng.millis(latency, latency * 6),
             ),
             Phase::FetchToCommit => {
                 // after the bodies can have arrived, up to the first commit
