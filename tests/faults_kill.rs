@@ -595,7 +595,10 @@ impl Rig {
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            if let (Some(first), Some(last)) = (commits.first(), commits.last()) {
+            // the last commit removes the deleted page, after a lookup round
+            // trip; the batches of pages are the ones before it
+            let last_batch = commits.len().saturating_sub(2);
+            if let (Some(first), Some(last)) = (commits.first(), commits.get(last_batch)) {
                 self.first_commit = *first;
                 self.commit_window = *last;
                 self.calibrated = true;
