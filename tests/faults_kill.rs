@@ -221,8 +221,20 @@ impl Rig {
 
     /// With the operator dead: the index opens, and what the status claims is
     /// backed by it. Returns a note on what the index held.
-    async fn check_after_kill(&self, o: &mut Outcome, edited: &[String]) -> String {
-        let status = self.cluster.status(SPACE).await.unwrap_or_default();
+    /// `value`: the resync request the interrupted sync answered (`None` for
+    /// a spec change).
+    async fn check_after_kill(
+        &self,
+        o: &mut Outcome,
+        edited: &[String],
+        value: Option<&str>,
+    ) -> String {
+        let space = self.cluster.space(SPACE).await.ok().flatten();
+        let status = space
+            .as_ref()
+            .and_then(|s| s.status.clone())
+            .unwrap_or_default();
+        let generation = space.as_ref().and_then(|s| s.metadata.generation);
         let store = match operator_process::open_index(&self.index_dir()).await {
             Ok(s) => s,
             Err(e) => {
@@ -237,7 +249,28 @@ impl Rig {
                 return String::new();
             }
         };
-        let claims_done = status.phase == Some(confluence_operator::api::space::SyncPhase::Synced);
+        // Synced for this very request (or spec generation): the sync the
+        // kill interrupted claims to be done, so the store must show it.
+        let claims_done = status.phase == Some(confluence_operator::api::space::SyncPhase::Synced)
+            && match value {
+                Some(v) => status.last_handled_resync_at.as_deref() == Some(v),
+                None => status.observed_generation == generation,
+            };
+        // otherwise it must show this sync in progress
+        let in_progress = status.phase == Some(confluence_operator::api::space::SyncPhase::Syncing)
+            && match value {
+                Some(v) => status.last_handled_resync_at.as_deref() == Some(v),
+                None => status.observed_generation == generation,
+            };
+        if !claims_done && !in_progress {
+            o.check(
+                false,
+                format!(
+                    "at the kill the status showed neither this sync in progress nor done: phase {:?}, handled {:?}",
+                    status.phase, status.last_handled_resync_at
+                ),
+            );
+        }
         if claims_done
             && let Some(d) = operator_process::diff(&self.sim, KEY, &held, &self.audience)
         {
@@ -389,9 +422,9 @@ impl Rig {
             ),
             Phase::ViewerChange => (
                 self.wait_request("listing", listings, Self::listings).await,
-                // the audience is rewritten (one commit) right after the
-                // listing answers
-                self.rng.millis(latency.saturating_sub(100), latency + 400),
+                // the audience is rewritten (one commit) once the listing
+                // and its restriction pass have answered: a few round trips
+                self.rng.millis(latency, latency * 6),
             ),
             Phase::FetchToCommit => {
                 // after the bodies can have arrived, up to the first commit
@@ -425,7 +458,7 @@ impl Rig {
         tokio::time::sleep_until((marker + delay).into()).await;
         self.kill();
         let at = marker.elapsed();
-        let note = self.check_after_kill(o, &edited).await;
+        let note = self.check_after_kill(o, &edited, value.as_deref()).await;
         let recovery = self.recover(o, value.as_deref()).await;
         self.check_invariant(o).await;
         Some(Kill { at, note, recovery })
@@ -562,7 +595,10 @@ impl Rig {
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            if let (Some(first), Some(last)) = (commits.first(), commits.last()) {
+            // the last commit removes the deleted page, after a lookup round
+            // trip; the batches of pages are the ones before it
+            let last_batch = commits.len().saturating_sub(2);
+            if let (Some(first), Some(last)) = (commits.first(), commits.get(last_batch)) {
                 self.first_commit = *first;
                 self.commit_window = *last;
                 self.calibrated = true;

@@ -76,13 +76,7 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
     let api: Api<ConfluenceSpace> = Api::namespaced(ctx.client.clone(), &namespace);
     let key = object_key("space", space.as_ref());
     let generation = space.metadata.generation;
-    let old = space.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    status.created_at = space.metadata.creation_timestamp.clone();
-    if let Some(by) = space.annotations().get(CONNECTED_BY_ANNOTATION) {
-        status.connected_by = Some(by.clone());
-    }
-    status.viewers = Some(space.spec.viewers.summary());
+    let mut status = base_status(&space);
 
     // The API server refuses these keys; this guards objects created before
     // the rule existed or with validation bypassed.
@@ -180,11 +174,29 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
             };
             match decision(&fresh) {
                 Decision::Wait(d) => return Ok(Action::requeue(d)),
-                Decision::SyncNow(t) => t,
+                // Sync what the API server holds: with the stale copy the
+                // status would name an older request as handled, and its
+                // `Syncing` write could be skipped as "unchanged".
+                Decision::SyncNow(t) => {
+                    let status = base_status(&fresh);
+                    return run_sync(&ctx, &api, &fresh, &site, status, t, interval).await;
+                }
             }
         }
     };
     run_sync(&ctx, &api, &space, &site, status, trigger, interval).await
+}
+
+/// The status as this reconcile starts from: the object's, with the fields
+/// that only mirror the object brought up to date.
+fn base_status(space: &ConfluenceSpace) -> ConfluenceSpaceStatus {
+    let mut status = space.status.clone().unwrap_or_default();
+    status.created_at = space.metadata.creation_timestamp.clone();
+    if let Some(by) = space.annotations().get(CONNECTED_BY_ANNOTATION) {
+        status.connected_by = Some(by.clone());
+    }
+    status.viewers = Some(space.spec.viewers.summary());
+    status
 }
 
 /// Whether every store still holds what the last successful sync left.
