@@ -2,11 +2,16 @@
 //! on the same generated corpus in the same run.
 //!
 //! `cargo bench --bench index` indexes generated pages (100k by default, ten
-//! spaces of 10k) in sync-sized batches into each store, then times
-//! versions() of one space, queries with 0, 1 and 4 segments, and an
-//! audience change, and prints the figures side by side.
-//! Environment: `BENCH_DOCS` (page count), `BENCH_BATCH` (pages per upsert),
-//! `BENCH_QUERIES` (queries per mode), `BENCH_WRITER_THREADS`, `BENCH_DIR`
+//! spaces of 10k) into each store the way the sync writes them (`stage` in
+//! batches of `BENCH_BATCH`, then `flush`), then times versions() of one
+//! space, queries with 0, 1 and 4 segments, and an audience change, and
+//! prints the figures side by side. For the embedded store it first indexes
+//! the same corpus with one commit per `upsert` call (how the sync wrote
+//! before writes were staged), for comparison.
+//! Environment: `BENCH_DOCS` (page count), `BENCH_BATCH` (pages per call,
+//! default 50 as in the sync), `BENCH_UPSERT_BATCH` (pages per call of the
+//! commit-per-call comparison, default 500; `0` skips it), `BENCH_QUERIES`
+//! (queries per mode), `BENCH_WRITER_THREADS`, `BENCH_WRITER_MB`, `BENCH_DIR`
 //! (index directory to use and keep; a temporary one otherwise),
 //! `BENCH_OPENSEARCH` (`0` skips OpenSearch), `OPENSEARCH_URL` (a running
 //! node; otherwise `hack/opensearch/up` starts one and leaves it running).
@@ -242,6 +247,22 @@ struct Params {
     docs: usize,
     batch: usize,
     n_queries: usize,
+    /// `stage` + one `flush` at the end (as the sync writes) rather than
+    /// one committed `upsert` per batch.
+    staged: bool,
+}
+
+/// Peak resident memory of this process so far (VmHWM), in MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
 }
 
 const SEGMENT_MODES: &[(&str, &[&str])] = &[
@@ -253,9 +274,9 @@ const SEGMENT_MODES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Indexes the corpus into `store` and times what a sync and the search API do.
-async fn measure<S: Store + Search>(name: &str, store: &S, p: &Params) -> Result<Figures, String> {
-    let mut f = Figures::default();
+/// Indexes the corpus into `store`; returns the seconds it took (generation
+/// excluded) and the generator, positioned after the corpus.
+async fn index_corpus<S: Store>(name: &str, store: &S, p: &Params) -> Result<(f64, Rng), String> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut generate = Duration::ZERO;
     let mut text_bytes: u64 = 0;
@@ -272,28 +293,57 @@ async fn measure<S: Store + Search>(name: &str, store: &S, p: &Params) -> Result
                 (d.page.body_text.len() + d.page.body_markdown.len() + d.page.title.len()) as u64
             })
             .sum::<u64>();
-        store
-            .upsert(&chunk)
-            .await
-            .map_err(|e| format!("upsert failed: {e}"))?;
+        if p.staged {
+            store
+                .stage(&chunk)
+                .await
+                .map_err(|e| format!("stage failed: {e}"))?;
+        } else {
+            store
+                .upsert(&chunk)
+                .await
+                .map_err(|e| format!("upsert failed: {e}"))?;
+        }
         done += n;
-        if done % (p.batch * 40) == 0 {
+        if done % 20_000 < n {
             println!(
                 "  {name}: {done} pages, {:.0} pages/s",
                 done as f64 / (started.elapsed() - generate).as_secs_f64()
             );
         }
     }
-    let indexing = started.elapsed() - generate;
-    f.index_s = indexing.as_secs_f64();
-    f.pages_per_s = p.docs as f64 / f.index_s;
+    if p.staged {
+        for space in 0..SEGMENT_SPACES.len() {
+            store
+                .flush(&SpaceScope::new("bench", format!("space-{space}")))
+                .await
+                .map_err(|e| format!("flush failed: {e}"))?;
+        }
+    }
+    let indexing = (started.elapsed() - generate).as_secs_f64();
     println!(
-        "{name}: indexed {} pages ({:.1} MB of title+text+markdown) in {:.1} s: {:.0} pages/s (generation excluded)",
+        "{name}: indexed {} pages ({:.1} MB of title+text+markdown) in {:.1} s: {:.0} pages/s (generation excluded; {}, {} pages a call); peak RSS of the bench process {:.0} MB",
         p.docs,
         text_bytes as f64 / 1e6,
-        f.index_s,
-        f.pages_per_s
+        indexing,
+        p.docs as f64 / indexing,
+        if p.staged {
+            "staged, committed by the store's policy, flushed at the end"
+        } else {
+            "one commit per upsert call"
+        },
+        p.batch,
+        peak_rss_mb(),
     );
+    Ok((indexing, rng))
+}
+
+/// Indexes the corpus into `store` and times what a sync and the search API do.
+async fn measure<S: Store + Search>(name: &str, store: &S, p: &Params) -> Result<Figures, String> {
+    let mut f = Figures::default();
+    let (index_s, mut rng) = index_corpus(name, store, p).await?;
+    f.index_s = index_s;
+    f.pages_per_s = p.docs as f64 / f.index_s;
 
     // versions() is what every sync starts with.
     let scope = SpaceScope::new("bench", "space-0");
@@ -381,13 +431,37 @@ async fn bench_opensearch(p: &Params) -> Result<Figures, String> {
 async fn main() {
     let p = Params {
         docs: env_usize("BENCH_DOCS", 100_000),
-        batch: env_usize("BENCH_BATCH", 500).max(1),
+        batch: env_usize("BENCH_BATCH", 50).max(1),
         n_queries: env_usize("BENCH_QUERIES", 300),
+        staged: true,
     };
-    let threads = env_usize(
-        "BENCH_WRITER_THREADS",
-        EmbeddedOptions::default().writer_threads,
-    );
+    let defaults = EmbeddedOptions::default();
+    let options = EmbeddedOptions {
+        writer_threads: env_usize("BENCH_WRITER_THREADS", defaults.writer_threads),
+        writer_memory_bytes: env_usize("BENCH_WRITER_MB", defaults.writer_memory_bytes >> 20) << 20,
+        ..defaults
+    };
+
+    let upsert_batch = env_usize("BENCH_UPSERT_BATCH", 500);
+    let mut per_call = None;
+    if upsert_batch > 0 {
+        let before = Params {
+            batch: upsert_batch,
+            staged: false,
+            ..p
+        };
+        let result = match tempfile::tempdir() {
+            Ok(tmp) => match EmbeddedStore::open_with(tmp.path(), options.clone()) {
+                Ok(store) => index_corpus("embedded (commit per call)", &store, &before).await,
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok((secs, _)) => per_call = Some(before.docs as f64 / secs),
+            Err(e) => eprintln!("embedded (commit per call): {e}"),
+        }
+    }
 
     let tmp = tempfile::tempdir();
     let dir = match (std::env::var("BENCH_DIR"), &tmp) {
@@ -398,10 +472,6 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let options = EmbeddedOptions {
-        writer_threads: threads,
-        ..EmbeddedOptions::default()
-    };
     let store = match EmbeddedStore::open_with(&dir, options.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -410,11 +480,12 @@ async fn main() {
         }
     };
     println!(
-        "embedded store benchmark: {} pages, batches of {}, {} writer thread(s), {} MB writer budget",
+        "embedded store benchmark: {} pages, batches of {}, {} writer thread(s), {} MB writer budget, {:?}",
         p.docs,
         p.batch,
         options.writer_threads,
-        options.writer_memory_bytes >> 20
+        options.writer_memory_bytes >> 20,
+        options.commit,
     );
     let embedded = match measure("embedded", &store, &p).await {
         Ok(f) => f,
@@ -438,6 +509,12 @@ async fn main() {
         Err(e) => eprintln!("embedded: reopen failed: {e}"),
     }
 
+    if let Some(per_call) = per_call {
+        println!(
+            "embedded indexing: {per_call:.0} pages/s committing every {upsert_batch}-page call, {:.0} pages/s staged in {}-page calls",
+            embedded.pages_per_s, p.batch
+        );
+    }
     if std::env::var("BENCH_OPENSEARCH").as_deref() == Ok("0") {
         return;
     }
