@@ -15,6 +15,14 @@
 //! (index directory to use and keep; a temporary one otherwise),
 //! `BENCH_OPENSEARCH` (`0` skips OpenSearch), `OPENSEARCH_URL` (a running
 //! node; otherwise `hack/opensearch/up` starts one and leaves it running).
+//!
+//! With `BENCH_SYNC_SITE` (the Cloud URL of a running simulator, e.g.
+//! `http://127.0.0.1:18090/wiki`, started as its own process so that its
+//! pages do not count) it instead runs one full sync of space
+//! `BENCH_SYNC_SPACE` (default `ENG`) with the operator's sync engine into a
+//! fresh embedded index, and prints the time and this process's peak
+//! resident memory: what syncing that space costs the operator, without the
+//! Kubernetes parts. `SIM_USER`/`SIM_TOKEN` as given to the simulator.
 
 use confluence_operator::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
 use confluence_operator::store::embedded::{EmbeddedOptions, EmbeddedStore};
@@ -427,6 +435,98 @@ async fn bench_opensearch(p: &Params) -> Result<Figures, String> {
     result
 }
 
+/// Resident memory of this process now (VmRSS, RssAnon), in MB.
+fn rss_now_mb() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    };
+    (field("VmRSS:"), field("RssAnon:"))
+}
+
+/// One full sync of a simulator space into a fresh index, with peak memory.
+async fn bench_sync(site: &str, options: EmbeddedOptions) -> Result<(), String> {
+    use confluence_operator::confluence::{
+        ClientOptions, Credentials, Flavor, ListOptions, SiteConfig, connect_with,
+    };
+    use confluence_operator::sync::{DEFAULT_BATCH_SIZE, SyncRequest, sync_space};
+    let base_url = url::Url::parse(site).map_err(|e| format!("BENCH_SYNC_SITE: {e}"))?;
+    let config = SiteConfig {
+        base_url,
+        flavor: Flavor::Cloud,
+        credentials: Credentials::Basic {
+            username: std::env::var("SIM_USER").unwrap_or_else(|_| "demo@example.com".into()),
+            token: std::env::var("SIM_TOKEN").unwrap_or_else(|_| "demo-token".into()),
+        },
+        // The site's default maxConcurrency.
+        max_concurrency: 4,
+        request_timeout: Duration::from_secs(30),
+        max_retries: 5,
+        ca_bundle: None,
+    };
+    let client =
+        connect_with(config, ClientOptions::default()).map_err(|e| format!("client: {e}"))?;
+    let key = std::env::var("BENCH_SYNC_SPACE").unwrap_or_else(|_| "ENG".into());
+    let space = client
+        .space(&key)
+        .await
+        .map_err(|e| format!("space {key}: {e}"))?;
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let store = EmbeddedStore::open_with(tmp.path(), options.clone()).map_err(|e| e.to_string())?;
+    let stores: Vec<std::sync::Arc<dyn Store>> = vec![std::sync::Arc::new(store)];
+    let req = SyncRequest {
+        scope: SpaceScope::new("bench", "sync"),
+        site_url: site.to_string(),
+        space,
+        audience: Audience::Everyone,
+        options: ListOptions::default(),
+        batch_size: DEFAULT_BATCH_SIZE,
+    };
+    let (base_rss, _) = rss_now_mb();
+    // Sampled, since the kernel keeps no peak of RssAnon alone.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut peak_anon: f64 = 0.0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak_anon = peak_anon.max(rss_now_mb().1);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak_anon
+        })
+    };
+    println!(
+        "sync benchmark: space {key} at {site}, {} writer thread(s), {} MB writer budget, {:?}",
+        options.writer_threads,
+        options.writer_memory_bytes >> 20,
+        options.commit
+    );
+    let started = Instant::now();
+    let report = sync_space(client.as_ref(), &stores, &req).await;
+    let took = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak_anon = sampler.join().unwrap_or(0.0);
+    let report = report.map_err(|e| format!("sync: {e}"))?;
+    println!(
+        "sync: {} items ({} fetched) in {:.1} s: {:.0} pages/s; peak RSS {:.0} MB (VmHWM; {:.0} MB before the sync), peak anonymous RSS {:.0} MB; index {:.1} MB on disk",
+        report.items,
+        report.fetched,
+        took.as_secs_f64(),
+        report.items as f64 / took.as_secs_f64(),
+        peak_rss_mb(),
+        base_rss,
+        peak_anon,
+        dir_size(tmp.path()) as f64 / 1e6,
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let p = Params {
@@ -441,6 +541,14 @@ async fn main() {
         writer_memory_bytes: env_usize("BENCH_WRITER_MB", defaults.writer_memory_bytes >> 20) << 20,
         ..defaults
     };
+
+    if let Ok(site) = std::env::var("BENCH_SYNC_SITE") {
+        if let Err(e) = bench_sync(&site, options).await {
+            eprintln!("sync benchmark: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
 
     let upsert_batch = env_usize("BENCH_UPSERT_BATCH", 500);
     let mut per_call = None;
