@@ -494,8 +494,16 @@ async fn bench_sync(site: &str, options: EmbeddedOptions) -> Result<(), String> 
         let done = std::sync::Arc::clone(&done);
         std::thread::spawn(move || {
             let mut peak_anon: f64 = 0.0;
+            let started = Instant::now();
+            let mut shown = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                peak_anon = peak_anon.max(rss_now_mb().1);
+                let (rss, anon) = rss_now_mb();
+                peak_anon = peak_anon.max(anon);
+                let second = started.elapsed().as_secs();
+                if second >= shown {
+                    println!("  {second:>4} s: RSS {rss:.0} MB, anonymous {anon:.0} MB");
+                    shown = second + 5;
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
             peak_anon
