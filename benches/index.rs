@@ -11,7 +11,8 @@
 //! Environment: `BENCH_DOCS` (page count), `BENCH_BATCH` (pages per call,
 //! default 50 as in the sync), `BENCH_UPSERT_BATCH` (pages per call of the
 //! commit-per-call comparison, default 500; `0` skips it), `BENCH_QUERIES`
-//! (queries per mode), `BENCH_WRITER_THREADS`, `BENCH_WRITER_MB`, `BENCH_DIR`
+//! (queries per mode), `BENCH_WRITER_THREADS`, `BENCH_WRITER_MB`,
+//! `BENCH_COMMIT_MB` (the commit policy's `max_bytes`), `BENCH_DIR`
 //! (index directory to use and keep; a temporary one otherwise),
 //! `BENCH_OPENSEARCH` (`0` skips OpenSearch), `OPENSEARCH_URL` (a running
 //! node; otherwise `hack/opensearch/up` starts one and leaves it running).
@@ -547,7 +548,10 @@ async fn main() {
     let options = EmbeddedOptions {
         writer_threads: env_usize("BENCH_WRITER_THREADS", defaults.writer_threads),
         writer_memory_bytes: env_usize("BENCH_WRITER_MB", defaults.writer_memory_bytes >> 20) << 20,
-        ..defaults
+        commit: confluence_operator::store::embedded::CommitPolicy {
+            max_bytes: env_usize("BENCH_COMMIT_MB", defaults.commit.max_bytes >> 20) << 20,
+            ..defaults.commit
+        },
     };
 
     if let Ok(site) = std::env::var("BENCH_SYNC_SITE") {

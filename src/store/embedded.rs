@@ -102,10 +102,13 @@ impl Default for CommitPolicy {
     fn default() -> Self {
         // A commit per second at most while a sync writes fast keeps segments
         // few and large (deletes and merges cost per segment), and searches
-        // see new pages within a second.
+        // see new pages within a second. The byte limit bounds the documents
+        // queued in the writer ahead of its indexing thread, which a commit
+        // drains: at 64 MiB a bulk load peaked ~110 MB higher than at 16 MiB,
+        // for ~15% more pages/s.
         Self {
             max_docs: 20_000,
-            max_bytes: 64 * 1024 * 1024,
+            max_bytes: 16 * 1024 * 1024,
             max_age: Duration::from_secs(1),
         }
     }
