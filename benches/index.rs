@@ -2,14 +2,28 @@
 //! on the same generated corpus in the same run.
 //!
 //! `cargo bench --bench index` indexes generated pages (100k by default, ten
-//! spaces of 10k) in sync-sized batches into each store, then times
-//! versions() of one space, queries with 0, 1 and 4 segments, and an
-//! audience change, and prints the figures side by side.
-//! Environment: `BENCH_DOCS` (page count), `BENCH_BATCH` (pages per upsert),
-//! `BENCH_QUERIES` (queries per mode), `BENCH_WRITER_THREADS`, `BENCH_DIR`
+//! spaces of 10k) into each store the way the sync writes them (`stage` in
+//! batches of `BENCH_BATCH`, then `flush`), then times versions() of one
+//! space, queries with 0, 1 and 4 segments, and an audience change, and
+//! prints the figures side by side. For the embedded store it first indexes
+//! the same corpus with one commit per `upsert` call (how the sync wrote
+//! before writes were staged), for comparison.
+//! Environment: `BENCH_DOCS` (page count), `BENCH_BATCH` (pages per call,
+//! default 50 as in the sync), `BENCH_UPSERT_BATCH` (pages per call of the
+//! commit-per-call comparison, default 500; `0` skips it), `BENCH_QUERIES`
+//! (queries per mode), `BENCH_WRITER_THREADS`, `BENCH_WRITER_MB`,
+//! `BENCH_COMMIT_MB` (the commit policy's `max_bytes`), `BENCH_DIR`
 //! (index directory to use and keep; a temporary one otherwise),
 //! `BENCH_OPENSEARCH` (`0` skips OpenSearch), `OPENSEARCH_URL` (a running
 //! node; otherwise `hack/opensearch/up` starts one and leaves it running).
+//!
+//! With `BENCH_SYNC_SITE` (the Cloud URL of a running simulator, e.g.
+//! `http://127.0.0.1:18090/wiki`, started as its own process so that its
+//! pages do not count) it instead runs one full sync of space
+//! `BENCH_SYNC_SPACE` (default `ENG`) with the operator's sync engine into a
+//! fresh embedded index, and prints the time and this process's peak
+//! resident memory: what syncing that space costs the operator, without the
+//! Kubernetes parts. `SIM_USER`/`SIM_TOKEN` as given to the simulator.
 
 use confluence_operator::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
 use confluence_operator::store::embedded::{EmbeddedOptions, EmbeddedStore};
@@ -242,6 +256,22 @@ struct Params {
     docs: usize,
     batch: usize,
     n_queries: usize,
+    /// `stage` + one `flush` at the end (as the sync writes) rather than
+    /// one committed `upsert` per batch.
+    staged: bool,
+}
+
+/// Peak resident memory of this process so far (VmHWM), in MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
 }
 
 const SEGMENT_MODES: &[(&str, &[&str])] = &[
@@ -253,9 +283,9 @@ const SEGMENT_MODES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Indexes the corpus into `store` and times what a sync and the search API do.
-async fn measure<S: Store + Search>(name: &str, store: &S, p: &Params) -> Result<Figures, String> {
-    let mut f = Figures::default();
+/// Indexes the corpus into `store`; returns the seconds it took (generation
+/// excluded) and the generator, positioned after the corpus.
+async fn index_corpus<S: Store>(name: &str, store: &S, p: &Params) -> Result<(f64, Rng), String> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut generate = Duration::ZERO;
     let mut text_bytes: u64 = 0;
@@ -272,28 +302,57 @@ async fn measure<S: Store + Search>(name: &str, store: &S, p: &Params) -> Result
                 (d.page.body_text.len() + d.page.body_markdown.len() + d.page.title.len()) as u64
             })
             .sum::<u64>();
-        store
-            .upsert(&chunk)
-            .await
-            .map_err(|e| format!("upsert failed: {e}"))?;
+        if p.staged {
+            store
+                .stage(&chunk)
+                .await
+                .map_err(|e| format!("stage failed: {e}"))?;
+        } else {
+            store
+                .upsert(&chunk)
+                .await
+                .map_err(|e| format!("upsert failed: {e}"))?;
+        }
         done += n;
-        if done % (p.batch * 40) == 0 {
+        if done % 20_000 < n {
             println!(
                 "  {name}: {done} pages, {:.0} pages/s",
                 done as f64 / (started.elapsed() - generate).as_secs_f64()
             );
         }
     }
-    let indexing = started.elapsed() - generate;
-    f.index_s = indexing.as_secs_f64();
-    f.pages_per_s = p.docs as f64 / f.index_s;
+    if p.staged {
+        for space in 0..SEGMENT_SPACES.len() {
+            store
+                .flush(&SpaceScope::new("bench", format!("space-{space}")))
+                .await
+                .map_err(|e| format!("flush failed: {e}"))?;
+        }
+    }
+    let indexing = (started.elapsed() - generate).as_secs_f64();
     println!(
-        "{name}: indexed {} pages ({:.1} MB of title+text+markdown) in {:.1} s: {:.0} pages/s (generation excluded)",
+        "{name}: indexed {} pages ({:.1} MB of title+text+markdown) in {:.1} s: {:.0} pages/s (generation excluded; {}, {} pages a call); peak RSS of the bench process {:.0} MB",
         p.docs,
         text_bytes as f64 / 1e6,
-        f.index_s,
-        f.pages_per_s
+        indexing,
+        p.docs as f64 / indexing,
+        if p.staged {
+            "staged, committed by the store's policy, flushed at the end"
+        } else {
+            "one commit per upsert call"
+        },
+        p.batch,
+        peak_rss_mb(),
     );
+    Ok((indexing, rng))
+}
+
+/// Indexes the corpus into `store` and times what a sync and the search API do.
+async fn measure<S: Store + Search>(name: &str, store: &S, p: &Params) -> Result<Figures, String> {
+    let mut f = Figures::default();
+    let (index_s, mut rng) = index_corpus(name, store, p).await?;
+    f.index_s = index_s;
+    f.pages_per_s = p.docs as f64 / f.index_s;
 
     // versions() is what every sync starts with.
     let scope = SpaceScope::new("bench", "space-0");
@@ -377,17 +436,152 @@ async fn bench_opensearch(p: &Params) -> Result<Figures, String> {
     result
 }
 
+/// Resident memory of this process now (VmRSS, RssAnon), in MB.
+fn rss_now_mb() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    };
+    (field("VmRSS:"), field("RssAnon:"))
+}
+
+/// One full sync of a simulator space into a fresh index, with peak memory.
+async fn bench_sync(site: &str, options: EmbeddedOptions) -> Result<(), String> {
+    use confluence_operator::confluence::{
+        ClientOptions, Credentials, Flavor, ListOptions, SiteConfig, connect_with,
+    };
+    use confluence_operator::sync::{DEFAULT_BATCH_SIZE, SyncRequest, sync_space};
+    let base_url = url::Url::parse(site).map_err(|e| format!("BENCH_SYNC_SITE: {e}"))?;
+    let config = SiteConfig {
+        base_url,
+        flavor: Flavor::Cloud,
+        credentials: Credentials::Basic {
+            username: std::env::var("SIM_USER").unwrap_or_else(|_| "demo@example.com".into()),
+            token: std::env::var("SIM_TOKEN").unwrap_or_else(|_| "demo-token".into()),
+        },
+        // The site's default maxConcurrency.
+        max_concurrency: 4,
+        request_timeout: Duration::from_secs(30),
+        max_retries: 5,
+        ca_bundle: None,
+    };
+    let client =
+        connect_with(config, ClientOptions::default()).map_err(|e| format!("client: {e}"))?;
+    let key = std::env::var("BENCH_SYNC_SPACE").unwrap_or_else(|_| "ENG".into());
+    let space = client
+        .space(&key)
+        .await
+        .map_err(|e| format!("space {key}: {e}"))?;
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let store = EmbeddedStore::open_with(tmp.path(), options.clone()).map_err(|e| e.to_string())?;
+    let stores: Vec<std::sync::Arc<dyn Store>> = vec![std::sync::Arc::new(store)];
+    let req = SyncRequest {
+        scope: SpaceScope::new("bench", "sync"),
+        site_url: site.to_string(),
+        space,
+        audience: Audience::Everyone,
+        options: ListOptions::default(),
+        batch_size: DEFAULT_BATCH_SIZE,
+    };
+    let (base_rss, _) = rss_now_mb();
+    // Sampled, since the kernel keeps no peak of RssAnon alone.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut peak_anon: f64 = 0.0;
+            let started = Instant::now();
+            let mut shown = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let (rss, anon) = rss_now_mb();
+                peak_anon = peak_anon.max(anon);
+                let second = started.elapsed().as_secs();
+                if second >= shown {
+                    println!("  {second:>4} s: RSS {rss:.0} MB, anonymous {anon:.0} MB");
+                    shown = second + 5;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak_anon
+        })
+    };
+    println!(
+        "sync benchmark: space {key} at {site}, {} writer thread(s), {} MB writer budget, {:?}",
+        options.writer_threads,
+        options.writer_memory_bytes >> 20,
+        options.commit
+    );
+    let started = Instant::now();
+    let report = sync_space(client.as_ref(), &stores, &req).await;
+    let took = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak_anon = sampler.join().unwrap_or(0.0);
+    let report = report.map_err(|e| format!("sync: {e}"))?;
+    println!(
+        "sync: {} items ({} fetched) in {:.1} s: {:.0} pages/s; peak RSS {:.0} MB (VmHWM; {:.0} MB before the sync), peak anonymous RSS {:.0} MB; index {:.1} MB on disk",
+        report.items,
+        report.fetched,
+        took.as_secs_f64(),
+        report.items as f64 / took.as_secs_f64(),
+        peak_rss_mb(),
+        base_rss,
+        peak_anon,
+        dir_size(tmp.path()) as f64 / 1e6,
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let p = Params {
         docs: env_usize("BENCH_DOCS", 100_000),
-        batch: env_usize("BENCH_BATCH", 500).max(1),
+        batch: env_usize("BENCH_BATCH", 50).max(1),
         n_queries: env_usize("BENCH_QUERIES", 300),
+        staged: true,
     };
-    let threads = env_usize(
-        "BENCH_WRITER_THREADS",
-        EmbeddedOptions::default().writer_threads,
-    );
+    let defaults = EmbeddedOptions::default();
+    let options = EmbeddedOptions {
+        writer_threads: env_usize("BENCH_WRITER_THREADS", defaults.writer_threads),
+        writer_memory_bytes: env_usize("BENCH_WRITER_MB", defaults.writer_memory_bytes >> 20) << 20,
+        commit: confluence_operator::store::embedded::CommitPolicy {
+            max_bytes: env_usize("BENCH_COMMIT_MB", defaults.commit.max_bytes >> 20) << 20,
+            ..defaults.commit
+        },
+    };
+
+    if let Ok(site) = std::env::var("BENCH_SYNC_SITE") {
+        if let Err(e) = bench_sync(&site, options).await {
+            eprintln!("sync benchmark: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+
+    let upsert_batch = env_usize("BENCH_UPSERT_BATCH", 500);
+    let mut per_call = None;
+    if upsert_batch > 0 {
+        let before = Params {
+            batch: upsert_batch,
+            staged: false,
+            ..p
+        };
+        let result = match tempfile::tempdir() {
+            Ok(tmp) => match EmbeddedStore::open_with(tmp.path(), options.clone()) {
+                Ok(store) => index_corpus("embedded (commit per call)", &store, &before).await,
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok((secs, _)) => per_call = Some(before.docs as f64 / secs),
+            Err(e) => eprintln!("embedded (commit per call): {e}"),
+        }
+    }
 
     let tmp = tempfile::tempdir();
     let dir = match (std::env::var("BENCH_DIR"), &tmp) {
@@ -398,10 +592,6 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let options = EmbeddedOptions {
-        writer_threads: threads,
-        ..EmbeddedOptions::default()
-    };
     let store = match EmbeddedStore::open_with(&dir, options.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -410,11 +600,12 @@ async fn main() {
         }
     };
     println!(
-        "embedded store benchmark: {} pages, batches of {}, {} writer thread(s), {} MB writer budget",
+        "embedded store benchmark: {} pages, batches of {}, {} writer thread(s), {} MB writer budget, {:?}",
         p.docs,
         p.batch,
         options.writer_threads,
-        options.writer_memory_bytes >> 20
+        options.writer_memory_bytes >> 20,
+        options.commit,
     );
     let embedded = match measure("embedded", &store, &p).await {
         Ok(f) => f,
@@ -438,6 +629,12 @@ async fn main() {
         Err(e) => eprintln!("embedded: reopen failed: {e}"),
     }
 
+    if let Some(per_call) = per_call {
+        println!(
+            "embedded indexing: {per_call:.0} pages/s committing every {upsert_batch}-page call, {:.0} pages/s staged in {}-page calls",
+            embedded.pages_per_s, p.batch
+        );
+    }
     if std::env::var("BENCH_OPENSEARCH").as_deref() == Ok("0") {
         return;
     }

@@ -13,8 +13,10 @@ use std::sync::Arc;
 pub mod plan;
 use plan::{Counts, Plan};
 
-/// Items committed per batch. Each batch is one atomic store
-/// write, so an interrupted sync keeps every completed batch.
+/// Items handed to the stores per batch. Each batch is all or nothing in
+/// every store; stores that stage writes may commit several batches at once,
+/// and every batch handed over is durable when the sync ends (also when it
+/// fails), so an interrupted sync keeps every completed batch.
 pub const DEFAULT_BATCH_SIZE: usize = 50;
 
 /// Items asked for in one fetch: Cloud's bulk page size, so a group costs
@@ -90,6 +92,28 @@ pub struct SyncReport {
 
 /// Brings every store in line with Confluence for one space.
 pub async fn sync_space(
+    source: &dyn ConfluenceApi,
+    stores: &[Arc<dyn Store>],
+    req: &SyncRequest,
+) -> Result<SyncReport, SyncError> {
+    let result = sync_stores(source, stores, req).await;
+    // Staged batches become durable here, also after a failure, so whatever
+    // was handed over survives; and a report is only returned once what it
+    // counts is committed.
+    let mut flushed = Ok(());
+    for store in stores {
+        if let Err(e) = store.flush(&req.scope).await
+            && flushed.is_ok()
+        {
+            flushed = Err(SyncError::store(store.as_ref(), e));
+        }
+    }
+    let report = result?;
+    flushed?;
+    Ok(report)
+}
+
+async fn sync_stores(
     source: &dyn ConfluenceApi,
     stores: &[Arc<dyn Store>],
     req: &SyncRequest,
@@ -218,7 +242,8 @@ pub async fn sync_space(
     Ok(report)
 }
 
-/// Writes one batch to every store, as one atomic write each.
+/// Hands one batch to every store, as one atomic write each (staged: it may
+/// be committed together with later batches).
 async fn commit(
     stores: &[Arc<dyn Store>],
     req: &SyncRequest,
@@ -237,7 +262,7 @@ async fn commit(
         .collect();
     for store in stores {
         store
-            .upsert(&docs)
+            .stage(&docs)
             .await
             .map_err(|e| SyncError::store(store.as_ref(), e))?;
     }

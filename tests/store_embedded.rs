@@ -557,3 +557,303 @@ async fn searches_run_while_batches_are_written() {
     writer.await.expect("writer");
     assert_eq!(store.count(&scope).await.expect("count"), 500);
 }
+
+/// A store as the sync sees it, counting `stage` calls so a test can stop a
+/// sync at an exact point.
+struct Counted {
+    store: EmbeddedStore,
+    staged: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Store for Counted {
+    fn name(&self) -> &str {
+        "embedded"
+    }
+    async fn upsert(
+        &self,
+        docs: &[confluence_operator::model::Document],
+    ) -> Result<(), confluence_operator::store::StoreError> {
+        self.store.upsert(docs).await
+    }
+    async fn stage(
+        &self,
+        docs: &[confluence_operator::model::Document],
+    ) -> Result<(), confluence_operator::store::StoreError> {
+        self.store.stage(docs).await?;
+        self.staged.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn flush(
+        &self,
+        scope: &SpaceScope,
+    ) -> Result<(), confluence_operator::store::StoreError> {
+        self.store.flush(scope).await
+    }
+    async fn delete(
+        &self,
+        scope: &SpaceScope,
+        ids: &[String],
+    ) -> Result<(), confluence_operator::store::StoreError> {
+        self.store.delete(scope, ids).await
+    }
+    async fn delete_space(
+        &self,
+        scope: &SpaceScope,
+    ) -> Result<(), confluence_operator::store::StoreError> {
+        self.store.delete_space(scope).await
+    }
+    async fn versions(
+        &self,
+        scope: &SpaceScope,
+    ) -> Result<std::collections::HashMap<String, u64>, confluence_operator::store::StoreError>
+    {
+        self.store.versions(scope).await
+    }
+    async fn set_audience(
+        &self,
+        scope: &SpaceScope,
+        audience: &Audience,
+    ) -> Result<(), confluence_operator::store::StoreError> {
+        self.store.set_audience(scope, audience).await
+    }
+    async fn count(
+        &self,
+        scope: &SpaceScope,
+    ) -> Result<u64, confluence_operator::store::StoreError> {
+        self.store.count(scope).await
+    }
+}
+
+/// A Confluence whose fetches after the first `open` never answer, like a
+/// connection that stalls while the operator is killed.
+struct Stalling {
+    inner: FakeConfluence,
+    open: usize,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl confluence_operator::confluence::ConfluenceApi for Stalling {
+    async fn whoami(&self) -> Result<String, confluence_operator::confluence::ConfluenceError> {
+        self.inner.whoami().await
+    }
+    async fn space(
+        &self,
+        key: &str,
+    ) -> Result<
+        confluence_operator::confluence::SpaceInfo,
+        confluence_operator::confluence::ConfluenceError,
+    > {
+        self.inner.space(key).await
+    }
+    async fn spaces(
+        &self,
+        query: Option<&str>,
+    ) -> Result<
+        Vec<confluence_operator::confluence::SpaceInfo>,
+        confluence_operator::confluence::ConfluenceError,
+    > {
+        self.inner.spaces(query).await
+    }
+    async fn list_detailed(
+        &self,
+        space: &confluence_operator::confluence::SpaceInfo,
+        options: &ListOptions,
+    ) -> Result<
+        confluence_operator::confluence::Listing,
+        confluence_operator::confluence::ConfluenceError,
+    > {
+        self.inner.list_detailed(space, options).await
+    }
+    async fn fetch(
+        &self,
+        space: &confluence_operator::confluence::SpaceInfo,
+        items: &[confluence_operator::model::PageRef],
+    ) -> Result<
+        Vec<confluence_operator::model::Page>,
+        confluence_operator::confluence::ConfluenceError,
+    > {
+        if self.calls.fetch_add(1, Ordering::SeqCst) >= self.open {
+            std::future::pending::<()>().await;
+        }
+        self.inner.fetch(space, items).await
+    }
+}
+
+/// The operator is killed while a sync has batches staged but not committed:
+/// those are gone after the restart, and since the index is the sync's only
+/// record of what is stored, the resync fetches exactly them again.
+#[tokio::test]
+async fn a_sync_killed_with_batches_staged_refetches_them_on_resync() {
+    use confluence_operator::store::embedded::{CommitPolicy, EmbeddedOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scope = internal_scope();
+    let pages =
+        || (0..600).map(|i| page(&format!("p{i:03}"), 1, &format!("Page {i}"), "router body"));
+    // Commits every 100 staged documents, never by age during the test.
+    let options = || EmbeddedOptions {
+        commit: CommitPolicy {
+            max_docs: 100,
+            max_bytes: usize::MAX,
+            max_age: std::time::Duration::from_secs(3600),
+        },
+        ..EmbeddedOptions::default()
+    };
+    let req = SyncRequest {
+        scope: scope.clone(),
+        site_url: "https://wiki.example.com".into(),
+        space: space("OPS"),
+        audience: Audience::Everyone,
+        options: ListOptions::default(),
+        batch_size: 50,
+    };
+    {
+        // The first fetch (250 pages) answers, the next ones stall.
+        let source = Arc::new(Stalling {
+            inner: FakeConfluence::with_pages(pages()),
+            open: 1,
+            calls: Default::default(),
+        });
+        let counted = Arc::new(Counted {
+            store: EmbeddedStore::open_with(dir.path(), options()).expect("open"),
+            staged: Default::default(),
+        });
+        let store: Arc<dyn Store> = counted.clone();
+        let sync = {
+            let req = req.clone();
+            let source = Arc::clone(&source);
+            tokio::spawn(async move { sync_space(source.as_ref(), &[store], &req).await })
+        };
+        // Five batches of 50 handed over: two commits of 100, 50 staged.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while counted.staged.load(Ordering::SeqCst) < 5 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sync never staged 5 batches"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let visible = counted
+            .store
+            .search_counted("router", &[], 1)
+            .await
+            .expect("search")
+            .total;
+        assert_eq!(visible, Some(200), "searches see whole commits only");
+        // Killed: the sync never gets to flush, the process state is gone.
+        sync.abort();
+        assert!(sync.await.expect_err("aborted").is_cancelled());
+        drop(counted);
+    }
+    // Reopened (the writer lock is free once the dropped index is gone).
+    let store = {
+        let mut tries = 0;
+        loop {
+            match EmbeddedStore::open_with(dir.path(), options()) {
+                Ok(s) => break s,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        }
+    };
+    assert_eq!(
+        store.versions(&scope).await.expect("versions").len(),
+        200,
+        "the staged batch was not committed, so it is not recorded as stored"
+    );
+    let source = FakeConfluence::with_pages(pages());
+    let store: Arc<dyn Store> = Arc::new(store);
+    let report = sync_space(&source, std::slice::from_ref(&store), &req)
+        .await
+        .expect("resync");
+    assert_eq!(report.fetched, 400, "exactly what was not committed");
+    assert_eq!(report.unchanged, 200);
+    let mut stored: Vec<String> = store
+        .versions(&scope)
+        .await
+        .expect("versions")
+        .into_keys()
+        .collect();
+    stored.sort();
+    assert_eq!(stored, source.ids());
+    assert_eq!(store.count(&scope).await.expect("count"), 600);
+}
+
+/// Staged documents: invisible to searches until committed, visible to the
+/// writer's own reads at once, and committed by age without further calls.
+#[tokio::test]
+async fn staged_documents_are_committed_by_count_age_and_reads() {
+    use confluence_operator::store::embedded::{CommitPolicy, EmbeddedOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open_with(
+        dir.path(),
+        EmbeddedOptions {
+            commit: CommitPolicy {
+                max_docs: 30,
+                max_bytes: usize::MAX,
+                max_age: std::time::Duration::from_millis(300),
+            },
+            ..EmbeddedOptions::default()
+        },
+    )
+    .expect("open");
+    let scope = public_scope();
+    let batch = |from: usize, n: usize| -> Vec<_> {
+        (from..from + n)
+            .map(|i| {
+                doc(
+                    &scope,
+                    "KB",
+                    Audience::Everyone,
+                    page(&i.to_string(), 1, "Gateway notes", "gateway"),
+                )
+            })
+            .collect()
+    };
+    let visible = |store: EmbeddedStore| async move {
+        store
+            .search_counted("gateway", &[], 1)
+            .await
+            .expect("search")
+            .total
+            .unwrap_or(0)
+    };
+    // Below every limit: staged, not searchable yet.
+    store.stage(&batch(0, 10)).await.expect("stage");
+    assert_eq!(visible(store.clone()).await, 0);
+    // Count reaches the limit: committed with the call that reached it.
+    store.stage(&batch(10, 20)).await.expect("stage");
+    assert_eq!(visible(store.clone()).await, 30);
+    // Age: committed by the timer, with no further call.
+    store.stage(&batch(30, 5)).await.expect("stage");
+    assert_eq!(visible(store.clone()).await, 30);
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    assert_eq!(visible(store.clone()).await, 35);
+    // Reads of the store's own writes commit first.
+    store.stage(&batch(35, 5)).await.expect("stage");
+    assert_eq!(store.count(&scope).await.expect("count"), 40);
+    assert_eq!(visible(store.clone()).await, 40);
+    store.stage(&batch(40, 5)).await.expect("stage");
+    assert_eq!(store.versions(&scope).await.expect("versions").len(), 45);
+    // And flush.
+    store.stage(&batch(45, 5)).await.expect("stage");
+    store.flush(&scope).await.expect("flush");
+    assert_eq!(visible(store.clone()).await, 50);
+    // A viewer change covers staged documents too.
+    store.stage(&batch(50, 5)).await.expect("stage");
+    store
+        .set_audience(&scope, &segments(&[AGENTS]))
+        .await
+        .expect("set_audience");
+    assert_eq!(visible(store.clone()).await, 0);
+    let agents = store
+        .search_counted("gateway", &strings(&[AGENTS]), 1)
+        .await
+        .expect("search");
+    assert_eq!(agents.total, Some(55));
+}

@@ -25,7 +25,8 @@ pub enum StoreError {
 }
 
 /// A sink for synced documents. Every method is idempotent so a sync can be
-/// retried after any failure; each call is atomic (all or nothing).
+/// retried after any failure; each call is atomic (all or nothing). Reads
+/// (`versions`, `count`) see every write made before them, staged or not.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Short name used in logs, metrics and conditions (e.g. `embedded`, `zendesk`).
@@ -33,6 +34,23 @@ pub trait Store: Send + Sync {
 
     /// Inserts or replaces documents (keyed by scope + page id).
     async fn upsert(&self, docs: &[Document]) -> Result<(), StoreError>;
+
+    /// Like [`Store::upsert`], but the store may hold the documents back and
+    /// commit them together with later ones (by size or age), which is much
+    /// cheaper for bulk writes. Staged documents are durable only once
+    /// [`Store::flush`] for their scope returned `Ok`; until then a crash may
+    /// lose them (never half of one call). By default this is `upsert`.
+    async fn stage(&self, docs: &[Document]) -> Result<(), StoreError> {
+        self.upsert(docs).await
+    }
+
+    /// Makes every document staged for `scope` durable. Fails when any of
+    /// them could not be committed (they are then absent, never half-written,
+    /// and a resync restores them).
+    async fn flush(&self, scope: &SpaceScope) -> Result<(), StoreError> {
+        let _ = scope;
+        Ok(())
+    }
 
     /// Removes the given pages of a space.
     async fn delete(&self, scope: &SpaceScope, page_ids: &[String]) -> Result<(), StoreError>;
