@@ -11,7 +11,8 @@
 //! window measured after they are synced, 30), `BENCH_PEERS`
 //! (`all`, `fast`: without LangChain's default per-page restriction reads,
 //! or `none`), `BENCH_CONCURRENCY` (the site's `maxConcurrency`, 8),
-//! `BENCH_PARTS` (`flavors,many`: which parts run). The operator binary is the one cargo builds for
+//! `BENCH_PARTS` (`flavors,many`: which parts run), `BENCH_STORES` (the
+//! operator's `--stores`, `embedded`). The operator binary is the one cargo builds for
 //! this benchmark (release settings), or `BENCH_OPERATOR`.
 
 #[path = "../tests/support/mod.rs"]
@@ -264,20 +265,15 @@ struct OperatorProcess {
 impl OperatorProcess {
     fn start(binary: &Path, namespace: &str) -> Result<Self, BoxError> {
         let data = tempfile::tempdir()?;
+        let stores = std::env::var("BENCH_STORES").unwrap_or_else(|_| "embedded".into());
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let log = std::fs::File::create(data.path().join("operator.log"))?;
         let child = Command::new(binary)
-            .args([
-                "--namespace",
-                namespace,
-                "--stores",
-                "embedded",
-                "--auth",
-                "none",
-            ])
+            .args(["--namespace", namespace, "--auth", "none"])
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--stores", &stores])
             .arg("--data-dir")
             .arg(data.path().join("index"))
             .env("KUBECONFIG", support::kubeconfig_env())
