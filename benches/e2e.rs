@@ -565,7 +565,8 @@ async fn many_spaces_run(
         client,
         ns,
         keys.len(),
-        Duration::from_millis(500),
+        // Each poll lists every space: rarer with thousands of them.
+        Duration::from_millis(500).max(Duration::from_millis(keys.len() as u64)),
         Duration::from_secs(3600),
     )
     .await?;
