@@ -597,6 +597,15 @@ async fn many_spaces_run(
         idle_cpu_percent: ticks as f64 / idle_secs.max(1) as f64,
         idle_secs,
     };
+    eprintln!(
+        "  {} spaces Synced in {:.1} s, {} requests; idle RSS {} MiB, peak {} MiB, idle CPU {:.2} %",
+        run.spaces,
+        run.seconds,
+        run.requests,
+        run.idle_rss_kib / 1024,
+        run.peak_rss_kib / 1024,
+        run.idle_cpu_percent
+    );
     drop(op);
     fresh_namespace(client, ns).await?;
     Ok(run)
