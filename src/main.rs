@@ -200,9 +200,9 @@ mod malloc {
     pub fn trim() {}
 }
 
-/// How often free memory is handed back to the system. Trimming a heap of
-/// this size takes well under a millisecond; idle, nothing is freed, so it
-/// costs nothing more.
+/// How often free memory is handed back to the system. On an idle heap a
+/// trim finds little to do: with 1,000 idle spaces the process used 0.05 %
+/// of a core (hack/bench).
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn main() -> anyhow::Result<()> {
