@@ -89,7 +89,11 @@ where
 {
     let kind = K::kind(&K::DynamicType::default()).into_owned();
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watch(api, watcher::Config::default()))
+    // managedFields are the largest part of a stored object and nothing
+    // here reads them; with thousands of spaces they were megabytes.
+    let objects = watch(api, watcher::Config::default())
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None);
+    let stream = reflector::reflector(writer, objects)
         .backoff(WatchBackoff::default())
         .touched_objects();
     let run = async move {

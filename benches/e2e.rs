@@ -1,0 +1,860 @@
+//! The whole benchmark of issue #12 in one run, on one simulator: for Cloud
+//! and Data Center, the operator binary on the real control plane (apply to
+//! Ready), the sync engine alone, and LangChain's and LlamaIndex's Confluence
+//! clients; then many ConfluenceSpace objects at once (time until all are
+//! Synced, idle RSS and CPU afterwards). Prints one table.
+//!
+//! Run through `hack/bench` (`cargo bench --bench e2e`). Sizes:
+//! `BENCH_PAGES` (pages of the big space, 10000), `BENCH_RTT_MS` (latency the
+//! simulator adds to every request, 50), `BENCH_SPACES` (many-spaces case,
+//! 1000, each of `BENCH_SPACE_PAGES` = 5 pages), `BENCH_IDLE_SECS` (idle
+//! window measured after they are synced, 30), `BENCH_PEERS`
+//! (`all`, `fast`: without LangChain's default per-page restriction reads,
+//! or `none`), `BENCH_CONCURRENCY` (the site's `maxConcurrency`, 8),
+//! `BENCH_PARTS` (`flavors,many`: which parts run), `BENCH_STORES` (the
+//! operator's `--stores`, `embedded`). The operator binary is the one cargo builds for
+//! this benchmark (release settings), or `BENCH_OPERATOR`.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use confluence_operator::api::crds;
+use confluence_operator::api::space::SyncPhase;
+use confluence_operator::api::{ConfluenceSite, ConfluenceSpace};
+use confluence_operator::confluence::{
+    ConfluenceApi, Credentials, Flavor, ListOptions, SiteConfig, connect,
+};
+use confluence_operator::model::{Audience, SpaceScope};
+use confluence_operator::store::Store;
+use confluence_operator::store::memory::MemoryStore;
+use confluence_operator::sync::{DEFAULT_BATCH_SIZE, SyncRequest, sync_space};
+use confluence_sim::{FaultConfig, SimConfig, Simulator};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Page size the simulator grants v1 listings and CQL searches with
+/// expansions (Cloud grants its own; the chain below uses this one).
+const V1_LIMIT: u64 = 200;
+/// Cloud v2 listing page size.
+const V2_LIMIT: u64 = 250;
+/// Key of the big space (the simulator's first).
+const BIG: &str = "ENG";
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn status_kib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// User + system CPU time of a process, in clock ticks (USER_HZ, 100/s).
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses.
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the whole line.
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+fn flavor_name(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::Cloud => "cloud",
+        Flavor::DataCenter => "datacenter",
+    }
+}
+
+fn site_url(sim: &Simulator, flavor: Flavor) -> String {
+    match flavor {
+        Flavor::Cloud => sim.cloud_site_url().to_string(),
+        Flavor::DataCenter => sim.datacenter_site_url().to_string(),
+    }
+}
+
+/// Requests that must run one after another in a full sync of `pages`
+/// items, and the requests it makes at least. Cloud: the v2 cursor listing
+/// (250 a request) and the v1 CQL pass (L′ a request) run side by side, so
+/// the longer of the two chains. Data Center: its offset listing of ids
+/// (L a request) is one chain; bodies (50 a request) are fetched beside it.
+fn network_chain(flavor: Flavor, pages: u64, concurrency: u64) -> u64 {
+    let (chain, requests) = match flavor {
+        Flavor::Cloud => {
+            let listing = pages.div_ceil(V2_LIMIT);
+            let cql = pages.div_ceil(V1_LIMIT);
+            (listing.max(cql), listing + cql)
+        }
+        Flavor::DataCenter => {
+            let listing = pages.div_ceil(V1_LIMIT);
+            (listing, listing + pages.div_ceil(50))
+        }
+    };
+    // No more than `concurrency` requests are in flight at once either.
+    chain.max(requests.div_ceil(concurrency.max(1)))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EngineRun {
+    seconds: f64,
+    items: u64,
+    peak_rss_kib: u64,
+}
+
+/// The child process of the "sync engine alone" row: one full sync of the
+/// big space into a memory store, so its peak RSS is its own.
+async fn engine_child() -> Result<(), BoxError> {
+    let flavor = match std::env::var("BENCH_FLAVOR").as_deref() {
+        Ok("datacenter") => Flavor::DataCenter,
+        _ => Flavor::Cloud,
+    };
+    let url = url::Url::parse(&std::env::var("BENCH_URL")?)?;
+    let user = std::env::var("BENCH_USER")?;
+    let token = std::env::var("BENCH_TOKEN")?;
+    let credentials = match flavor {
+        Flavor::Cloud => Credentials::Basic {
+            username: user,
+            token,
+        },
+        Flavor::DataCenter => Credentials::Bearer { token },
+    };
+    let client: Arc<dyn ConfluenceApi> = connect(SiteConfig {
+        base_url: url.clone(),
+        flavor,
+        credentials,
+        max_concurrency: env_num("BENCH_CONCURRENCY", 8) as usize,
+        request_timeout: Duration::from_secs(30),
+        max_retries: 5,
+        ca_bundle: None,
+    })?;
+    let store = Arc::new(MemoryStore::new());
+    let stores: Vec<Arc<dyn Store>> = vec![store];
+    let space = client.space(BIG).await?;
+    let req = SyncRequest {
+        scope: SpaceScope::new("bench", "eng"),
+        site_url: url.to_string(),
+        space,
+        audience: Audience::Everyone,
+        options: ListOptions::default(),
+        batch_size: DEFAULT_BATCH_SIZE,
+    };
+    // The parent resets the simulator's counters when told the space is looked up.
+    println!("ready");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let started = Instant::now();
+    let report = sync_space(client.as_ref(), &stores, &req).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let run = EngineRun {
+        seconds,
+        items: report.items,
+        peak_rss_kib: status_kib("self", "VmHWM:"),
+    };
+    println!("{}", serde_json::to_string(&run)?);
+    Ok(())
+}
+
+fn engine_run(sim: &Simulator, flavor: Flavor) -> Result<(EngineRun, u64), BoxError> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = Command::new(std::env::current_exe()?)
+        .env("BENCH_ROLE", "engine")
+        .env("BENCH_FLAVOR", flavor_name(flavor))
+        .env("BENCH_URL", site_url(sim, flavor))
+        .env("BENCH_USER", sim.user())
+        .env("BENCH_TOKEN", sim.token())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut out = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    if line.trim() != "ready" {
+        return Err(format!("engine child: {line}").into());
+    }
+    sim.reset_stats();
+    writeln!(child.stdin.take().ok_or("no stdin")?, "go")?;
+    line.clear();
+    out.read_line(&mut line)?;
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(format!("engine child failed: {status}").into());
+    }
+    let run: EngineRun = serde_json::from_str(line.trim())?;
+    Ok((run, sim.stats().total))
+}
+
+#[derive(Debug, Deserialize)]
+struct PeerRun {
+    seconds: f64,
+    documents: u64,
+    peak_rss_kib: u64,
+}
+
+fn venv_python() -> Result<PathBuf, BoxError> {
+    let out = Command::new(support::repo_root().join("hack/python/venv"))
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("hack/python/venv failed: {}", out.status).into());
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bin/python"))
+}
+
+fn peer_run(
+    python: &Path,
+    sim: &Simulator,
+    flavor: Flavor,
+    client: &str,
+    extra: &[&str],
+) -> Result<(PeerRun, u64), BoxError> {
+    sim.reset_stats();
+    let url = site_url(sim, flavor);
+    let out = Command::new(python)
+        .arg(support::repo_root().join("hack/peers/confluence_peers.py"))
+        .args([client, "--timing", "--url", url.trim_end_matches('/')])
+        .args(["--flavor", flavor_name(flavor), "--space", BIG])
+        .args(["--user", sim.user()])
+        .args(extra)
+        .env("CONFLUENCE_TOKEN", sim.token())
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("PYTHONWARNINGS", "ignore")
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("{client} ({flavor:?}) failed: {}", out.status).into());
+    }
+    let run: PeerRun = serde_json::from_slice(&out.stdout)?;
+    Ok((run, sim.stats().total))
+}
+
+/// The operator binary, out of cluster, watching one namespace, with the
+/// embedded index in its own directory.
+struct OperatorProcess {
+    child: Child,
+    _data: tempfile::TempDir,
+}
+
+impl OperatorProcess {
+    fn start(binary: &Path, namespace: &str) -> Result<Self, BoxError> {
+        let data = tempfile::tempdir()?;
+        let stores = std::env::var("BENCH_STORES").unwrap_or_else(|_| "embedded".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log = std::fs::File::create(data.path().join("operator.log"))?;
+        let child = Command::new(binary)
+            .args(["--namespace", namespace, "--auth", "none"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--stores", &stores])
+            .arg("--data-dir")
+            .arg(data.path().join("index"))
+            .env("KUBECONFIG", support::kubeconfig_env())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        Ok(Self { child, _data: data })
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn install_crds(client: &Client) -> Result<(), BoxError> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crds::all() {
+        let name = crd.metadata.name.clone().ok_or("CRD without a name")?;
+        api.patch(
+            &name,
+            &PatchParams::apply("confluence-operator-bench").force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let crd = api.get(&name).await?;
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("CRD {name} not Established").into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
+/// A fresh namespace (an old one of the same name is deleted first).
+async fn fresh_namespace(client: &Client, name: &str) -> Result<(), BoxError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    if api.get_opt(name).await?.is_some() {
+        // Spaces carry a finalizer only a running operator removes.
+        let spaces: Api<ConfluenceSpace> = Api::namespaced(client.clone(), name);
+        for s in spaces.list(&ListParams::default()).await? {
+            let n = s.metadata.name.clone().unwrap_or_default();
+            spaces
+                .patch(
+                    &n,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                )
+                .await?;
+        }
+        api.delete(name, &DeleteParams::default()).await?;
+        while api.get_opt(name).await?.is_some() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn apply_site(
+    client: &Client,
+    ns: &str,
+    sim: &Simulator,
+    flavor: Flavor,
+    concurrency: u64,
+) -> Result<(), BoxError> {
+    let data = match flavor {
+        Flavor::Cloud => json!({"email": sim.user(), "apiToken": sim.token()}),
+        Flavor::DataCenter => json!({"token": sim.token()}),
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "creds"}, "stringData": data
+            }))?,
+        )
+        .await?;
+    let sites: Api<ConfluenceSite> = Api::namespaced(client.clone(), ns);
+    let kind = match flavor {
+        Flavor::Cloud => "Cloud",
+        Flavor::DataCenter => "DataCenter",
+    };
+    sites
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "confluence-operator.io/v1alpha1", "kind": "ConfluenceSite",
+                "metadata": {"name": "sim"},
+                "spec": {
+                    "url": site_url(sim, flavor),
+                    "flavor": kind,
+                    "credentialsSecretRef": {"name": "creds"},
+                    "insecureAllowHttp": true,
+                    "maxConcurrency": concurrency,
+                }
+            }))?,
+        )
+        .await?;
+    Ok(())
+}
+
+async fn apply_space(client: &Client, ns: &str, name: &str, key: &str) -> Result<(), BoxError> {
+    let spaces: Api<ConfluenceSpace> = Api::namespaced(client.clone(), ns);
+    spaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "confluence-operator.io/v1alpha1", "kind": "ConfluenceSpace",
+                "metadata": {"name": name},
+                "spec": {
+                    "siteRef": {"name": "sim"},
+                    "spaceKey": key,
+                    "viewers": {"visibility": "Everyone"},
+                }
+            }))?,
+        )
+        .await?;
+    Ok(())
+}
+
+fn synced(s: &ConfluenceSpace) -> bool {
+    s.status
+        .as_ref()
+        .is_some_and(|st| st.phase == Some(SyncPhase::Synced) && st.last_synced_at.is_some())
+}
+
+/// Polls until `want` spaces of the namespace are Synced; returns how many
+/// items they hold together.
+async fn wait_synced(
+    client: &Client,
+    ns: &str,
+    want: usize,
+    every: Duration,
+    timeout: Duration,
+) -> Result<u64, BoxError> {
+    let spaces: Api<ConfluenceSpace> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let list = spaces.list(&ListParams::default()).await?;
+        let done: Vec<_> = list.items.iter().filter(|s| synced(s)).collect();
+        if done.len() >= want {
+            return Ok(done
+                .iter()
+                .filter_map(|s| s.status.as_ref().and_then(|st| st.items))
+                .sum());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{ns}: {} of {want} spaces Synced after {timeout:?}",
+                done.len()
+            )
+            .into());
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Waits until the operator's HTTP server answers, so the timed part
+/// starts with a running process.
+async fn wait_process_up(op: &mut OperatorProcess) -> Result<(), BoxError> {
+    // Readiness is not served before the index is open; give it a moment
+    // and fail early if the process died.
+    for _ in 0..100 {
+        if let Some(status) = op.child.try_wait()? {
+            return Err(format!("operator exited: {status}").into());
+        }
+        if status_kib(&op.pid(), "VmRSS:") > 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err("operator did not start".into())
+}
+
+struct Row {
+    flavor: &'static str,
+    what: String,
+    seconds: f64,
+    requests: u64,
+    peak_rss_kib: u64,
+    items: u64,
+}
+
+async fn operator_run(
+    client: &Client,
+    binary: &Path,
+    sim: &Simulator,
+    flavor: Flavor,
+    concurrency: u64,
+) -> Result<Row, BoxError> {
+    let ns = format!("bench-e2e-{}", flavor_name(flavor));
+    fresh_namespace(client, &ns).await?;
+    let mut op = OperatorProcess::start(binary, &ns)?;
+    wait_process_up(&mut op).await?;
+    sim.reset_stats();
+    let started = Instant::now();
+    apply_site(client, &ns, sim, flavor, concurrency).await?;
+    apply_space(client, &ns, "eng", BIG).await?;
+    let items = wait_synced(
+        client,
+        &ns,
+        1,
+        Duration::from_millis(50),
+        Duration::from_secs(1800),
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let requests = sim.stats().total;
+    let peak = status_kib(&op.pid(), "VmHWM:");
+    drop(op);
+    fresh_namespace(client, &ns).await?;
+    Ok(Row {
+        flavor: flavor_name(flavor),
+        what: "operator: apply to Ready".into(),
+        seconds,
+        requests,
+        peak_rss_kib: peak,
+        items,
+    })
+}
+
+struct ManyRun {
+    spaces: usize,
+    seconds: f64,
+    requests: u64,
+    items: u64,
+    idle_rss_kib: u64,
+    peak_rss_kib: u64,
+    idle_cpu_percent: f64,
+    idle_secs: u64,
+}
+
+async fn many_spaces_run(
+    client: &Client,
+    binary: &Path,
+    sim: &Simulator,
+    keys: &[String],
+    concurrency: u64,
+    idle_secs: u64,
+) -> Result<ManyRun, BoxError> {
+    let ns = "bench-many";
+    fresh_namespace(client, ns).await?;
+    let mut op = OperatorProcess::start(binary, ns)?;
+    wait_process_up(&mut op).await?;
+    sim.reset_stats();
+    let started = Instant::now();
+    apply_site(client, ns, sim, Flavor::Cloud, concurrency).await?;
+    // Applied a few at a time, as `kubectl apply -f dir/` would.
+    let applies: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let name = key.to_lowercase();
+            async move { apply_space(client, ns, &name, key).await }
+        })
+        .collect();
+    use futures::StreamExt;
+    let results: Vec<Result<(), BoxError>> = futures::stream::iter(applies)
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    let items = wait_synced(
+        client,
+        ns,
+        keys.len(),
+        // Each poll lists every space: rarer with thousands of them.
+        Duration::from_millis(500).max(Duration::from_millis(keys.len() as u64)),
+        Duration::from_secs(3600),
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let requests = sim.stats().total;
+    // Idle: nothing changes, nothing is due; what the process holds and burns.
+    let pid = op.child.id();
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    let ticks = cpu_ticks(pid).saturating_sub(before);
+    // Where the resident memory is, for whoever reads the log.
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        for line in status.lines().filter(|l| {
+            ["VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"]
+                .iter()
+                .any(|f| l.starts_with(f))
+        }) {
+            eprintln!("  operator {line}");
+        }
+    }
+    let run = ManyRun {
+        spaces: keys.len(),
+        seconds,
+        requests,
+        items,
+        idle_rss_kib: status_kib(&op.pid(), "VmRSS:"),
+        peak_rss_kib: status_kib(&op.pid(), "VmHWM:"),
+        idle_cpu_percent: ticks as f64 / idle_secs.max(1) as f64,
+        idle_secs,
+    };
+    eprintln!(
+        "  {} spaces Synced in {:.1} s, {} requests; idle RSS {} MiB, peak {} MiB, idle CPU {:.2} %",
+        run.spaces,
+        run.seconds,
+        run.requests,
+        run.idle_rss_kib / 1024,
+        run.peak_rss_kib / 1024,
+        run.idle_cpu_percent
+    );
+    drop(op);
+    fresh_namespace(client, ns).await?;
+    Ok(run)
+}
+
+/// Text of a generated page: a few paragraphs, a list and a link, about
+/// the size of the simulator's own pages.
+fn page_body(rng: &mut StdRng, n: usize) -> String {
+    const WORDS: &[&str] = &[
+        "deploy",
+        "router",
+        "cluster",
+        "backup",
+        "incident",
+        "review",
+        "latency",
+        "release",
+        "token",
+        "cache",
+        "index",
+        "schema",
+        "runbook",
+        "alert",
+        "budget",
+        "migration",
+    ];
+    let mut sentence = |len: usize| -> String {
+        (0..len)
+            .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut body = format!("<h2>Section {n}</h2>");
+    for _ in 0..4 {
+        body.push_str(&format!("<p>{}.</p>", sentence(30)));
+    }
+    body.push_str(&format!(
+        "<ul><li>{}</li><li>{}</li></ul><p><a href=\"https://example.com/{n}\">{}</a></p>",
+        sentence(6),
+        sentence(6),
+        sentence(3)
+    ));
+    body
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    if std::env::var("BENCH_ROLE").as_deref() == Ok("engine") {
+        return engine_child().await;
+    }
+    // `cargo bench` passes `--bench`; this binary takes no arguments.
+    let pages = env_num("BENCH_PAGES", 10_000).max(5);
+    let rtt = env_num("BENCH_RTT_MS", 50);
+    let many = env_num("BENCH_SPACES", 1_000) as usize;
+    let space_pages = env_num("BENCH_SPACE_PAGES", 5) as usize;
+    let idle_secs = env_num("BENCH_IDLE_SECS", 30);
+    let concurrency = env_num("BENCH_CONCURRENCY", 8);
+    let peers = std::env::var("BENCH_PEERS").unwrap_or_else(|_| "all".into());
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "flavors,many".into());
+    // Cargo builds the operator binary with the same (optimised) profile
+    // for this benchmark; BENCH_OPERATOR names another build.
+    let binary = std::env::var_os("BENCH_OPERATOR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_confluence-operator")));
+    if !binary.exists() {
+        return Err(format!("{} not found", binary.display()).into());
+    }
+
+    // One simulator: the big space first, then `many` small ones.
+    let setup = Instant::now();
+    let sim = Simulator::start(SimConfig {
+        spaces: many + 1,
+        pages: space_pages,
+        blogposts: 0,
+        ..SimConfig::default()
+    })
+    .await?;
+    let mut rng = StdRng::seed_from_u64(12);
+    let mut ids: Vec<u64> = sim.pages(BIG).iter().map(|p| p.id).collect();
+    while (ids.len() as u64) < pages {
+        let n = ids.len();
+        let parent = ids[rng.random_range(0..n)];
+        let body = page_body(&mut rng, n);
+        ids.push(sim.create_page(BIG, &format!("Note {n}"), Some(parent), &body)?);
+    }
+    let keys: Vec<String> = sim
+        .spaces()
+        .into_iter()
+        .map(|s| s.key)
+        .filter(|k| k != BIG && !k.starts_with('~'))
+        .take(many)
+        .collect();
+    sim.set_faults(FaultConfig {
+        latency_ms: rtt,
+        ..FaultConfig::default()
+    });
+    eprintln!(
+        "simulator ready in {:.1}s: {BIG} with {pages} pages, {} spaces of {space_pages}, {rtt} ms a request",
+        setup.elapsed().as_secs_f64(),
+        keys.len()
+    );
+
+    let client = support::client().await;
+    install_crds(&client).await?;
+    let python = if peers == "none" {
+        None
+    } else {
+        Some(venv_python()?)
+    };
+
+    let mut rows: Vec<Row> = Vec::new();
+    let flavors = if parts.contains("flavors") {
+        vec![Flavor::Cloud, Flavor::DataCenter]
+    } else {
+        vec![]
+    };
+    for flavor in flavors {
+        let name = flavor_name(flavor);
+        eprintln!("{name}: operator, apply to Ready");
+        rows.push(operator_run(&client, &binary, &sim, flavor, concurrency).await?);
+        eprintln!("{name}: sync engine alone");
+        let (run, requests) = engine_run(&sim, flavor)?;
+        rows.push(Row {
+            flavor: name,
+            what: "sync engine alone".into(),
+            seconds: run.seconds,
+            requests,
+            peak_rss_kib: run.peak_rss_kib,
+            items: run.items,
+        });
+        if let Some(python) = &python {
+            // LangChain stops at 1000 pages a space by default; raised to
+            // the space's size so every client reads the whole space.
+            let max_pages = pages.to_string();
+            let mut cases: Vec<(&str, &str, Vec<&str>)> = vec![
+                (
+                    "langchain",
+                    "LangChain ConfluenceLoader, restriction check off",
+                    vec!["--include-restricted", "--max-pages", &max_pages],
+                ),
+                ("llamaindex", "LlamaIndex ConfluenceReader, default", vec![]),
+            ];
+            if peers == "all" {
+                cases.insert(
+                    0,
+                    (
+                        "langchain",
+                        "LangChain ConfluenceLoader, default",
+                        vec!["--max-pages", &max_pages],
+                    ),
+                );
+            }
+            for (client_name, what, extra) in cases {
+                eprintln!("{name}: {what}");
+                let (run, requests) = peer_run(python, &sim, flavor, client_name, &extra)?;
+                rows.push(Row {
+                    flavor: name,
+                    what: what.into(),
+                    seconds: run.seconds,
+                    requests,
+                    peak_rss_kib: run.peak_rss_kib,
+                    items: run.documents,
+                });
+            }
+        }
+    }
+    let many_run = if many > 0 && parts.contains("many") {
+        eprintln!("{many} spaces of {space_pages} pages: operator, apply to all Synced");
+        Some(many_spaces_run(&client, &binary, &sim, &keys, concurrency, idle_secs).await?)
+    } else {
+        None
+    };
+
+    println!();
+    println!(
+        "{pages} pages, {rtt} ms per request, site maxConcurrency {concurrency}; network limit = longest chain of requests that must run one after another x {rtt} ms"
+    );
+    println!();
+    println!(
+        "| flavor | run | items | time | requests | peak RSS | network limit | time / limit |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for row in &rows {
+        let flavor = if row.flavor == "cloud" {
+            Flavor::Cloud
+        } else {
+            Flavor::DataCenter
+        };
+        let limit = network_chain(flavor, pages, concurrency) as f64 * rtt as f64 / 1000.0;
+        let ratio = if limit > 0.0 {
+            format!("{:.2}x", row.seconds / limit)
+        } else {
+            "-".into()
+        };
+        println!(
+            "| {} | {} | {} | {:.2} s | {} | {} MiB | {:.2} s | {} |",
+            row.flavor,
+            row.what,
+            row.items,
+            row.seconds,
+            row.requests,
+            row.peak_rss_kib / 1024,
+            limit,
+            ratio
+        );
+    }
+    let cloud_budget = 2 * pages.div_ceil(V2_LIMIT) + 10;
+    println!();
+    println!("Cloud request budget for {pages} pages: 2*ceil(N/250)+10 = {cloud_budget}");
+    for flavor in ["cloud", "datacenter"] {
+        let time = |what: &str| {
+            rows.iter()
+                .find(|r| r.flavor == flavor && r.what.starts_with(what))
+                .map(|r| r.seconds)
+        };
+        for (mine, label) in [
+            ("operator", "the operator"),
+            ("sync engine", "the sync engine"),
+        ] {
+            let Some(own) = time(mine) else { continue };
+            for peer in [
+                "LangChain ConfluenceLoader, default",
+                "LangChain ConfluenceLoader, restriction check off",
+                "LlamaIndex ConfluenceReader, default",
+            ] {
+                if let Some(t) = time(peer) {
+                    println!("{flavor}: {peer} took {:.1}x the time of {label}", t / own);
+                }
+            }
+        }
+    }
+    if let Some(m) = many_run {
+        println!();
+        println!(
+            "| spaces (Cloud, {space_pages} pages each) | items | time to all Synced | requests | idle RSS | peak RSS | idle CPU ({}s) |",
+            m.idle_secs
+        );
+        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        println!(
+            "| {} | {} | {:.1} s | {} | {} MiB | {} MiB | {:.2} % |",
+            m.spaces,
+            m.items,
+            m.seconds,
+            m.requests,
+            m.idle_rss_kib / 1024,
+            m.peak_rss_kib / 1024,
+            m.idle_cpu_percent
+        );
+    }
+    sim.shutdown().await;
+    Ok(())
+}
