@@ -15,6 +15,7 @@
 
 mod fault_table;
 mod harness;
+mod operator_process;
 mod support;
 
 use confluence_operator::api::ConfluenceSpace;
@@ -28,9 +29,10 @@ use fault_table::Outcome;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
+use operator_process::OperatorProcess;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SPACE: &str = "eng";
@@ -48,30 +50,16 @@ const PEAK_RSS_BOUND_MIB: f64 = 768.0;
 const MUST_FAIL_CLEARLY: &str = "the space reports the fault (Ready=False, reason and message) while it lasts; synced content stays searchable; no crash; peak RSS bounded; credentials reach no other host and no log; after it, one resync makes store = Confluence (ids, versions)";
 const MUST_SYNC: &str = "the odd page syncs (or is reported) without a crash; peak RSS bounded; synced content stays; after it, one resync makes store = Confluence (ids, versions)";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// The simulator, a namespace with a site and one space, and the operator
 /// binary syncing it.
 struct Rig {
     sim: Simulator,
     client: kube::Client,
     namespace: String,
-    child: Child,
+    op: OperatorProcess,
     api: String,
     dir: tempfile::TempDir,
     first_page: u64,
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Rig {
@@ -121,22 +109,12 @@ impl Rig {
             .await
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("operator.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_confluence-operator"))
-            .args(["--namespace", &namespace])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--log-format", "text"])
-            .args(["--confluence-request-timeout", request_timeout])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .env("KUBECONFIG", support::kubeconfig_env())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start the operator binary");
+        let op = OperatorProcess::spawn_with(
+            &namespace,
+            &dir.path().join("data"),
+            prefix,
+            &["--confluence-request-timeout", request_timeout],
+        );
         let first_page = sim
             .pages(KEY)
             .into_iter()
@@ -147,8 +125,8 @@ impl Rig {
             sim,
             client,
             namespace,
-            child,
-            api: format!("http://127.0.0.1:{port}"),
+            api: format!("http://127.0.0.1:{}", op.port),
+            op,
             dir,
             first_page,
         };
@@ -314,13 +292,13 @@ impl Rig {
     }
 
     fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.op.exited().is_none()
     }
 
     /// Peak resident set size of the operator so far, in MiB.
     fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.op.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -333,15 +311,14 @@ impl Rig {
     async fn finish(mut self, o: &mut Outcome) {
         o.check(self.running(), "the operator process died");
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.op.pid().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.running() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let log = std::fs::read(self.dir.path().join("operator.log")).unwrap_or_default();
+        self.op.kill();
+        let log = std::fs::read(&self.op.log).unwrap_or_default();
         let log = String::from_utf8_lossy(&log);
         let basic = base64_basic(USER, TOKEN);
         o.check(

@@ -91,6 +91,11 @@ impl OperatorProcess {
     /// Starts the operator for `namespace` with the embedded store in
     /// `data_dir`; its log goes to `target/faults/logs/<name>.log`.
     pub fn spawn(namespace: &str, data_dir: &Path, name: &str) -> Self {
+        Self::spawn_with(namespace, data_dir, name, &[])
+    }
+
+    /// [`OperatorProcess::spawn`] with more command-line arguments.
+    pub fn spawn_with(namespace: &str, data_dir: &Path, name: &str, extra: &[&str]) -> Self {
         let port = free_port();
         let logs = support::repo_root().join("target/faults/logs");
         std::fs::create_dir_all(&logs).expect("create log dir");
@@ -103,6 +108,7 @@ impl OperatorProcess {
             .arg(data_dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--auth", "none", "--log-format", "text"])
+            .args(extra)
             .env("KUBECONFIG", support::kubeconfig_env())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
