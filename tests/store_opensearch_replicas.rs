@@ -30,15 +30,8 @@ impl Drop for Replica {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn replica(namespace: &str, alias: &str, data: &std::path::Path) -> Replica {
-    let port = free_port();
+    let port = support::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_confluence-operator"))
         .args(["--namespace", namespace])
         .args(["--stores", "opensearch"])

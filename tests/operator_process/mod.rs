@@ -80,13 +80,6 @@ impl Drop for OperatorProcess {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 impl OperatorProcess {
     /// Starts the operator for `namespace` with the embedded store in
     /// `data_dir`; its log goes to `target/faults/logs/<name>.log`.
@@ -96,7 +89,7 @@ impl OperatorProcess {
 
     /// [`OperatorProcess::spawn`] with more command-line arguments.
     pub fn spawn_with(namespace: &str, data_dir: &Path, name: &str, extra: &[&str]) -> Self {
-        let port = free_port();
+        let port = support::free_port();
         let logs = support::repo_root().join("target/faults/logs");
         std::fs::create_dir_all(&logs).expect("create log dir");
         let log = logs.join(format!("{name}.log"));
