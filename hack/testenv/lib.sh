@@ -32,6 +32,20 @@ pid_alive() {
 	[[ -n "$state" && "$state" != Z ]]
 }
 
+# await_exec PID EXE: a daemon just launched is, for a moment, still the shell
+# (then setsid) that starts it. Wait until it has become EXE or died, so that a
+# health loop checking /proc/PID/exe does not take "not started yet" for
+# "exited" (seen on a loaded CI machine: gateway-forward reported dead at birth).
+await_exec() {
+	local pid="$1" want="$2" exe
+	for _ in $(seq 1 200); do
+		pid_alive "$pid" || return 0
+		exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+		[[ "$exe" == "$want" || "$exe" == "$want (deleted)" ]] && return 0
+		sleep 0.05
+	done
+}
+
 # pid of a component started by `up`, if it is still alive and is that binary.
 running_pid() {
 	local name="$1" pidfile="$RUN_DIR/$1.pid" pid exe

@@ -175,6 +175,7 @@ start_node_daemon() {
 	setsid "$(node_exe "$name")" "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 9>&- &
 	echo $! >"$RUN_DIR/$name.pid"
 	disown || true
+	await_exec "$!" "$(readlink -f "$(node_exe "$name")")"
 }
 
 node_wait_for() {
