@@ -68,6 +68,12 @@ struct Args {
     #[arg(long, env = "DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
 
+    /// Documents the embedded index stages before it commits (it also commits
+    /// by size and after a second). Lower means smaller, more frequent
+    /// commits; the default suits bulk loads.
+    #[arg(long, env = "INDEX_COMMIT_DOCS", value_parser = clap::value_parser!(u64).range(1..))]
+    index_commit_docs: Option<u64>,
+
     /// Zendesk sink configuration (JSON: url, locale, sourceName, typeName,
     /// segmentMap, everyoneSegmentId). Credentials come from ZENDESK_EMAIL and
     /// ZENDESK_API_TOKEN.
@@ -250,6 +256,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         kinds: &args.stores,
         search_store: args.search_store,
         data_dir: &args.data_dir,
+        index_commit_docs: args.index_commit_docs.map(|n| n as usize),
         opensearch: opensearch_config(&args)?,
         zendesk_config: args.zendesk_config.as_deref(),
         zendesk_email: std::env::var("ZENDESK_EMAIL").ok(),

@@ -32,6 +32,10 @@ const LISTING: &str = "/spaces/{id}/pages";
 /// Bodies of changed pages are fetched in bulk with this one.
 const FETCH: &str = "GET /wiki/api/v2/pages";
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
+/// Documents per index commit for the operator under test: small, so that a
+/// resync of 150 changed pages is several commits and a mid-commit kill lands
+/// between two of them (the default of 20,000 would make it one).
+const COMMIT_DOCS: &str = "25";
 
 /// The tests share the machine's two cores: one kill loop at a time keeps
 /// the timing windows meaningful.
@@ -144,10 +148,11 @@ impl Rig {
     fn start(&mut self) {
         self.starts += 1;
         let name = format!("{}-{}", self.cluster.namespace, self.starts);
-        self.op = Some(OperatorProcess::spawn(
+        self.op = Some(OperatorProcess::spawn_with(
             &self.cluster.namespace,
             &self.data_dir(),
             &name,
+            &["--index-commit-docs", COMMIT_DOCS],
         ));
     }
 

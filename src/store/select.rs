@@ -106,6 +106,8 @@ pub struct StoreOptions<'a> {
     /// embedded index, else the in-memory store.
     pub search_store: Option<StoreKind>,
     pub data_dir: &'a Path,
+    /// Overrides the embedded index's document limit per commit.
+    pub index_commit_docs: Option<usize>,
     pub opensearch: Option<OpenSearchConfig>,
     pub zendesk_config: Option<&'a Path>,
     pub zendesk_email: Option<String>,
@@ -140,10 +142,12 @@ pub async fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
     for kind in opts.kinds {
         match kind {
             StoreKind::Embedded => {
-                let (store, damaged) = EmbeddedStore::open_or_rebuild(
-                    &opts.data_dir.join("index"),
-                    EmbeddedOptions::default(),
-                )
+                let mut options = EmbeddedOptions::default();
+                if let Some(docs) = opts.index_commit_docs {
+                    options.commit.max_docs = docs;
+                }
+                let (store, damaged) =
+                    EmbeddedStore::open_or_rebuild(&opts.data_dir.join("index"), options)
                 .map_err(|source| StoresError::Open {
                     store: "embedded",
                     source,
@@ -297,6 +301,7 @@ mod tests {
             kinds,
             search_store: None,
             data_dir: dir,
+            index_commit_docs: None,
             opensearch: None,
             zendesk_config: None,
             zendesk_email: None,
@@ -348,6 +353,7 @@ mod tests {
             kinds: &[StoreKind::Zendesk],
             search_store: None,
             data_dir: dir.path(),
+            index_commit_docs: None,
             opensearch: None,
             zendesk_config: Some(&path),
             zendesk_email: Some("bot@acme.com".into()),
