@@ -17,10 +17,10 @@ mod operator_process;
 mod support;
 
 use confluence_operator::model::{Audience, SpaceScope};
-use confluence_sim::{FaultConfig, SimConfig, Simulator};
+use confluence_sim::{FaultConfig, Simulator};
 use fault_table::Outcome;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use operator_process::{Cluster, OperatorProcess, Rng};
+use operator_process::{Cluster, Restartable, Rng};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -74,10 +74,9 @@ struct Rig {
     sim: Simulator,
     cluster: Cluster,
     dir: tempfile::TempDir,
-    op: Option<OperatorProcess>,
+    op: Restartable,
     rng: Rng,
     seed: u64,
-    starts: u32,
     /// Audience the space currently asks for.
     audience: Audience,
     /// From the fetch request to the first batch committed, and to the end
@@ -97,39 +96,32 @@ struct Kill {
 
 impl Rig {
     async fn new(prefix: &str) -> Rig {
-        let sim = Simulator::start(SimConfig {
-            spaces: 1,
-            pages: PAGES,
-            blogposts: 0,
-            user: "operator@example.com".into(),
-            token: operator_process::SECRET_TOKEN.into(),
-            ..SimConfig::default()
-        })
-        .await
-        .expect("simulator");
+        let sim = operator_process::one_space_simulator(PAGES).await;
         let cluster = Cluster::new(prefix).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let op = Restartable::new(
+            &cluster.namespace,
+            &dir.path().join("data"),
+            &["--index-commit-docs", COMMIT_DOCS],
+        );
         let (rng, seed) = Rng::from_env();
         let mut rig = Rig {
             sim,
             cluster,
-            dir: tempfile::tempdir().expect("tempdir"),
-            op: None,
+            dir,
+            op,
             rng,
             seed,
-            starts: 0,
             audience: Audience::Everyone,
             first_commit: Duration::from_millis(500),
             commit_window: Duration::from_millis(500),
             calibrated: false,
         };
-        rig.start();
+        rig.op.start();
         rig.cluster
-            .create_site_and_space(&rig.sim, SPACE, KEY, json!({"visibility": "Everyone"}))
-            .await;
-        rig.cluster
-            .wait_synced(SPACE, None, SYNC_TIMEOUT)
+            .create_and_sync(&rig.sim, SPACE, KEY, SYNC_TIMEOUT)
             .await
-            .unwrap_or_else(|e| panic!("first sync: {e}\n{}", rig.log_tail()));
+            .unwrap_or_else(|e| panic!("first sync: {e}\n{}", rig.op.log_tail()));
         rig
     }
 
@@ -143,27 +135,6 @@ impl Rig {
 
     fn scope(&self) -> SpaceScope {
         SpaceScope::new(&self.cluster.namespace, SPACE)
-    }
-
-    fn start(&mut self) {
-        self.starts += 1;
-        let name = format!("{}-{}", self.cluster.namespace, self.starts);
-        self.op = Some(OperatorProcess::spawn_with(
-            &self.cluster.namespace,
-            &self.data_dir(),
-            &name,
-            &["--index-commit-docs", COMMIT_DOCS],
-        ));
-    }
-
-    fn kill(&mut self) {
-        if let Some(op) = self.op.as_mut() {
-            op.kill();
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        self.op.as_ref().map(|o| o.log_tail(15)).unwrap_or_default()
     }
 
     fn segments(&self) -> Vec<String> {
@@ -314,11 +285,11 @@ impl Rig {
     async fn recover(&mut self, o: &mut Outcome, value: Option<&str>) -> Duration {
         self.sim.set_faults(FaultConfig::default());
         let t = Instant::now();
-        self.start();
+        self.op.start();
         if let Err(e) = self.cluster.wait_synced(SPACE, value, SYNC_TIMEOUT).await {
             o.check(
                 false,
-                format!("after restart: {e}; log: {}", self.log_tail()),
+                format!("after restart: {e}; log: {}", self.op.log_tail()),
             );
         }
         t.elapsed()
@@ -326,12 +297,10 @@ impl Rig {
 
     /// Stops the (idle) operator and compares its index with Confluence.
     async fn check_invariant(&mut self, o: &mut Outcome) {
-        if let Some(op) = self.op.as_mut()
-            && let Some(status) = op.exited()
-        {
+        if let Some(status) = self.op.exited() {
             o.check(false, format!("the operator exited by itself ({status})"));
         }
-        self.kill();
+        self.op.kill();
         match operator_process::open_index(&self.index_dir()).await {
             Ok(store) => {
                 match operator_process::held(&store, &self.scope(), &self.segments()).await {
@@ -351,9 +320,7 @@ impl Rig {
 
     /// One kill inside a sync phase, then recovery and the invariant.
     async fn kill_in_sync(&mut self, phase: Phase, n: u32, o: &mut Outcome) -> Option<Kill> {
-        if self.op.is_none() || self.op.as_mut().and_then(|p| p.exited()).is_some() {
-            self.start();
-        }
+        self.op.ensure_running();
         let tag = format!("kill-{n}");
         let mut value = Some(tag.clone());
         let edits = match phase {
@@ -461,7 +428,7 @@ impl Rig {
             }
         };
         tokio::time::sleep_until((marker + delay).into()).await;
-        self.kill();
+        self.op.kill();
         let at = marker.elapsed();
         let note = self.check_after_kill(o, &edited, value.as_deref()).await;
         let recovery = self.recover(o, value.as_deref()).await;
@@ -472,9 +439,7 @@ impl Rig {
     /// Kill after a random delay once the space was deleted; the object must
     /// keep its finalizer until the store is purged, then go.
     async fn kill_in_purge(&mut self, n: u32, o: &mut Outcome) -> Option<Kill> {
-        if self.op.is_none() || self.op.as_mut().and_then(|p| p.exited()).is_some() {
-            self.start();
-        }
+        self.op.ensure_running();
         let delay = self.rng.millis(0, 150);
         if let Err(e) = self
             .cluster
@@ -487,7 +452,7 @@ impl Rig {
         }
         let marker = Instant::now();
         tokio::time::sleep(delay).await;
-        self.kill();
+        self.op.kill();
         let gone_at_kill = matches!(self.cluster.space(SPACE).await, Ok(None));
         let store = match operator_process::open_index(&self.index_dir()).await {
             Ok(s) => s,
@@ -515,12 +480,12 @@ impl Rig {
             }
         );
         let t = Instant::now();
-        self.start();
+        self.op.start();
         if let Err(e) = self.cluster.wait_gone(SPACE, SYNC_TIMEOUT).await {
             o.check(false, format!("after restart the space did not go: {e}"));
         }
         let recovery = t.elapsed();
-        self.kill();
+        self.op.kill();
         match operator_process::open_index(&self.index_dir()).await {
             Ok(store) => {
                 let left = confluence_operator::store::Store::count(&store, &self.scope()).await;
@@ -543,7 +508,7 @@ impl Rig {
 
     /// The space again, for the next iteration.
     async fn recreate(&mut self, o: &mut Outcome, n: u32) {
-        self.start();
+        self.op.start();
         let cs = json!({
             "apiVersion": "confluence-operator.io/v1alpha1", "kind": "ConfluenceSpace",
             "metadata": {"name": SPACE},
@@ -653,7 +618,7 @@ async fn kill_loop(prefix: &'static str, fault: String, phases: &'static [Phase]
                 break;
             }
         }
-        rig.kill();
+        rig.op.kill();
         let notes: Vec<String> = done
             .iter()
             .map(|(p, k)| {
@@ -781,7 +746,7 @@ async fn purge_interrupted_space_deleted_while_operator_dead() {
         async {
             let mut o = Outcome { observed: String::new(), figures: String::new(), failures: Vec::new() };
             let mut rig = Rig::new("kill-dead-purge").await;
-            rig.kill();
+            rig.op.kill();
             if let Err(e) = rig.cluster.spaces().delete(SPACE, &DeleteParams::default()).await {
                 o.check(false, format!("delete: {e}"));
                 return o;
@@ -813,12 +778,12 @@ async fn purge_interrupted_space_deleted_while_operator_dead() {
                 }
             };
             let t = Instant::now();
-            rig.start();
+            rig.op.start();
             if let Err(e) = rig.cluster.wait_gone(SPACE, SYNC_TIMEOUT).await {
-                o.check(false, format!("after the restart: {e}; log: {}", rig.log_tail()));
+                o.check(false, format!("after the restart: {e}; log: {}", rig.op.log_tail()));
             }
             let took = t.elapsed();
-            rig.kill();
+            rig.op.kill();
             match operator_process::open_index(&rig.index_dir()).await {
                 Ok(store) => {
                     let left = confluence_operator::store::Store::count(&store, &rig.scope()).await;

@@ -13,10 +13,9 @@ mod support;
 use confluence_operator::api::space::SyncPhase;
 use confluence_operator::model::{Audience, SpaceScope};
 use confluence_operator::store::embedded::damaged_copy_path;
-use confluence_sim::{SimConfig, Simulator};
+use confluence_sim::Simulator;
 use fault_table::Outcome;
-use operator_process::{Cluster, OperatorProcess, Rng};
-use serde_json::json;
+use operator_process::{Cluster, Restartable, Rng};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,38 +39,25 @@ struct Rig {
     sim: Simulator,
     cluster: Cluster,
     data: PathBuf,
-    op: Option<OperatorProcess>,
-    starts: u32,
+    op: Restartable,
 }
 
 impl Rig {
     async fn new(prefix: &str, data: PathBuf, pages: usize) -> Rig {
-        let sim = Simulator::start(SimConfig {
-            spaces: 1,
-            pages,
-            blogposts: 0,
-            user: "operator@example.com".into(),
-            token: operator_process::SECRET_TOKEN.into(),
-            ..SimConfig::default()
-        })
-        .await
-        .expect("simulator");
+        let sim = operator_process::one_space_simulator(pages).await;
         let cluster = Cluster::new(prefix).await;
+        let op = Restartable::new(&cluster.namespace, &data, &[]);
         let mut rig = Rig {
             sim,
             cluster,
             data,
-            op: None,
-            starts: 0,
+            op,
         };
-        rig.start();
+        rig.op.start();
         rig.cluster
-            .create_site_and_space(&rig.sim, SPACE, KEY, json!({"visibility": "Everyone"}))
-            .await;
-        rig.cluster
-            .wait_synced(SPACE, None, TIMEOUT)
+            .create_and_sync(&rig.sim, SPACE, KEY, TIMEOUT)
             .await
-            .unwrap_or_else(|e| panic!("first sync: {e}\n{}", rig.log_tail()));
+            .unwrap_or_else(|e| panic!("first sync: {e}\n{}", rig.op.log_tail()));
         rig
     }
 
@@ -83,40 +69,9 @@ impl Rig {
         SpaceScope::new(&self.cluster.namespace, SPACE)
     }
 
-    fn start(&mut self) {
-        self.starts += 1;
-        let name = format!("{}-{}", self.cluster.namespace, self.starts);
-        self.op = Some(OperatorProcess::spawn(
-            &self.cluster.namespace,
-            &self.data,
-            &name,
-        ));
-    }
-
-    fn kill(&mut self) {
-        if let Some(op) = self.op.as_mut() {
-            op.kill();
-        }
-    }
-
-    fn log(&self) -> String {
-        self.op
-            .as_ref()
-            .map(|o| std::fs::read_to_string(&o.log).unwrap_or_default())
-            .unwrap_or_default()
-    }
-
-    fn log_tail(&self) -> String {
-        self.op.as_ref().map(|o| o.log_tail(15)).unwrap_or_default()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.op.as_mut().is_some_and(|o| o.exited().is_none())
-    }
-
     /// Kills the operator and compares the index with Confluence.
     async fn check_invariant(&mut self, o: &mut Outcome) {
-        self.kill();
+        self.op.kill();
         match operator_process::open_index(&self.index_dir()).await {
             Ok(store) => match operator_process::held(&store, &self.scope(), &[]).await {
                 Ok(held) => {
@@ -245,7 +200,7 @@ async fn index_volume_full() {
             let (ready, reason, message) = match failed {
                 Ok(r) => r,
                 Err(e) => {
-                    o.check(false, format!("no failure reported while full: {e}; log: {}", rig.log_tail()));
+                    o.check(false, format!("no failure reported while full: {e}; log: {}", rig.op.log_tail()));
                     return o;
                 }
             };
@@ -267,7 +222,7 @@ async fn index_volume_full() {
                 .first()
                 .and_then(|p| p.title.split_whitespace().next().map(str::to_string))
                 .unwrap_or_else(|| "page".into());
-            let served = match rig.op.as_ref() {
+            let served = match rig.op.process() {
                 Some(op) => op.search(&title_word).await,
                 None => Err("no operator".into()),
             };
@@ -277,10 +232,10 @@ async fn index_volume_full() {
                 .and_then(|v| v["hits"].as_array().map(Vec::len))
                 .unwrap_or(0);
             o.check(hits > 0, format!("search while full: {served:?}"));
-            o.check(rig.alive(), "the operator exited while the volume was full");
+            o.check(rig.op.alive(), "the operator exited while the volume was full");
 
             // killed while full: the index is intact, and a restart does not loop
-            rig.kill();
+            rig.op.kill();
             match operator_process::open_index(&rig.index_dir()).await {
                 Ok(store) => match operator_process::held(&store, &rig.scope(), &[]).await {
                     Ok(held) => o.check(
@@ -295,11 +250,11 @@ async fn index_volume_full() {
                 },
                 Err(e) => o.check(false, format!("index while full: {e}")),
             }
-            rig.start();
+            rig.op.start();
             tokio::time::sleep(Duration::from_secs(8)).await;
             o.check(
-                rig.alive(),
-                format!("restarted while full, the operator exited: {}", rig.log_tail()),
+                rig.op.alive(),
+                format!("restarted while full, the operator exited: {}", rig.op.log_tail()),
             );
             let still = rig.cluster.status(SPACE).await.unwrap_or_default();
             o.check(
@@ -311,10 +266,10 @@ async fn index_volume_full() {
             let _ = std::fs::remove_file(&filler);
             let t_free = Instant::now();
             if let Err(e) = rig.cluster.wait_synced(SPACE, Some("while-full"), TIMEOUT).await {
-                o.check(false, format!("no recovery after freeing space: {e}; log: {}", rig.log_tail()));
+                o.check(false, format!("no recovery after freeing space: {e}; log: {}", rig.op.log_tail()));
             }
             let recovered = t_free.elapsed();
-            o.check(rig.alive(), "the operator exited during recovery");
+            o.check(rig.op.alive(), "the operator exited during recovery");
             rig.check_invariant(&mut o).await;
             o.observed = format!(
                 "Ready={ready} {reason}: \"{message}\"; old content still served ({hits} hits); index intact and restart while full stayed up; recovered after freeing space without restart; store = Confluence"
@@ -404,7 +359,7 @@ async fn damaged_index_is_rebuilt() {
             let mut seen: Vec<String> = Vec::new();
             let mut took = Vec::new();
             for how in [Damage::Truncate, Damage::Overwrite, Damage::Meta] {
-                rig.kill();
+                rig.op.kill();
                 let what = match damage(&rig.index_dir(), how, &mut rng) {
                     Ok(w) => w,
                     Err(e) => {
@@ -413,7 +368,7 @@ async fn damaged_index_is_rebuilt() {
                     }
                 };
                 let t = Instant::now();
-                rig.start();
+                rig.op.start();
                 // the rebuild resync must have run (not only the old status)
                 let deadline = Instant::now() + TIMEOUT;
                 let mut rebuilt_event = None;
@@ -429,17 +384,17 @@ async fn damaged_index_is_rebuilt() {
                                 && n.contains("damaged")
                                 && !seen.contains(n)
                         });
-                    let log = rig.log();
+                    let log = rig.op.log();
                     if rebuilt_event.is_some() && log.contains("sync finished") {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 took.push(t.elapsed());
-                let log = rig.log();
+                let log = rig.op.log();
                 o.check(
                     log.contains("embedded index was damaged"),
-                    format!("{how:?}: the damage was not detected at start: {}", rig.log_tail()),
+                    format!("{how:?}: the damage was not detected at start: {}", rig.op.log_tail()),
                 );
                 o.check(
                     rebuilt_event.is_some(),
@@ -449,7 +404,7 @@ async fn damaged_index_is_rebuilt() {
                     damaged_copy_path(&rig.index_dir()).exists(),
                     format!("{how:?}: the damaged index was not kept aside"),
                 );
-                o.check(rig.alive(), format!("{how:?}: the operator exited: {}", rig.log_tail()));
+                o.check(rig.op.alive(), format!("{how:?}: the operator exited: {}", rig.op.log_tail()));
                 if let Err(e) = rig.cluster.wait_synced(SPACE, None, TIMEOUT).await {
                     o.check(false, format!("{how:?} after rebuild: {e}"));
                 }
@@ -469,10 +424,10 @@ async fn damaged_index_is_rebuilt() {
                 }
             }
             // a clean restart must not rebuild
-            rig.start();
+            rig.op.start();
             tokio::time::sleep(Duration::from_secs(3)).await;
             o.check(
-                !rig.log().contains("was damaged"),
+                !rig.op.log().contains("was damaged"),
                 "a clean restart rebuilt the index",
             );
             rig.check_invariant(&mut o).await;

@@ -147,11 +147,12 @@ pub async fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
                     options.commit.max_docs = docs;
                 }
                 let (store, damaged) =
-                    EmbeddedStore::open_or_rebuild(&opts.data_dir.join("index"), options)
-                .map_err(|source| StoresError::Open {
-                    store: "embedded",
-                    source,
-                })?;
+                    EmbeddedStore::open_or_rebuild(&opts.data_dir.join("index"), options).map_err(
+                        |source| StoresError::Open {
+                            store: "embedded",
+                            source,
+                        },
+                    )?;
                 if let Some(d) = damaged {
                     tracing::warn!(reason = %d.reason, moved_to = %d.moved_to.display(), "embedded index was damaged; rebuilding it from Confluence");
                     rebuilt = Some(format!(

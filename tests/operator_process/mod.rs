@@ -66,6 +66,99 @@ impl Rng {
     }
 }
 
+/// A simulator with one space of `pages` pages that accepts the operator's
+/// credentials (those `Cluster::create_site_and_space` puts in the Secret).
+pub async fn one_space_simulator(pages: usize) -> Simulator {
+    Simulator::start(confluence_sim::SimConfig {
+        spaces: 1,
+        pages,
+        blogposts: 0,
+        user: "operator@example.com".into(),
+        token: SECRET_TOKEN.into(),
+        ..confluence_sim::SimConfig::default()
+    })
+    .await
+    .expect("simulator")
+}
+
+/// The operator under test, killed and started again by the test: each start
+/// is a new process with its own log (`<namespace>-<n>`), on the same data
+/// directory.
+pub struct Restartable {
+    namespace: String,
+    data_dir: PathBuf,
+    extra: Vec<String>,
+    current: Option<OperatorProcess>,
+    starts: u32,
+}
+
+impl Restartable {
+    /// Not started yet; `extra` are more command-line arguments.
+    pub fn new(namespace: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+            current: None,
+            starts: 0,
+        }
+    }
+
+    pub fn start(&mut self) {
+        self.starts += 1;
+        let name = format!("{}-{}", self.namespace, self.starts);
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        self.current = Some(OperatorProcess::spawn_with(
+            &self.namespace,
+            &self.data_dir,
+            &name,
+            &extra,
+        ));
+    }
+
+    /// Starts it unless a process is running.
+    pub fn ensure_running(&mut self) {
+        if !self.alive() {
+            self.start();
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(op) = self.current.as_mut() {
+            op.kill();
+        }
+    }
+
+    /// Whether a started process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.current.as_mut().is_some_and(|o| o.exited().is_none())
+    }
+
+    /// How the last process ended, if it exited while it should have run.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.current.as_mut().and_then(OperatorProcess::exited)
+    }
+
+    pub fn process(&self) -> Option<&OperatorProcess> {
+        self.current.as_ref()
+    }
+
+    /// The last process's whole log.
+    pub fn log(&self) -> String {
+        self.current
+            .as_ref()
+            .map(|o| std::fs::read_to_string(&o.log).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.current
+            .as_ref()
+            .map(|o| o.log_tail(15))
+            .unwrap_or_default()
+    }
+}
+
 /// One run of `target/debug/confluence-operator` (or release).
 pub struct OperatorProcess {
     child: Child,
@@ -216,6 +309,20 @@ impl Cluster {
             )
             .await
             .expect("create space");
+    }
+
+    /// [`Cluster::create_site_and_space`] for everyone, then waits for its
+    /// first sync.
+    pub async fn create_and_sync(
+        &self,
+        sim: &Simulator,
+        space: &str,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<ConfluenceSpaceStatus, String> {
+        self.create_site_and_space(sim, space, key, json!({"visibility": "Everyone"}))
+            .await;
+        self.wait_synced(space, None, timeout).await
     }
 
     pub async fn space(&self, name: &str) -> Result<Option<ConfluenceSpace>, String> {
