@@ -767,3 +767,54 @@ async fn syncs_at_once_are_bounded_and_a_slow_space_does_not_hold_up_the_others(
         "at most two syncs at once, and two did run together"
     );
 }
+
+#[tokio::test]
+async fn a_repeated_event_message_is_one_series_and_a_new_message_a_new_event() {
+    use confluence_operator::controller::events::{EventRecorder, Note};
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use k8s_openapi::api::events::v1::Event;
+    use kube::runtime::events::EventType;
+    let fake = Arc::new(FakeConfluence::default());
+    let (op, _store) = operator("series", &fake).await;
+    let recorder = EventRecorder::new(op.client.clone(), "test".into(), "test-0".into());
+    let regarding = ObjectReference {
+        api_version: Some("confluence-operator.io/v1alpha1".into()),
+        kind: Some("ConfluenceSpace".into()),
+        name: Some("eng".into()),
+        namespace: Some(op.namespace.clone()),
+        uid: Some("11111111-2222-3333-4444-555555555555".into()),
+        ..ObjectReference::default()
+    };
+    let note = |text| Note {
+        type_: EventType::Warning,
+        reason: "SyncFailed",
+        action: "Sync",
+        note: text,
+    };
+    for text in [
+        "site unreachable",
+        "site unreachable",
+        "site unreachable",
+        "bad token",
+    ] {
+        recorder.publish(&note(text), &regarding).await.unwrap();
+    }
+    let events: kube::Api<Event> = kube::Api::namespaced(op.client.clone(), &op.namespace);
+    let mut seen: Vec<(String, i32)> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("SyncFailed"))
+        .map(|e| (e.note.unwrap_or_default(), e.series.map_or(1, |s| s.count)))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("bad token".to_string(), 1),
+            ("site unreachable".to_string(), 3)
+        ]
+    );
+}
