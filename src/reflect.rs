@@ -37,6 +37,19 @@ where
     })
 }
 
+/// [`watch`] of objects without their `managedFields`: the largest part of
+/// a stored object (~1.5 KB of JSON, several KB once parsed), which nothing
+/// in the operator reads; with thousands of spaces it was tens of MB.
+pub fn watch_lean<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    watch(api, config).modify(|o: &mut K| o.meta_mut().managed_fields = None)
+}
+
 /// How every watch of the operator retries after an error: from 250 ms,
 /// doubling, at most 2 s, with ±25% jitter; reset by the first good event.
 ///
@@ -89,11 +102,7 @@ where
 {
     let kind = K::kind(&K::DynamicType::default()).into_owned();
     let (store, writer) = reflector::store();
-    // managedFields are the largest part of a stored object and nothing
-    // here reads them; with thousands of spaces they were megabytes.
-    let objects = watch(api, watcher::Config::default())
-        .modify(|o: &mut K| o.meta_mut().managed_fields = None);
-    let stream = reflector::reflector(writer, objects)
+    let stream = reflector::reflector(writer, watch_lean(api, watcher::Config::default()))
         .backoff(WatchBackoff::default())
         .touched_objects();
     let run = async move {

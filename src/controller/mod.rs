@@ -14,6 +14,7 @@ use crate::store::Store;
 use crate::telemetry::Metrics;
 use futures::StreamExt;
 use jiff::Timestamp;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -262,7 +263,16 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
             }
         });
 
-    let space_controller = Controller::new(spaces, wc.clone())
+    // The spaces' own watch, kept here rather than by `Controller::new`: its
+    // objects are stored without managedFields (most of an object's memory
+    // with thousands of spaces), and a `410 Gone` lists again at once.
+    let (space_store, space_writer) = kube::runtime::reflector::store();
+    let space_objects = kube::runtime::reflector::reflector(
+        space_writer,
+        crate::reflect::watch_lean(spaces, wc.clone()),
+    )
+    .applied_objects();
+    let space_controller = Controller::for_stream(space_objects, space_store)
         .with_config(
             kube::runtime::controller::Config::default()
                 .concurrency(ctx.settings.max_concurrent_syncs),
