@@ -10,6 +10,7 @@ use confluence_operator::controller::{self, Context, Settings};
 use confluence_operator::leader::LeaderElector;
 use confluence_operator::server::spaces::SpaceIndex;
 use confluence_operator::server::{self, ApiMetrics, AppState};
+use confluence_operator::store::integrity;
 use confluence_operator::store::opensearch::{OpenSearchAuth, OpenSearchConfig};
 use confluence_operator::store::select::{self as stores, StoreKind, StoreOptions};
 use confluence_operator::telemetry::{self, LogFormat, Metrics};
@@ -73,6 +74,13 @@ struct Args {
     /// commits; the default suits bulk loads.
     #[arg(long, env = "INDEX_COMMIT_DOCS", value_parser = clap::value_parser!(u64).range(1..))]
     index_commit_docs: Option<u64>,
+
+    /// How often the embedded index's files are checked against their
+    /// checksums while the operator runs (each check reads the whole index).
+    /// Damage makes the operator exit, and its restart rebuilds the index from
+    /// Confluence. `0s` turns the check off (it still runs at start-up).
+    #[arg(long, env = "INDEX_CHECK_INTERVAL", default_value = "1h")]
+    index_check_interval: String,
 
     /// Zendesk sink configuration (JSON: url, locale, sourceName, typeName,
     /// segmentMap, everyoneSegmentId). Credentials come from ZENDESK_EMAIL and
@@ -250,6 +258,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let request_timeout =
         confluence_operator::api::duration::parse(&args.confluence_request_timeout)
             .context("--confluence-request-timeout")?;
+    let index_check_interval =
+        confluence_operator::api::duration::parse(&args.index_check_interval)
+            .context("--index-check-interval")?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating --data-dir {}", args.data_dir.display()))?;
     let stores = stores::open(StoreOptions {
@@ -311,6 +322,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let identity = settings.instance.clone();
     let opensearch = stores.opensearch.clone();
+    let index_damage = stores
+        .embedded
+        .clone()
+        .filter(|_| !index_check_interval.is_zero());
     let ctx = Context::new(
         client.clone(),
         stores.writers,
@@ -382,6 +397,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         } => {
             res.context("gateway listener task")?.context("gateway listener")?;
+        }
+        why = async {
+            match index_damage {
+                Some(store) => integrity::wait_for_damage(store, index_check_interval).await,
+                None => std::future::pending().await,
+            }
+        } => {
+            return Err(anyhow::anyhow!(
+                "the embedded index is damaged ({why}); exiting so that the restart moves it aside and rebuilds it from Confluence"
+            ));
         }
         () = &mut shutdown => {
             tracing::info!("shutting down");

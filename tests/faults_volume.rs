@@ -44,9 +44,14 @@ struct Rig {
 
 impl Rig {
     async fn new(prefix: &str, data: PathBuf, pages: usize) -> Rig {
+        Self::new_with(prefix, data, pages, &[]).await
+    }
+
+    /// [`Rig::new`] with more arguments for the operator.
+    async fn new_with(prefix: &str, data: PathBuf, pages: usize, extra: &[&str]) -> Rig {
         let sim = operator_process::one_space_simulator(pages).await;
         let cluster = Cluster::new(prefix).await;
-        let op = Restartable::new(&cluster.namespace, &data, &[]);
+        let op = Restartable::new(&cluster.namespace, &data, extra);
         let mut rig = Rig {
             sim,
             cluster,
@@ -437,6 +442,96 @@ async fn damaged_index_is_rebuilt() {
             );
             let secs: Vec<String> = took.iter().map(|d| format!("{:.1}s", d.as_secs_f64())).collect();
             o.figures = format!("seed {seed}, restart to rebuilt and Synced: {}", secs.join(", "));
+            o
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_damaged_while_the_operator_runs() {
+    let _serial = SERIAL.lock().await;
+    fault_table::run_fault(
+        "index segment bytes overwritten while the operator runs (check every 1s)",
+        "a healthy index is never flagged; the damage is found by the running operator, which exits (never serving it on) with the reason in its log; its restart moves the index aside, rebuilds it from Confluence with a Warning Event IndexRebuilt, and stays up; then store = Confluence",
+        async {
+            let mut o = outcome();
+            let (mut rng, seed) = Rng::from_env();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut rig = Rig::new_with(
+                "vol-running",
+                dir.path().join("data"),
+                150,
+                &["--index-check-interval", "1s"],
+            )
+            .await;
+            // several checks of a healthy index first
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            o.check(
+                rig.op.alive() && !rig.op.log().contains("failed its check"),
+                format!("a healthy index was flagged: {}", rig.op.log_tail()),
+            );
+            // overwritten in place: the running process maps these files
+            let what = match damage(&rig.index_dir(), Damage::Overwrite, &mut rng) {
+                Ok(w) => w,
+                Err(e) => {
+                    o.check(false, e);
+                    return o;
+                }
+            };
+            let t = Instant::now();
+            let deadline = t + Duration::from_secs(30);
+            while rig.op.alive() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let found = t.elapsed();
+            let log = rig.op.log();
+            o.check(!rig.op.alive(), "the running operator did not notice the damage in 30s");
+            o.check(
+                log.contains("the embedded index is damaged") && log.contains("checksum mismatch"),
+                format!("no reason in the log: {}", rig.op.log_tail()),
+            );
+            // the kubelet's part: start it again
+            let restarted = Instant::now();
+            rig.op.start();
+            let mut rebuilt_event = None;
+            let deadline = Instant::now() + TIMEOUT;
+            while Instant::now() < deadline {
+                rebuilt_event = rig
+                    .cluster
+                    .events(SPACE)
+                    .await
+                    .into_iter()
+                    .find(|(t, r, n)| t == "Warning" && r == "IndexRebuilt" && n.contains("damaged"));
+                if rebuilt_event.is_some() && rig.op.log().contains("sync finished") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let rebuilt_in = restarted.elapsed();
+            o.check(rebuilt_event.is_some(), "no Warning Event IndexRebuilt after the restart");
+            o.check(
+                damaged_copy_path(&rig.index_dir()).exists(),
+                "the damaged index was not kept aside",
+            );
+            if let Err(e) = rig.cluster.wait_synced(SPACE, None, TIMEOUT).await {
+                o.check(false, format!("after the rebuild: {e}"));
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            o.check(
+                rig.op.alive(),
+                format!("the restarted operator exited: {}", rig.op.log_tail()),
+            );
+            rig.check_invariant(&mut o).await;
+            o.observed = format!(
+                "{what}; the running operator exited {:.1}s later naming the checksum mismatch; restarted, it moved the index aside, rebuilt it (IndexRebuilt) and stayed up; store = Confluence",
+                found.as_secs_f64()
+            );
+            o.figures = format!(
+                "seed {seed}, damage found in {:.1}s, restart to rebuilt and Synced {:.1}s",
+                found.as_secs_f64(),
+                rebuilt_in.as_secs_f64()
+            );
             o
         },
     )

@@ -197,6 +197,12 @@ pub struct Rebuilt {
     pub moved_to: PathBuf,
 }
 
+fn checksum_mismatch(files: &std::collections::HashSet<PathBuf>) -> String {
+    let mut names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    names.sort();
+    format!("checksum mismatch in {}", names.join(", "))
+}
+
 /// `<dir>.damaged`, beside the index directory (on the same volume, so the
 /// move is a rename).
 pub fn damaged_copy_path(dir: &Path) -> PathBuf {
@@ -347,6 +353,19 @@ impl EmbeddedStore {
         ))
     }
 
+    /// Checks every file of the committed index against its checksum, as
+    /// [`EmbeddedStore::open_or_rebuild`] does at start (it reads the whole
+    /// index). `Ok(Some(why))` when a file fails. An error means the check
+    /// could not run to its end (a merge may have removed a file meanwhile),
+    /// which says nothing about damage.
+    pub fn find_damage(&self) -> Result<Option<String>, StoreError> {
+        match self.inner.index.validate_checksum() {
+            Ok(damaged) if damaged.is_empty() => Ok(None),
+            Ok(damaged) => Ok(Some(checksum_mismatch(&damaged))),
+            Err(e) => Err(index_err(e)),
+        }
+    }
+
     fn open_checked(dir: &Path, options: &EmbeddedOptions) -> Result<Self, OpenError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             OpenError::Failed(StoreError::Io(format!(
@@ -381,15 +400,7 @@ impl EmbeddedStore {
         })?;
         match index.validate_checksum() {
             Ok(damaged) if damaged.is_empty() => {}
-            Ok(damaged) => {
-                let mut names: Vec<String> =
-                    damaged.iter().map(|p| p.display().to_string()).collect();
-                names.sort();
-                return Err(OpenError::Damaged(format!(
-                    "checksum mismatch in {}",
-                    names.join(", ")
-                )));
-            }
+            Ok(damaged) => return Err(OpenError::Damaged(checksum_mismatch(&damaged))),
             Err(e) => return Err(OpenError::damaged_or_failed(e)),
         }
         // Opening the reader opens every segment: what the checksums cannot

@@ -2,6 +2,7 @@
 //! `Search` trait for stores that can answer queries.
 
 pub mod embedded;
+pub mod integrity;
 pub mod memory;
 pub mod opensearch;
 pub mod select;

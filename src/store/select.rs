@@ -95,6 +95,9 @@ pub struct Stores {
     /// Set when OpenSearch is among the stores: the leader migrates its
     /// index (see [`OpenSearchStore::migrate`]) before it writes.
     pub opensearch: Option<Arc<OpenSearchStore>>,
+    /// The embedded index, when it is among the stores: checked for damage
+    /// while the operator runs (see [`crate::store::integrity`]).
+    pub embedded: Option<Arc<EmbeddedStore>>,
     /// Set when the embedded index was found damaged at start-up and
     /// replaced by an empty one: what happened, for the spaces' Events.
     pub rebuilt: Option<String>,
@@ -139,6 +142,7 @@ pub async fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
     let mut search: Option<Arc<dyn Search>> = None;
     let mut opensearch = None;
     let mut rebuilt = None;
+    let mut embedded = None;
     for kind in opts.kinds {
         match kind {
             StoreKind::Embedded => {
@@ -165,6 +169,7 @@ pub async fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
                 if search_kind == Some(*kind) {
                     search = Some(store.clone());
                 }
+                embedded = Some(store.clone());
                 writers.push(store);
             }
             StoreKind::OpenSearch => {
@@ -210,6 +215,7 @@ pub async fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
         writers,
         search,
         opensearch,
+        embedded,
         rebuilt,
     })
 }
