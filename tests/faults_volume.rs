@@ -74,6 +74,31 @@ impl Rig {
         SpaceScope::new(&self.cluster.namespace, SPACE)
     }
 
+    /// Waits for a Warning Event `IndexRebuilt` not among `seen` and for the
+    /// rebuilding sync to have run (not only the old status); the event.
+    async fn wait_rebuilt(&self, seen: &[String]) -> Option<(String, String, String)> {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut event = None;
+        while Instant::now() < deadline {
+            event = self
+                .cluster
+                .events(SPACE)
+                .await
+                .into_iter()
+                .find(|(t, r, n)| {
+                    t == "Warning"
+                        && r == "IndexRebuilt"
+                        && n.contains("damaged")
+                        && !seen.contains(n)
+                });
+            if event.is_some() && self.op.log().contains("sync finished") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        event
+    }
+
     /// Kills the operator and compares the index with Confluence.
     async fn check_invariant(&mut self, o: &mut Outcome) {
         self.op.kill();
@@ -374,27 +399,7 @@ async fn damaged_index_is_rebuilt() {
                 };
                 let t = Instant::now();
                 rig.op.start();
-                // the rebuild resync must have run (not only the old status)
-                let deadline = Instant::now() + TIMEOUT;
-                let mut rebuilt_event = None;
-                while Instant::now() < deadline {
-                    rebuilt_event = rig
-                        .cluster
-                        .events(SPACE)
-                        .await
-                        .into_iter()
-                        .find(|(t, r, n)| {
-                            t == "Warning"
-                                && r == "IndexRebuilt"
-                                && n.contains("damaged")
-                                && !seen.contains(n)
-                        });
-                    let log = rig.op.log();
-                    if rebuilt_event.is_some() && log.contains("sync finished") {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+                let rebuilt_event = rig.wait_rebuilt(&seen).await;
                 took.push(t.elapsed());
                 let log = rig.op.log();
                 o.check(
@@ -494,20 +499,7 @@ async fn index_damaged_while_the_operator_runs() {
             // the kubelet's part: start it again
             let restarted = Instant::now();
             rig.op.start();
-            let mut rebuilt_event = None;
-            let deadline = Instant::now() + TIMEOUT;
-            while Instant::now() < deadline {
-                rebuilt_event = rig
-                    .cluster
-                    .events(SPACE)
-                    .await
-                    .into_iter()
-                    .find(|(t, r, n)| t == "Warning" && r == "IndexRebuilt" && n.contains("damaged"));
-                if rebuilt_event.is_some() && rig.op.log().contains("sync finished") {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            let rebuilt_event = rig.wait_rebuilt(&[]).await;
             let rebuilt_in = restarted.elapsed();
             o.check(rebuilt_event.is_some(), "no Warning Event IndexRebuilt after the restart");
             o.check(
