@@ -100,9 +100,23 @@ where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
+    reflect_trimmed(api, |_| {})
+}
+
+/// [`reflect`], with `trim` dropping from each object what the reader does
+/// not need (kept for every object, so it counts with thousands of them).
+pub fn reflect_trimmed<K>(
+    api: Api<K>,
+    trim: impl Fn(&mut K) + Send + 'static,
+) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
     let kind = K::kind(&K::DynamicType::default()).into_owned();
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watch_lean(api, watcher::Config::default()))
+    let objects = watch_lean(api, watcher::Config::default()).modify(trim);
+    let stream = reflector::reflector(writer, objects)
         .backoff(WatchBackoff::default())
         .touched_objects();
     let run = async move {

@@ -49,7 +49,16 @@ impl SpaceIndex {
             Some(ns) => Api::namespaced(client, ns),
             None => Api::all(client),
         };
-        let (store, run) = crate::reflect::reflect(api);
+        // Only the spec's key and viewers and the status's name, URL and
+        // items are read here; conditions, the last sync's result and the
+        // annotations are most of the rest.
+        let (store, run) = crate::reflect::reflect_trimmed(api, |s: &mut ConfluenceSpace| {
+            s.metadata.annotations = None;
+            if let Some(status) = s.status.as_mut() {
+                status.conditions = Vec::new();
+                status.last_sync_result = None;
+            }
+        });
         (Self { store }, run)
     }
 }
