@@ -21,12 +21,14 @@
 //! `GET /pages/{id}` (or `/blogposts/{id}`) per item, or per sampled item
 //! when many vanished at once (see `sync`).
 //!
-//! Listing with bodies (`list_with_bodies`, chosen when a store is mostly
-//! empty) adds `body-format=storage` to the v2 listing and always runs the
-//! v1 CQL pass (for labels when nothing is filtered): ceil(N/L) + ceil(N/L')
-//! requests give every page, with ancestors computed from the v2 parent ids
-//! and the listed titles. Items with a non-page ancestor, or that the search
-//! index missed, are fetched as below.
+//! A full sync (`list_streaming`, chosen when a store is mostly empty) adds
+//! `body-format=storage` to the v2 listing and always runs the v1 CQL pass
+//! (for labels when nothing is filtered): ceil(N/L) + ceil(N/L') requests
+//! give every page, with ancestors from the v2 parent ids and the listed
+//! titles. Each page is handed to the sync as soon as it is vetted, while
+//! the listing goes on (`listing`). Items with a non-page ancestor, that the
+//! search index missed, or whose body was dropped while waiting, are fetched
+//! as below.
 //!
 //! A fetch of B items costs ceil(B/L) v2 bulk requests (`/pages?id=…` with
 //! `body-format=storage`) plus ceil(B/L') v1 CQL requests for ancestors with
@@ -188,39 +190,15 @@ impl CloudClient {
         first: url::Url,
         not_found: impl Fn() -> ConfluenceError,
     ) -> Result<(Vec<T>, Option<String>), ConfluenceError> {
-        self.collect_v2_bounded(first, not_found, |_: &[T]| false, false)
-            .await
-    }
-
-    /// Like [`Self::collect_v2`]; once `over_budget` says the items so far
-    /// hold enough, the rest is listed without `body-format`, so a listing
-    /// with bodies holds a bounded amount of page text whatever the space's
-    /// size (the items listed bare are fetched later, group by group). With
-    /// `bare_if_too_large`, a listing page whose bodies exceed the client's
-    /// response cap is asked for again without them.
-    async fn collect_v2_bounded<T: serde::de::DeserializeOwned>(
-        &self,
-        first: url::Url,
-        not_found: impl Fn() -> ConfluenceError,
-        over_budget: impl Fn(&[T]) -> bool,
-        bare_if_too_large: bool,
-    ) -> Result<(Vec<T>, Option<String>), ConfluenceError> {
         let mut out = Vec::new();
         let mut base = None;
         let mut url = first;
-        let mut bare = false;
         for _ in 0..MAX_PAGES {
-            let resp = match self.http.get_json::<V2List<T>>(&url).await {
-                Ok(resp) => resp,
-                Err(HttpFailure::Other(ConfluenceError::TooLarge { .. }))
-                    if bare_if_too_large && url.query_pairs().any(|(k, _)| k == "body-format") =>
-                {
-                    url = without_query_param(&url, "body-format");
-                    bare = true;
-                    continue;
-                }
-                Err(f) => return Err(v1::not_found_as(f, not_found())),
-            };
+            let resp = self
+                .http
+                .get_json::<V2List<T>>(&url)
+                .await
+                .map_err(|f| v1::not_found_as(f, not_found()))?;
             let next = link_next(&resp.headers).or(resp.body.links.next);
             if base.is_none() {
                 base = resp.body.links.base;
@@ -228,12 +206,7 @@ impl CloudClient {
             let got = resp.body.results.len();
             out.extend(resp.body.results);
             match next {
-                Some(next) if got > 0 => {
-                    url = v1::parse_url(&v1::absolute(&self.site, &next))?;
-                    if bare || over_budget(&out) {
-                        url = without_query_param(&url, "body-format");
-                    }
-                }
+                Some(next) if got > 0 => url = v1::parse_url(&v1::absolute(&self.site, &next))?,
                 _ => return Ok((out, base)),
             }
         }
