@@ -7,7 +7,7 @@ use crate::confluence::{
 use crate::model::{Audience, Document, Page, PageRef, SpaceScope};
 use crate::store::{Store, StoreError};
 use futures::StreamExt;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 pub mod plan;
@@ -182,11 +182,10 @@ async fn sync_stores(
     // past its budget, or needing a lookup of its own) is fetched below like
     // any changed item.
     let mut to_fetch: Vec<&PageRef> = stale;
-    to_fetch.retain(|r| !streamed.received.contains(&r.id));
+    to_fetch.retain(|r| !streamed.received.contains_key(&r.id));
     report.fetched = streamed
-        .staged
-        .iter()
-        .filter(|id| listed_ids.contains(id.as_str()))
+        .staged()
+        .filter(|id| listed_ids.contains(id))
         .count() as u64;
     // Groups are fetched a few at once (the client's per-site limit still
     // bounds requests in flight) in the listing's page size, so each
@@ -221,10 +220,9 @@ async fn sync_stores(
     let confirmed = confirm_gone(source, req, &missing, &mut report).await?;
     // A page handed over early that the complete listing does not keep (a
     // later record restricted it) goes too: fail closed.
-    let unkept: Vec<&String> = streamed
-        .staged
-        .iter()
-        .filter(|id| !listed_ids.contains(id.as_str()))
+    let unkept: Vec<&str> = streamed
+        .staged()
+        .filter(|id| !listed_ids.contains(id))
         .collect();
     let mut deleted: BTreeSet<String> = BTreeSet::new();
     for (store, versions) in stores.iter().zip(&stored) {
@@ -237,8 +235,8 @@ async fn sync_stores(
         gone.extend(
             unkept
                 .iter()
-                .filter(|id| !versions.contains_key(id.as_str()))
-                .map(|id| (*id).clone()),
+                .filter(|id| !versions.contains_key(**id))
+                .map(|id| id.to_string()),
         );
         if gone.is_empty() {
             continue;
@@ -262,10 +260,18 @@ const STREAM_AHEAD: usize = 2;
 /// What the stores took from a streaming listing.
 #[derive(Debug, Default)]
 struct Streamed {
-    /// Every page handed over, staged or already up to date.
-    received: HashSet<String>,
-    /// Pages staged because some store lacked their version.
-    staged: Vec<String>,
+    /// Every page handed over, and whether it was staged (some store lacked
+    /// its version) or was already up to date everywhere.
+    received: HashMap<String, bool>,
+}
+
+impl Streamed {
+    fn staged(&self) -> impl Iterator<Item = &str> {
+        self.received
+            .iter()
+            .filter(|(_, staged)| **staged)
+            .map(|(id, _)| id.as_str())
+    }
 }
 
 /// Stages the pages a streaming listing hands over, in batches, as they
@@ -279,17 +285,23 @@ async fn stage_streamed(
 ) -> Result<Streamed, SyncError> {
     let mut streamed = Streamed::default();
     while let Some(arrived) = pages.recv().await {
-        let fresh: Vec<Page> = arrived
-            .into_iter()
-            .filter(|p| streamed.received.insert(p.id.clone()))
-            .filter(|p| stored.iter().any(|s| s.get(&p.id) != Some(&p.version)))
-            .collect();
+        let mut fresh: Vec<Page> = Vec::with_capacity(arrived.len());
+        for page in arrived {
+            if streamed.received.contains_key(&page.id) {
+                continue;
+            }
+            let stale = stored
+                .iter()
+                .any(|s| s.get(&page.id) != Some(&page.version));
+            streamed.received.insert(page.id.clone(), stale);
+            if stale {
+                fresh.push(page);
+            }
+        }
         let mut fresh = fresh.into_iter().peekable();
         while fresh.peek().is_some() {
             let batch: Vec<Page> = fresh.by_ref().take(batch_size).collect();
-            let ids: Vec<String> = batch.iter().map(|p| p.id.clone()).collect();
             commit(stores, req, batch).await?;
-            streamed.staged.extend(ids);
         }
     }
     Ok(streamed)

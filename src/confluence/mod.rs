@@ -530,9 +530,13 @@ impl LabelFilter {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
     /// Why an item with these labels (`None`: not known) is left out, if it is.
     fn verdict(&self, labels: Option<&[String]>) -> Option<LeftOutReason> {
-        if self.include.is_empty() && self.exclude.is_empty() {
+        if self.is_empty() {
             return None;
         }
         let Some(labels) = labels else {

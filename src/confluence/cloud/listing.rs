@@ -150,6 +150,8 @@ struct Node {
     parent: Option<(String, ParentKind)>,
     /// Only kept when pages are built (ancestors carry titles).
     title: Box<str>,
+    /// What the CQL pass said about it, once that arrived.
+    note: Option<Note>,
     /// Its own record and every ancestor's are in and open.
     vetted: bool,
 }
@@ -182,7 +184,8 @@ struct Tree<'a> {
     notes_expected: bool,
     nodes: Vec<Node>,
     index: HashMap<String, u32>,
-    notes: HashMap<String, Note>,
+    /// Records of items not listed yet.
+    early: HashMap<String, Note>,
     /// Listed items whose own record is in, by the parent they wait for.
     waiting: HashMap<String, Vec<u32>>,
     /// Bodies of listed pages not vetted yet, oldest first.
@@ -201,7 +204,7 @@ impl<'a> Tree<'a> {
             notes_expected,
             nodes: Vec::new(),
             index: HashMap::new(),
-            notes: HashMap::new(),
+            early: HashMap::new(),
             waiting: HashMap::new(),
             held: HashMap::new(),
             held_order: VecDeque::new(),
@@ -226,6 +229,7 @@ impl<'a> Tree<'a> {
                 .take()
                 .map(|p| (p, ParentKind::of(item.parent_type.as_deref())));
             self.index.insert(item.id.clone(), i);
+            let note = self.early.remove(&item.id);
             self.nodes.push(Node {
                 id: item.id.clone(),
                 content_type,
@@ -236,6 +240,7 @@ impl<'a> Tree<'a> {
                 } else {
                     Box::default()
                 },
+                note,
                 vetted: false,
             });
             if self.pages && has_body(&item) {
@@ -254,26 +259,26 @@ impl<'a> Tree<'a> {
         let mut out = Vec::new();
         for note in notes {
             let (id, note) = note.into_note();
-            let merged = self.notes.entry(id.clone()).or_default();
-            // A repeated record can only close an item, never open it.
-            merged.restricted = match (merged.restricted, note.restricted) {
-                (Some(true), _) | (_, Some(true)) => Some(true),
-                (Some(false), _) | (_, Some(false)) => Some(false),
-                _ => None,
-            };
-            if merged.labels.is_none() {
-                merged.labels = note.labels;
-            }
-            if let Some(&i) = self.index.get(&id) {
-                self.settle(i, &mut out);
+            match self.index.get(&id) {
+                Some(&i) => {
+                    merge(&mut self.nodes[i as usize].note, note);
+                    self.settle(i, &mut out);
+                }
+                None => {
+                    let mut early = self.early.remove(&id);
+                    merge(&mut early, note);
+                    if let Some(early) = early {
+                        self.early.insert(id, early);
+                    }
+                }
             }
         }
         self.trim_held();
         out
     }
 
-    fn own_record_open(&self, id: &str) -> bool {
-        match self.notes.get(id) {
+    fn own_record_open(&self, node: &Node) -> bool {
+        match &node.note {
             None => !self.notes_expected,
             Some(note) => self.options.include_restricted || note.restricted == Some(false),
         }
@@ -287,7 +292,7 @@ impl<'a> Tree<'a> {
         let mut stack = vec![start];
         while let Some(i) = stack.pop() {
             let node = &self.nodes[i as usize];
-            if node.vetted || !self.own_record_open(&node.id) {
+            if node.vetted || !self.own_record_open(node) {
                 continue;
             }
             if let Some((parent, _)) = &node.parent {
@@ -314,11 +319,21 @@ impl<'a> Tree<'a> {
     fn storable(&mut self, i: u32) -> Option<Vetted> {
         let body = self.held.remove(&i)?;
         self.held_bytes -= super::body_len(&body);
-        let node = &self.nodes[i as usize];
-        let labels = self.notes.get(&node.id).and_then(|n| n.labels.clone());
+        let keep_labels = !self.labels.is_empty();
+        let node = &mut self.nodes[i as usize];
+        let labels = node.note.as_mut().and_then(|n| {
+            // Without label filters the complete listing needs no labels:
+            // they travel with the page only.
+            if keep_labels {
+                n.labels.clone()
+            } else {
+                n.labels.take()
+            }
+        });
         if self.labels.verdict(labels.as_deref()).is_some() {
             return None;
         }
+        let node = &self.nodes[i as usize];
         let mut ancestors = Vec::new();
         let mut parent = node.parent.as_ref();
         while let Some((id, _)) = parent {
@@ -376,7 +391,7 @@ impl<'a> Tree<'a> {
         if !needs_annotations(self.options) {
             return Chain::Open;
         }
-        Chain::of(self.notes.get(&self.nodes[i].id).and_then(|n| n.restricted))
+        Chain::of(self.nodes[i].note.as_ref().and_then(|n| n.restricted))
     }
 
     /// The combined state of every ancestor of item `i`: listed parents
@@ -413,11 +428,8 @@ impl<'a> Tree<'a> {
 
     /// The complete listing's verdicts.
     fn into_listing(self, outside: &Outside) -> Listing {
-        let mut listing = Listing {
-            held_at_most: self.held_at_most,
-            ..Listing::default()
-        };
         let mut memo: Vec<Option<Chain>> = vec![None; self.nodes.len()];
+        let mut verdicts: Vec<Option<LeftOutReason>> = Vec::with_capacity(self.nodes.len());
         for i in 0..self.nodes.len() {
             let verdict = if self.options.include_restricted {
                 None
@@ -436,12 +448,24 @@ impl<'a> Tree<'a> {
                     }
                 }
             };
-            let node = &self.nodes[i];
-            let verdict = verdict.or_else(|| {
-                let labels = self.notes.get(&node.id).and_then(|n| n.labels.as_deref());
-                self.labels.verdict(labels)
-            });
-            listing.seen.insert(node.id.clone());
+            let labels = self.nodes[i]
+                .note
+                .as_ref()
+                .and_then(|n| n.labels.as_deref());
+            verdicts.push(verdict.or_else(|| self.labels.verdict(labels)));
+        }
+        // The records go before the listing is built: at the end of a big
+        // listing both at once would be its peak.
+        let Tree {
+            nodes,
+            held_at_most,
+            ..
+        } = self;
+        let mut listing = Listing {
+            held_at_most,
+            ..Listing::default()
+        };
+        for (node, verdict) in nodes.into_iter().zip(verdicts) {
             match verdict {
                 None => listing.items.push(PageRef {
                     id: node.id.clone(),
@@ -450,8 +474,26 @@ impl<'a> Tree<'a> {
                 }),
                 Some(reason) => listing.left_out.count(reason),
             }
+            listing.seen.insert(node.id);
         }
         listing
+    }
+}
+
+/// Folds a CQL record into what is known: a repeated record can only close
+/// an item, never open it.
+fn merge(known: &mut Option<Note>, note: Note) {
+    let Some(merged) = known else {
+        *known = Some(note);
+        return;
+    };
+    merged.restricted = match (merged.restricted, note.restricted) {
+        (Some(true), _) | (_, Some(true)) => Some(true),
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        _ => None,
+    };
+    if merged.labels.is_none() {
+        merged.labels = note.labels;
     }
 }
 
@@ -694,5 +736,132 @@ impl CloudClient {
         Err(ConfluenceError::Protocol(format!(
             "listing did not end after {MAX_PAGES} requests"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(id: &str, parent: Option<&str>) -> V2Content {
+        let mut item = serde_json::json!({
+            "id": id,
+            "title": format!("T{id}"),
+            "version": {"number": 1},
+            "body": {"storage": {"value": format!("<p>{id}</p>")}},
+        });
+        if let Some(p) = parent {
+            item["parentId"] = p.into();
+            item["parentType"] = "page".into();
+        }
+        serde_json::from_value(item).expect("v2 item")
+    }
+
+    fn note(id: &str, restricted: bool) -> V1Note {
+        let users: Vec<serde_json::Value> = if restricted {
+            vec![serde_json::json!({"accountId": "a"})]
+        } else {
+            Vec::new()
+        };
+        serde_json::from_value(serde_json::json!({
+            "id": id,
+            "restrictions": {"read": {"restrictions": {
+                "user": {"results": users, "size": users.len()},
+                "group": {"results": [], "size": 0},
+            }}},
+            "metadata": {"labels": {"results": [{"name": "faq"}]}},
+        }))
+        .expect("v1 note")
+    }
+
+    fn ids(vetted: &[Vetted]) -> Vec<&str> {
+        vetted.iter().map(|v| v.body.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_child_waits_for_a_parent_listed_later_and_gets_every_ancestor() {
+        let options = ListOptions::default();
+        let mut tree = Tree::new(&options, true, true);
+        assert!(
+            tree.listed(ContentType::Page, vec![listed("3", Some("2"))])
+                .is_empty()
+        );
+        assert!(
+            tree.noted(vec![note("3", false), note("1", false)])
+                .is_empty()
+        );
+        assert_eq!(tree.held_at_most, 1);
+        assert!(
+            tree.listed(ContentType::Page, vec![listed("2", Some("1"))])
+                .is_empty()
+        );
+        let vetted = tree.listed(ContentType::Page, vec![listed("1", None)]);
+        assert_eq!(ids(&vetted), ["1"]);
+        let vetted = tree.noted(vec![note("2", false)]);
+        assert_eq!(ids(&vetted), ["2", "3"]);
+        let path: Vec<(&str, &str)> = vetted[1]
+            .ancestors
+            .iter()
+            .map(|a| (a.id.as_str(), a.title.as_str()))
+            .collect();
+        assert_eq!(path, [("1", "T1"), ("2", "T2")]);
+        assert_eq!(vetted[1].labels, ["faq"]);
+        assert!(tree.held.is_empty());
+        let listing = tree.into_listing(&Outside::new());
+        assert_eq!(listing.items.len(), 3);
+    }
+
+    #[test]
+    fn nothing_below_a_restricted_or_unknown_parent_is_handed_over_or_kept() {
+        let options = ListOptions::default();
+        let mut tree = Tree::new(&options, true, true);
+        let mut out = tree.listed(
+            ContentType::Page,
+            vec![
+                listed("2", Some("1")),
+                listed("3", Some("2")),
+                listed("5", Some("folder")),
+                listed("6", Some("7")),
+                listed("7", Some("6")),
+            ],
+        );
+        out.extend(tree.noted(["2", "3", "5", "6", "7"].map(|id| note(id, false)).into()));
+        out.extend(tree.listed(ContentType::Page, vec![listed("1", None)]));
+        out.extend(tree.noted(vec![note("1", true)]));
+        assert!(out.is_empty(), "handed over: {:?}", ids(&out));
+        let outside: Outside = [("folder".to_string(), (None, None))].into();
+        let listing = tree.into_listing(&outside);
+        assert!(listing.items.is_empty());
+        assert_eq!(
+            listing.left_out,
+            crate::confluence::LeftOut {
+                restricted: 1,
+                restricted_ancestor: 2,
+                unverifiable: 3,
+                labels: 0,
+            }
+        );
+        assert_eq!(listing.seen.len(), 6);
+    }
+
+    #[test]
+    fn bodies_waiting_past_the_budget_are_dropped_oldest_first() {
+        let options = ListOptions::default();
+        let mut tree = Tree::new(&options, true, true);
+        let big = "x".repeat(HELD_BODY_BUDGET / 2 + 1);
+        let mut items: Vec<V2Content> =
+            (1..=3).map(|i| listed(&i.to_string(), Some("0"))).collect();
+        for item in &mut items {
+            if let Some(body) = item.body.as_mut().and_then(|b| b.storage.as_mut()) {
+                body.value = big.clone();
+            }
+        }
+        assert!(tree.listed(ContentType::Page, items).is_empty());
+        assert!(tree.held_bytes <= HELD_BODY_BUDGET);
+        assert_eq!(tree.held.len(), 1, "only the newest body is still held");
+        assert_eq!(
+            tree.held_at_most, 3,
+            "the answer that brought it over counts"
+        );
     }
 }
