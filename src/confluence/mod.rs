@@ -224,8 +224,9 @@ pub trait ConfluenceApi: Send + Sync {
         items: &[PageRef],
     ) -> Result<Vec<Page>, ConfluenceError>;
 
-    /// Whether [`ConfluenceApi::list_with_bodies`] carries bodies in the
-    /// listing itself and so saves requests. Data Center does not: its
+    /// Whether [`ConfluenceApi::list_streaming`] carries bodies in the
+    /// listing itself and so saves requests (the sync then chooses it for
+    /// mostly empty stores). Data Center does not: its
     /// offset paging serves at most 50 bodies a request in one chain that
     /// must run one request after another, while listing ids and fetching
     /// bodies side by side is about as many requests and several times
@@ -235,9 +236,10 @@ pub trait ConfluenceApi: Send + Sync {
     }
 
     /// [`ConfluenceApi::list_detailed`] that also returns the pages of the
-    /// listed items, for when most of them must be fetched anyway. Clients
-    /// that can carry bodies in the listing itself do so; the default lists
-    /// and then fetches. Pages of items that vanished meanwhile are missing.
+    /// listed items, for when most of them must be fetched anyway: lists,
+    /// then fetches (clients that carry bodies in the listing stream them
+    /// instead, see [`ConfluenceApi::list_streaming`]). Pages of items that
+    /// vanished meanwhile are missing.
     async fn list_with_bodies(
         &self,
         space: &SpaceInfo,
