@@ -7,7 +7,7 @@ use crate::confluence::{
 use crate::model::{Audience, Document, Page, PageRef, SpaceScope};
 use crate::store::{Store, StoreError};
 use futures::StreamExt;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 pub mod plan;
@@ -88,6 +88,9 @@ pub struct SyncReport {
     /// How deletions were confirmed, when that is worth telling (a sample
     /// stood for many, or the listing missed items).
     pub deletion_note: Option<String>,
+    /// Most page bodies the listing held at once while vetting them (a
+    /// streaming listing holds a bounded window, not the space).
+    pub bodies_held_at_most: u64,
 }
 
 /// Brings every store in line with Confluence for one space.
@@ -135,25 +138,32 @@ async fn sync_stores(
         })
     };
 
+    let batch_size = req.batch_size.max(1);
     // A failed listing returns early: absence from an incomplete listing must
-    // never be read as deletion.
-    let (listing, prefetched) = match chosen {
+    // never be read as deletion. Pages a streaming listing handed over before
+    // it failed stay staged: they were current and permitted.
+    let (listing, streamed) = match chosen {
         Plan::ListWithBodies => {
-            let (listing, pages) = source.list_with_bodies(&req.space, &req.options).await?;
-            (listing, Some(pages))
+            // Viewer changes apply to what is already stored, without a
+            // re-fetch; streamed pages carry the new audience already.
+            set_audience(stores, req).await?;
+            let (sink, pages) = tokio::sync::mpsc::channel(STREAM_AHEAD);
+            let (listing, streamed) = tokio::join!(
+                source.list_streaming(&req.space, &req.options, sink),
+                stage_streamed(stores, req, &stored, pages, batch_size)
+            );
+            // The stores' own failure is the reason a listing stopped early.
+            let streamed = streamed?;
+            (listing?, streamed)
         }
-        Plan::ListIdsFetchChanged => (source.list_detailed(&req.space, &req.options).await?, None),
+        Plan::ListIdsFetchChanged => {
+            let listing = source.list_detailed(&req.space, &req.options).await?;
+            set_audience(stores, req).await?;
+            (listing, Streamed::default())
+        }
     };
     let listed = &listing.items;
     let listed_ids: BTreeSet<&str> = listed.iter().map(|r| r.id.as_str()).collect();
-
-    // Viewer changes apply to what is already stored, without a re-fetch.
-    for store in stores {
-        store
-            .set_audience(&req.scope, &req.audience)
-            .await
-            .map_err(|e| SyncError::store(store.as_ref(), e))?;
-    }
 
     let stale: Vec<&PageRef> = listed
         .iter()
@@ -164,29 +174,19 @@ async fn sync_stores(
         items: listed.len() as u64,
         unchanged: (listed.len() - stale.len()) as u64,
         left_out: listing.left_out,
+        bodies_held_at_most: listing.held_at_most as u64,
         ..SyncReport::default()
     };
 
-    let batch_size = req.batch_size.max(1);
-    // A listing with bodies brings most pages along; whatever it did not
-    // (past its body budget, or needing a lookup of its own) is fetched below
-    // like any changed item.
+    // A streaming listing brings most pages along; whatever it did not (held
+    // past its budget, or needing a lookup of its own) is fetched below like
+    // any changed item.
     let mut to_fetch: Vec<&PageRef> = stale;
-    if let Some(pages) = prefetched {
-        let wanted: HashSet<&str> = to_fetch.iter().map(|r| r.id.as_str()).collect();
-        let pages: Vec<Page> = pages
-            .into_iter()
-            .filter(|p| wanted.contains(p.id.as_str()))
-            .collect();
-        let got: HashSet<String> = pages.iter().map(|p| p.id.clone()).collect();
-        to_fetch.retain(|r| !got.contains(&r.id));
-        report.fetched = pages.len() as u64;
-        let mut pages = pages.into_iter().peekable();
-        while pages.peek().is_some() {
-            let batch: Vec<Page> = pages.by_ref().take(batch_size).collect();
-            commit(stores, req, batch).await?;
-        }
-    }
+    to_fetch.retain(|r| !streamed.received.contains_key(&r.id));
+    report.fetched = streamed
+        .staged()
+        .filter(|id| listed_ids.contains(id))
+        .count() as u64;
     // Groups are fetched a few at once (the client's per-site limit still
     // bounds requests in flight) in the listing's page size, so each
     // costs as few requests as the API allows, while stores commit them
@@ -218,14 +218,26 @@ async fn sync_stores(
         .cloned()
         .collect();
     let confirmed = confirm_gone(source, req, &missing, &mut report).await?;
+    // A page handed over early that the complete listing does not keep (a
+    // later record restricted it) goes too: fail closed.
+    let unkept: Vec<&str> = streamed
+        .staged()
+        .filter(|id| !listed_ids.contains(id))
+        .collect();
     let mut deleted: BTreeSet<String> = BTreeSet::new();
     for (store, versions) in stores.iter().zip(&stored) {
-        let gone: Vec<String> = versions
+        let mut gone: Vec<String> = versions
             .keys()
             .filter(|id| !listed_ids.contains(id.as_str()))
             .filter(|id| listing.seen.contains(id.as_str()) || confirmed.contains(*id))
             .cloned()
             .collect();
+        gone.extend(
+            unkept
+                .iter()
+                .filter(|id| !versions.contains_key(**id))
+                .map(|id| id.to_string()),
+        );
         if gone.is_empty() {
             continue;
         }
@@ -240,6 +252,69 @@ async fn sync_stores(
     // items kept because Confluence still has them are.
     report.items = report.unchanged + report.fetched + report.kept_unconfirmed;
     Ok(report)
+}
+
+/// Page batches a streaming listing may queue ahead of the stores.
+const STREAM_AHEAD: usize = 2;
+
+/// What the stores took from a streaming listing.
+#[derive(Debug, Default)]
+struct Streamed {
+    /// Every page handed over, and whether it was staged (some store lacked
+    /// its version) or was already up to date everywhere.
+    received: HashMap<String, bool>,
+}
+
+impl Streamed {
+    fn staged(&self) -> impl Iterator<Item = &str> {
+        self.received
+            .iter()
+            .filter(|(_, staged)| **staged)
+            .map(|(id, _)| id.as_str())
+    }
+}
+
+/// Stages the pages a streaming listing hands over, in batches, as they
+/// come; pages every store already holds at that version are skipped.
+async fn stage_streamed(
+    stores: &[Arc<dyn Store>],
+    req: &SyncRequest,
+    stored: &[HashMap<String, u64>],
+    mut pages: tokio::sync::mpsc::Receiver<Vec<Page>>,
+    batch_size: usize,
+) -> Result<Streamed, SyncError> {
+    let mut streamed = Streamed::default();
+    while let Some(arrived) = pages.recv().await {
+        let mut fresh: Vec<Page> = Vec::with_capacity(arrived.len());
+        for page in arrived {
+            if streamed.received.contains_key(&page.id) {
+                continue;
+            }
+            let stale = stored
+                .iter()
+                .any(|s| s.get(&page.id) != Some(&page.version));
+            streamed.received.insert(page.id.clone(), stale);
+            if stale {
+                fresh.push(page);
+            }
+        }
+        let mut fresh = fresh.into_iter().peekable();
+        while fresh.peek().is_some() {
+            let batch: Vec<Page> = fresh.by_ref().take(batch_size).collect();
+            commit(stores, req, batch).await?;
+        }
+    }
+    Ok(streamed)
+}
+
+async fn set_audience(stores: &[Arc<dyn Store>], req: &SyncRequest) -> Result<(), SyncError> {
+    for store in stores {
+        store
+            .set_audience(&req.scope, &req.audience)
+            .await
+            .map_err(|e| SyncError::store(store.as_ref(), e))?;
+    }
+    Ok(())
 }
 
 /// Hands one batch to every store, as one atomic write each (staged: it may

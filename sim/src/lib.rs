@@ -470,6 +470,35 @@ impl Simulator {
         server::edit_page(&self.state, id, None, None, Some(labels))
     }
 
+    /// Moves an item below another item of its space (`None`: to the top
+    /// of the space), as moving a page in Confluence does. Since ids grow
+    /// with creation, this is how a tree gets a parent with a higher id
+    /// than its child, which listings ordered by id return after the child.
+    pub fn move_page(&self, id: u64, parent_id: Option<u64>) -> Result<(), SimError> {
+        let mut data = lock(&self.state.data);
+        let space = data
+            .pages
+            .get(&id)
+            .ok_or(SimError::NoSuchPage(id))?
+            .space_key
+            .clone();
+        let mut cur = parent_id;
+        let mut steps = 0;
+        while let Some(p) = cur {
+            let parent = data.pages.get(&p).ok_or(SimError::NoSuchPage(p))?;
+            steps += 1;
+            if p == id || parent.space_key != space || steps > data.pages.len() {
+                return Err(SimError::Invalid(format!(
+                    "{id} cannot move below {p}: a cycle or another space"
+                )));
+            }
+            cur = parent.parent_id;
+        }
+        let page = data.pages.get_mut(&id).ok_or(SimError::NoSuchPage(id))?;
+        page.parent_id = parent_id;
+        Ok(())
+    }
+
     pub fn delete_page(&self, id: u64) -> Result<(), SimError> {
         lock(&self.state.data)
             .pages

@@ -21,12 +21,14 @@
 //! `GET /pages/{id}` (or `/blogposts/{id}`) per item, or per sampled item
 //! when many vanished at once (see `sync`).
 //!
-//! Listing with bodies (`list_with_bodies`, chosen when a store is mostly
-//! empty) adds `body-format=storage` to the v2 listing and always runs the
-//! v1 CQL pass (for labels when nothing is filtered): ceil(N/L) + ceil(N/L')
-//! requests give every page, with ancestors computed from the v2 parent ids
-//! and the listed titles. Items with a non-page ancestor, or that the search
-//! index missed, are fetched as below.
+//! A full sync (`list_streaming`, chosen when a store is mostly empty) adds
+//! `body-format=storage` to the v2 listing and always runs the v1 CQL pass
+//! (for labels when nothing is filtered): ceil(N/L) + ceil(N/L') requests
+//! give every page, with ancestors from the v2 parent ids and the listed
+//! titles. Each page is handed to the sync as soon as it is vetted, while
+//! the listing goes on (`listing`). Items with a non-page ancestor, that the
+//! search index missed, or whose body was dropped while waiting, are fetched
+//! as below.
 //!
 //! A fetch of B items costs ceil(B/L) v2 bulk requests (`/pages?id=…` with
 //! `body-format=storage`) plus ceil(B/L') v1 CQL requests for ancestors with
@@ -34,23 +36,22 @@
 //! per item the index missed. The v2 listing and the CQL pass of `list` also
 //! run concurrently, so wall time is that of the longer chain.
 
-use super::datacenter::{dedup, filter_spaces};
+mod listing;
+
+use super::datacenter::filter_spaces;
 use super::http::{Http, HttpFailure, link_next};
 use super::storage::{self, SiteLinks};
 use super::v1::{self, Content, MAX_PAGES};
 use super::{
-    ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listed, Listing, Presence,
-    SiteConfig, SpaceInfo, apply_filters, needs_annotations,
+    ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listing, PageSink, Presence,
+    SiteConfig, SpaceInfo,
 };
 use crate::model::{Ancestor, ContentType, Page, PageRef};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 
-const ANNOTATE_EXPAND: &str =
-    "restrictions.read.restrictions.user,restrictions.read.restrictions.group,metadata.labels";
 const FETCH_EXPAND: &str = "ancestors,metadata.labels";
-const LABELS_EXPAND: &str = "metadata.labels";
 /// Deeper parent chains are treated as unvettable (Confluence trees are far
 /// shallower; this only bounds work on corrupt data).
 const MAX_TREE_DEPTH: usize = 1_000;
@@ -189,39 +190,15 @@ impl CloudClient {
         first: url::Url,
         not_found: impl Fn() -> ConfluenceError,
     ) -> Result<(Vec<T>, Option<String>), ConfluenceError> {
-        self.collect_v2_bounded(first, not_found, |_: &[T]| false, false)
-            .await
-    }
-
-    /// Like [`Self::collect_v2`]; once `over_budget` says the items so far
-    /// hold enough, the rest is listed without `body-format`, so a listing
-    /// with bodies holds a bounded amount of page text whatever the space's
-    /// size (the items listed bare are fetched later, group by group). With
-    /// `bare_if_too_large`, a listing page whose bodies exceed the client's
-    /// response cap is asked for again without them.
-    async fn collect_v2_bounded<T: serde::de::DeserializeOwned>(
-        &self,
-        first: url::Url,
-        not_found: impl Fn() -> ConfluenceError,
-        over_budget: impl Fn(&[T]) -> bool,
-        bare_if_too_large: bool,
-    ) -> Result<(Vec<T>, Option<String>), ConfluenceError> {
         let mut out = Vec::new();
         let mut base = None;
         let mut url = first;
-        let mut bare = false;
         for _ in 0..MAX_PAGES {
-            let resp = match self.http.get_json::<V2List<T>>(&url).await {
-                Ok(resp) => resp,
-                Err(HttpFailure::Other(ConfluenceError::TooLarge { .. }))
-                    if bare_if_too_large && url.query_pairs().any(|(k, _)| k == "body-format") =>
-                {
-                    url = without_query_param(&url, "body-format");
-                    bare = true;
-                    continue;
-                }
-                Err(f) => return Err(v1::not_found_as(f, not_found())),
-            };
+            let resp = self
+                .http
+                .get_json::<V2List<T>>(&url)
+                .await
+                .map_err(|f| v1::not_found_as(f, not_found()))?;
             let next = link_next(&resp.headers).or(resp.body.links.next);
             if base.is_none() {
                 base = resp.body.links.base;
@@ -229,12 +206,7 @@ impl CloudClient {
             let got = resp.body.results.len();
             out.extend(resp.body.results);
             match next {
-                Some(next) if got > 0 => {
-                    url = v1::parse_url(&v1::absolute(&self.site, &next))?;
-                    if bare || over_budget(&out) {
-                        url = without_query_param(&url, "body-format");
-                    }
-                }
+                Some(next) if got > 0 => url = v1::parse_url(&v1::absolute(&self.site, &next))?,
                 _ => return Ok((out, base)),
             }
         }
@@ -294,16 +266,17 @@ impl CloudClient {
         .await
     }
 
-    /// Follows every parent that is not a listed item up the tree, level by
-    /// level, adding each to `parents`, and returns the direct restriction
-    /// of each (`None`: could not be read, so it cannot be vetted).
+    /// Follows parents that are not listed items (`frontier`, and their
+    /// own parents in turn) up the tree, level by level, and returns where
+    /// each sits and its direct restriction (`None`: could not be read, so
+    /// it cannot be vetted).
     async fn resolve_parents(
         &self,
-        parents: &mut HashMap<String, Option<ParentLink>>,
-    ) -> Result<HashMap<String, Option<bool>>, ConfluenceError> {
+        mut frontier: Vec<ParentLink>,
+        listed: impl Fn(&str) -> bool,
+    ) -> Result<HashMap<String, (Option<String>, Option<bool>)>, ConfluenceError> {
         let api = format!("{}/rest/api", self.wiki);
-        let mut restrictions: HashMap<String, Option<bool>> = HashMap::new();
-        let mut frontier: Vec<ParentLink> = unresolved(parents);
+        let mut outside: HashMap<String, (Option<String>, Option<bool>)> = HashMap::new();
         for _ in 0..MAX_TREE_DEPTH {
             if frontier.is_empty() {
                 break;
@@ -318,18 +291,22 @@ impl CloudClient {
                     Ok::<_, ConfluenceError>((id.clone(), node, restricted))
                 }
             });
+            let mut next: Vec<ParentLink> = Vec::new();
             for (id, node, restricted) in futures::future::try_join_all(lookups).await? {
                 // A parent that cannot be placed in the tree cannot be vetted.
                 let restricted = if node.is_some() { restricted } else { None };
-                parents.insert(
-                    id.clone(),
-                    node.and_then(|n| n.parent_id.map(|p| (p, n.parent_type))),
-                );
-                restrictions.insert(id, restricted);
+                let above = node.and_then(|n| n.parent_id.map(|p| (p, n.parent_type)));
+                if let Some(link) = &above {
+                    next.push(link.clone());
+                }
+                outside.insert(id, (above.map(|(p, _)| p), restricted));
             }
-            frontier = unresolved(parents);
+            next.retain(|(id, _)| !listed(id) && !outside.contains_key(id));
+            next.sort();
+            next.dedup_by(|a, b| a.0 == b.0);
+            frontier = next;
         }
-        Ok(restrictions)
+        Ok(outside)
     }
 
     /// `GET /wiki/api/v2/{folders|whiteboards|databases|embeds|pages}/{id}`.
@@ -370,35 +347,6 @@ impl CloudClient {
             Err(HttpFailure::Other(e)) => Err(e),
         }
     }
-}
-
-/// Parents referenced in the tree that are not in it yet.
-fn unresolved(parents: &HashMap<String, Option<ParentLink>>) -> Vec<ParentLink> {
-    let mut out: Vec<ParentLink> = parents
-        .values()
-        .flatten()
-        .filter(|(id, _)| !parents.contains_key(id))
-        .cloned()
-        .collect();
-    out.sort();
-    out.dedup_by(|a, b| a.0 == b.0);
-    out
-}
-
-/// Ancestor ids of every item from parent links, or a marker that can never
-/// be vetted when the chain is cyclic or absurdly deep.
-fn ancestors_from_parents(parents: &HashMap<String, Option<String>>, id: &str) -> Vec<String> {
-    let mut chain = Vec::new();
-    let mut cur = parents.get(id).cloned().flatten();
-    while let Some(p) = cur {
-        if chain.len() >= MAX_TREE_DEPTH || chain.contains(&p) || p == id {
-            chain.push(String::new());
-            break;
-        }
-        cur = parents.get(&p).cloned().flatten();
-        chain.push(p);
-    }
-    chain
 }
 
 #[async_trait]
@@ -455,19 +403,20 @@ impl ConfluenceApi for CloudClient {
         space: &SpaceInfo,
         options: &ListOptions,
     ) -> Result<Listing, ConfluenceError> {
-        Ok(self.list_inner(space, options, false).await?.0)
+        self.stream_listing(space, options, None).await
     }
 
     fn lists_bodies(&self) -> bool {
         true
     }
 
-    async fn list_with_bodies(
+    async fn list_streaming(
         &self,
         space: &SpaceInfo,
         options: &ListOptions,
-    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
-        self.list_inner(space, options, true).await
+        sink: PageSink,
+    ) -> Result<Listing, ConfluenceError> {
+        self.stream_listing(space, options, Some(sink)).await
     }
 
     async fn presence(
@@ -557,185 +506,13 @@ impl ConfluenceApi for CloudClient {
                     // Gone between the bulk read and now: leave it out.
                     let Some(note) = note else { continue };
                     let (labels, ancestors) = (note.labels().unwrap_or_default(), note.ancestors());
-                    pages.push(self.to_page(body, labels, ancestors, ct, &base, &space.key));
+                    pages.push(to_page(body, labels, ancestors, ct, &base, &space.key));
                 }
             }
         }
         Ok(pages)
     }
 }
-
-impl CloudClient {
-    /// The listing, and with `bodies` the pages of the items it keeps: the
-    /// v2 listing then carries bodies and the v1 pass always reads labels,
-    /// and ancestors come from the v2 parent ids and the listed titles. An
-    /// item whose ancestors are not all listed items (a folder or other
-    /// parent up the tree) or that the search index missed is fetched the
-    /// usual way instead, so its page is exactly what `fetch` returns.
-    async fn list_inner(
-        &self,
-        space: &SpaceInfo,
-        options: &ListOptions,
-        bodies: bool,
-    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
-        let annotate = needs_annotations(options);
-        // The authoritative v2 listing and the v1 restriction/label pass are
-        // independent request chains: run them side by side.
-        let listing = async {
-            let mut items: Vec<(ContentType, V2Content)> = Vec::new();
-            let mut base = None;
-            for ct in &options.content_types {
-                let mut url =
-                    self.v2(&format!("/spaces/{}/{}", space.id, Self::collection(*ct)))?;
-                url.query_pairs_mut()
-                    .append_pair("status", "current")
-                    .append_pair("limit", &self.limit().to_string());
-                if bodies {
-                    url.query_pairs_mut().append_pair("body-format", "storage");
-                }
-                let budget = LISTED_BODY_BUDGET.saturating_sub(listed_body_bytes(&items));
-                let (found, found_base) = self
-                    .collect_v2_bounded::<V2Content>(
-                        url,
-                        || ConfluenceError::SpaceNotFound(space.key.clone()),
-                        |so_far| listed_body_bytes_of(so_far) >= budget,
-                        true,
-                    )
-                    .await?;
-                base = base.or(found_base);
-                items.extend(found.into_iter().map(|c| (*ct, c)));
-            }
-            Ok::<_, ConfluenceError>((items, base))
-        };
-        let notes = async {
-            if !(annotate || bodies) || options.content_types.is_empty() {
-                return Ok(HashMap::new());
-            }
-            let types: Vec<&str> = options.content_types.iter().map(|c| c.as_str()).collect();
-            let cql = format!(
-                "space=\"{}\" and type in ({})",
-                space.key.replace('"', "\\\""),
-                types.join(",")
-            );
-            let expand = if annotate {
-                ANNOTATE_EXPAND
-            } else {
-                LABELS_EXPAND
-            };
-            Ok::<_, ConfluenceError>(
-                self.cql(&cql, expand, self.limit())
-                    .await?
-                    .into_iter()
-                    .map(|c| (c.id.clone(), c))
-                    .collect::<HashMap<String, Content>>(),
-            )
-        };
-        let ((contents, base), annotations) = tokio::try_join!(listing, notes)?;
-
-        let mut parents: HashMap<String, Option<ParentLink>> = contents
-            .iter()
-            .map(|(_, c)| {
-                (
-                    c.id.clone(),
-                    c.parent_id.clone().map(|id| (id, c.parent_type.clone())),
-                )
-            })
-            .collect();
-        // Parents that are not listed pages (folders, whiteboards, ...) are
-        // looked up: where they sit, and whether they restrict viewing.
-        let outside = if annotate && !options.include_restricted {
-            self.resolve_parents(&mut parents).await?
-        } else {
-            HashMap::new()
-        };
-        let parents: HashMap<String, Option<String>> = parents
-            .into_iter()
-            .map(|(id, p)| (id, p.map(|(pid, _)| pid)))
-            .collect();
-        let mut listed: Vec<Listed> = contents
-            .iter()
-            .map(|(ct, c)| {
-                let ancestors = ancestors_from_parents(&parents, &c.id);
-                let note = annotations.get(&c.id);
-                Listed {
-                    ancestors,
-                    restricted: if annotate {
-                        note.and_then(Content::read_restricted)
-                    } else {
-                        Some(false)
-                    },
-                    labels: note.and_then(Content::labels),
-                    page: PageRef {
-                        version: c.version.as_ref().map_or(0, |v| v.number),
-                        id: c.id.clone(),
-                        content_type: *ct,
-                    },
-                }
-            })
-            .collect();
-        dedup(&mut listed);
-        let ancestry: HashMap<String, Vec<String>> = if bodies {
-            listed
-                .iter()
-                .map(|l| (l.page.id.clone(), l.ancestors.clone()))
-                .collect()
-        } else {
-            HashMap::new()
-        };
-        let listing = apply_filters(listed, &outside, options);
-        if !bodies {
-            return Ok((listing, Vec::new()));
-        }
-
-        let titles: HashMap<String, String> = contents
-            .iter()
-            .map(|(_, c)| (c.id.clone(), c.title.clone()))
-            .collect();
-        let root = self.web_root(base.as_deref());
-        let kept: HashSet<&str> = listing.items.iter().map(|r| r.id.as_str()).collect();
-        let mut pages = Vec::with_capacity(listing.items.len());
-        let mut by_id: HashMap<String, (ContentType, V2Content)> = contents
-            .into_iter()
-            .filter(|(_, c)| kept.contains(c.id.as_str()))
-            .map(|(ct, c)| (c.id.clone(), (ct, c)))
-            .collect();
-        for item in &listing.items {
-            let Some((ct, body)) = by_id.remove(&item.id) else {
-                continue;
-            };
-            let labels = annotations.get(&item.id).and_then(Content::labels);
-            let chain = ancestry.get(&item.id);
-            let ancestors: Option<Vec<Ancestor>> = chain.and_then(|chain| {
-                chain
-                    .iter()
-                    .rev()
-                    .map(|id| {
-                        titles.get(id).map(|t| Ancestor {
-                            id: id.clone(),
-                            title: t.clone(),
-                        })
-                    })
-                    .collect()
-            });
-            match (labels, ancestors) {
-                (Some(labels), Some(ancestors)) if has_body(&body) => {
-                    pages.push(self.to_page(body, labels, ancestors, ct, &root, &space.key));
-                }
-                // Listed bare (past the body budget), below a parent that is
-                // not a listed page, or missed by the search index: the sync
-                // fetches these group by group, as for changed items.
-                _ => {}
-            }
-        }
-        Ok((listing, pages))
-    }
-}
-
-/// Page text (storage format) a listing with bodies may hold at once; past
-/// it the listing goes on without bodies. Converted pages take about three
-/// times this, which keeps a full sync of any space well inside the pod's
-/// memory.
-const LISTED_BODY_BUDGET: usize = 16 * 1024 * 1024;
 
 fn has_body(c: &V2Content) -> bool {
     c.body.as_ref().is_some_and(|b| b.storage.is_some())
@@ -746,14 +523,6 @@ fn body_len(c: &V2Content) -> usize {
         .as_ref()
         .and_then(|b| b.storage.as_ref())
         .map_or(0, |s| s.value.len())
-}
-
-fn listed_body_bytes(items: &[(ContentType, V2Content)]) -> usize {
-    items.iter().map(|(_, c)| body_len(c)).sum()
-}
-
-fn listed_body_bytes_of(items: &[V2Content]) -> usize {
-    items.iter().map(body_len).sum()
 }
 
 /// `url` without any `name=` query parameter (a cursor link repeats the
@@ -769,42 +538,40 @@ fn without_query_param(url: &url::Url, name: &str) -> url::Url {
     out
 }
 
-impl CloudClient {
-    fn to_page(
-        &self,
-        body: V2Content,
-        labels: Vec<String>,
-        ancestors: Vec<Ancestor>,
-        ct: ContentType,
-        base: &str,
-        space_key: &str,
-    ) -> Page {
-        let links = SiteLinks {
-            root: base.to_string(),
-            space_key: space_key.to_string(),
-            page_id: body.id.clone(),
-        };
-        let storage_body = body
-            .body
-            .as_ref()
-            .and_then(|b| b.storage.as_ref())
-            .map_or("", |s| s.value.as_str());
-        let converted = storage::convert(storage_body, &links);
-        let url = match &body.links.webui {
-            Some(w) => v1::absolute(base, w),
-            None => format!("{base}/pages/viewpage.action?pageId={}", body.id),
-        };
-        Page {
-            content_type: ct,
-            labels,
-            ancestors,
-            version: body.version.as_ref().map_or(0, |v| v.number),
-            updated_at: v1::timestamp(body.version.as_ref().and_then(|v| v.created_at.as_deref())),
-            title: body.title,
-            body_markdown: converted.markdown,
-            body_text: converted.text,
-            url,
-            id: body.id,
-        }
+/// The page of a v2 item with its body, labels and ancestors.
+fn to_page(
+    body: V2Content,
+    labels: Vec<String>,
+    ancestors: Vec<Ancestor>,
+    ct: ContentType,
+    base: &str,
+    space_key: &str,
+) -> Page {
+    let links = SiteLinks {
+        root: base.to_string(),
+        space_key: space_key.to_string(),
+        page_id: body.id.clone(),
+    };
+    let storage_body = body
+        .body
+        .as_ref()
+        .and_then(|b| b.storage.as_ref())
+        .map_or("", |s| s.value.as_str());
+    let converted = storage::convert(storage_body, &links);
+    let url = match &body.links.webui {
+        Some(w) => v1::absolute(base, w),
+        None => format!("{base}/pages/viewpage.action?pageId={}", body.id),
+    };
+    Page {
+        content_type: ct,
+        labels,
+        ancestors,
+        version: body.version.as_ref().map_or(0, |v| v.number),
+        updated_at: v1::timestamp(body.version.as_ref().and_then(|v| v.created_at.as_deref())),
+        title: body.title,
+        body_markdown: converted.markdown,
+        body_text: converted.text,
+        url,
+        id: body.id,
     }
 }

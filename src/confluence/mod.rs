@@ -224,8 +224,9 @@ pub trait ConfluenceApi: Send + Sync {
         items: &[PageRef],
     ) -> Result<Vec<Page>, ConfluenceError>;
 
-    /// Whether [`ConfluenceApi::list_with_bodies`] carries bodies in the
-    /// listing itself and so saves requests. Data Center does not: its
+    /// Whether [`ConfluenceApi::list_streaming`] carries bodies in the
+    /// listing itself and so saves requests (the sync then chooses it for
+    /// mostly empty stores). Data Center does not: its
     /// offset paging serves at most 50 bodies a request in one chain that
     /// must run one request after another, while listing ids and fetching
     /// bodies side by side is about as many requests and several times
@@ -235,9 +236,10 @@ pub trait ConfluenceApi: Send + Sync {
     }
 
     /// [`ConfluenceApi::list_detailed`] that also returns the pages of the
-    /// listed items, for when most of them must be fetched anyway. Clients
-    /// that can carry bodies in the listing itself do so; the default lists
-    /// and then fetches. Pages of items that vanished meanwhile are missing.
+    /// listed items, for when most of them must be fetched anyway: lists,
+    /// then fetches (clients that carry bodies in the listing stream them
+    /// instead, see [`ConfluenceApi::list_streaming`]). Pages of items that
+    /// vanished meanwhile are missing.
     async fn list_with_bodies(
         &self,
         space: &SpaceInfo,
@@ -246,6 +248,33 @@ pub trait ConfluenceApi: Send + Sync {
         let listing = self.list_detailed(space, options).await?;
         let pages = self.fetch(space, &listing.items).await?;
         Ok((listing, pages))
+    }
+
+    /// [`ConfluenceApi::list_with_bodies`] that hands pages to `sink` as
+    /// soon as they may be stored (each vetted: its own restrictions and
+    /// every ancestor's are known and open, unless restricted content is
+    /// included), so the caller stores them while the listing goes on and
+    /// memory holds a window of the space rather than all of it. Returns the
+    /// complete listing; a kept item whose page was not handed over (held
+    /// past the client's budget, below a parent that is not a listed page,
+    /// missed by the search index) is for the caller to fetch. A failed
+    /// listing returns the error after the pages already handed over, which
+    /// were current and permitted. The default lists and fetches first.
+    async fn list_streaming(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+        sink: PageSink,
+    ) -> Result<Listing, ConfluenceError> {
+        let (listing, pages) = self.list_with_bodies(space, options).await?;
+        let mut pages = pages.into_iter().peekable();
+        while pages.peek().is_some() {
+            let chunk: Vec<Page> = pages.by_ref().take(SINK_CHUNK).collect();
+            if sink.send(chunk).await.is_err() {
+                return Err(sink_closed());
+            }
+        }
+        Ok(listing)
     }
 
     /// Looks one item up directly, to confirm that an item missing from a
@@ -259,6 +288,20 @@ pub trait ConfluenceApi: Send + Sync {
     ) -> Result<Presence, ConfluenceError> {
         Ok(Presence::Gone)
     }
+}
+
+/// Where [`ConfluenceApi::list_streaming`] hands pages over, a few at a
+/// time; a bounded channel, so a slow consumer slows the listing down
+/// instead of letting pages pile up.
+pub type PageSink = tokio::sync::mpsc::Sender<Vec<Page>>;
+
+/// Pages handed over at once by the default [`ConfluenceApi::list_streaming`].
+const SINK_CHUNK: usize = 250;
+
+/// The error a streaming listing ends with when its consumer stopped taking
+/// pages (the consumer reports its own reason).
+pub(crate) fn sink_closed() -> ConfluenceError {
+    ConfluenceError::Transient("the sync stopped taking pages".into())
 }
 
 /// What a direct lookup says about an item a listing did not return.
@@ -316,6 +359,9 @@ pub struct Listing {
     /// set is missing, which is not yet proof that it was deleted.
     pub seen: std::collections::HashSet<String>,
     pub left_out: LeftOut,
+    /// Most page bodies a streaming listing held at once while waiting to
+    /// vet them (0 for listings that hold none).
+    pub held_at_most: usize,
 }
 
 impl Listing {
@@ -326,6 +372,7 @@ impl Listing {
             seen: items.iter().map(|i| i.id.clone()).collect(),
             items,
             left_out: LeftOut::default(),
+            held_at_most: 0,
         }
     }
 }
@@ -426,16 +473,7 @@ pub(crate) fn apply_filters(
         .iter()
         .map(|i| (i.page.id.as_str(), i.restricted))
         .collect();
-    let include: Vec<String> = options
-        .include_labels
-        .iter()
-        .map(|l| l.to_lowercase())
-        .collect();
-    let exclude: Vec<String> = options
-        .exclude_labels
-        .iter()
-        .map(|l| l.to_lowercase())
-        .collect();
+    let labels = LabelFilter::new(options);
     let visibility = |i: &Listed| -> Option<LeftOutReason> {
         if options.include_restricted {
             return None;
@@ -464,20 +502,9 @@ pub(crate) fn apply_filters(
             None
         }
     };
-    let labelling = |i: &Listed| -> Option<LeftOutReason> {
-        if include.is_empty() && exclude.is_empty() {
-            return None;
-        }
-        let Some(labels) = &i.labels else {
-            return Some(LeftOutReason::Unverifiable);
-        };
-        let has = |wanted: &String| labels.iter().any(|l| l.eq_ignore_ascii_case(wanted));
-        let wanted = (include.is_empty() || include.iter().any(has)) && !exclude.iter().any(has);
-        (!wanted).then_some(LeftOutReason::Labels)
-    };
     let verdicts: Vec<Option<LeftOutReason>> = items
         .iter()
-        .map(|i| visibility(i).or_else(|| labelling(i)))
+        .map(|i| visibility(i).or_else(|| labels.verdict(i.labels.as_deref())))
         .collect();
     let mut listing = Listing::default();
     for (item, verdict) in items.into_iter().zip(verdicts) {
@@ -488,6 +515,40 @@ pub(crate) fn apply_filters(
         }
     }
     listing
+}
+
+/// A space's label filters, compared without regard to case.
+pub(crate) struct LabelFilter {
+    include: Vec<String>,
+    exclude: Vec<String>,
+}
+
+impl LabelFilter {
+    pub(crate) fn new(options: &ListOptions) -> Self {
+        let lower = |ls: &[String]| ls.iter().map(|l| l.to_lowercase()).collect();
+        LabelFilter {
+            include: lower(&options.include_labels),
+            exclude: lower(&options.exclude_labels),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
+    /// Why an item with these labels (`None`: not known) is left out, if it is.
+    fn verdict(&self, labels: Option<&[String]>) -> Option<LeftOutReason> {
+        if self.is_empty() {
+            return None;
+        }
+        let Some(labels) = labels else {
+            return Some(LeftOutReason::Unverifiable);
+        };
+        let has = |wanted: &String| labels.iter().any(|l| l.eq_ignore_ascii_case(wanted));
+        let wanted = (self.include.is_empty() || self.include.iter().any(has))
+            && !self.exclude.iter().any(has);
+        (!wanted).then_some(LeftOutReason::Labels)
+    }
 }
 
 /// Ancestor ids (of any parent type) whose restrictions a listing must look
