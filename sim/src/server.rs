@@ -239,9 +239,15 @@ async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> 
         }
     }
     // Proxies and load balancers answer before Confluence checks anything.
+    let mut req = req;
     let marker = match hostile {
         None => None,
         Some(Hostile::InvalidUtf8 { marker }) => Some(marker),
+        Some(Hostile::DropQueryParam { name }) => {
+            lock(&st.stats).hostile += 1;
+            drop_query_param(&mut req, &name);
+            None
+        }
         Some(h) => {
             lock(&st.stats).hostile += 1;
             return hostile_answer(&st, h, &req);
@@ -277,6 +283,26 @@ async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> 
     Response::from_parts(parts, Body::from(cut))
 }
 
+/// Removes every `name=` pair from the request's query, leaving the rest
+/// as sent.
+fn drop_query_param(req: &mut Request, name: &str) {
+    let Some(query) = req.uri().query() else {
+        return;
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| pair.split('=').next() != Some(name))
+        .collect();
+    let path_and_query = if kept.is_empty() {
+        req.uri().path().to_string()
+    } else {
+        format!("{}?{}", req.uri().path(), kept.join("&"))
+    };
+    if let Ok(uri) = path_and_query.parse() {
+        *req.uri_mut() = uri;
+    }
+}
+
 /// Bytes that are never valid UTF-8: a lone continuation byte, an
 /// overlong lead and 0xFF.
 const NOT_UTF8: &[u8] = &[0x80, 0xC0, 0xAF, 0xFF, 0xFE];
@@ -303,7 +329,7 @@ fn json_headers(status: StatusCode, content_type: &'static str) -> axum::http::r
 }
 
 /// The answer of a [`Hostile`] mode (all but `InvalidUtf8`, which edits the
-/// real answer). Endless bodies end when the simulator shuts down or the
+/// real answer, and `DropQueryParam`, which edits the request). Endless bodies end when the simulator shuts down or the
 /// client goes away.
 fn hostile_answer(st: &St, hostile: Hostile, req: &Request) -> Response {
     let built = match hostile {
@@ -314,7 +340,9 @@ fn hostile_answer(st: &St, hostile: Hostile, req: &Request) -> Response {
                 "<!DOCTYPE html><html><head><title>Log in</title></head><body><form action=\"/login\" method=\"post\"><input name=\"username\"><input name=\"password\" type=\"password\"></form></body></html>",
             ),
         ),
-        Hostile::InvalidUtf8 { .. } => return error_json(StatusCode::INTERNAL_SERVER_ERROR, "unreachable"),
+        Hostile::InvalidUtf8 { .. } | Hostile::DropQueryParam { .. } => {
+            return error_json(StatusCode::INTERNAL_SERVER_ERROR, "unreachable");
+        }
         Hostile::EndlessBody => {
             let chunk = axum::body::Bytes::from(r#"{"id":"1","title":"again"},"#.repeat(2048));
             let stop = st.shutdown.clone();

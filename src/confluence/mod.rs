@@ -225,11 +225,7 @@ pub trait ConfluenceApi: Send + Sync {
     ) -> Result<Vec<Page>, ConfluenceError>;
 
     /// Whether [`ConfluenceApi::list_with_bodies`] carries bodies in the
-    /// listing itself and so saves requests. Data Center does not: its
-    /// offset paging serves at most 50 bodies a request in one chain that
-    /// must run one request after another, while listing ids and fetching
-    /// bodies side by side is about as many requests and several times
-    /// faster.
+    /// listing itself and so saves requests (both flavors do).
     fn lists_bodies(&self) -> bool {
         false
     }
