@@ -537,11 +537,23 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send>(
     let mut expected = next_offset;
     let mut issue_at = next_offset;
     let mut issued: usize = 1;
+    let mut taken: usize = 1;
     let mut in_flight = FuturesOrdered::new();
-    let mut stop = bytes >= paging.budget;
     let window = paging.window.max(1);
+    // Whether one more page fits the budget, counting the pages in flight
+    // at the average weight of those taken: a window of pages with bodies
+    // must not carry the listing far past it.
+    let room = |bytes: usize, taken: usize, in_flight: usize| {
+        let average = bytes / taken.max(1);
+        bytes.saturating_add(average.saturating_mul(in_flight + 1)) <= paging.budget
+    };
+    let mut stop = !room(bytes, taken, 0);
     loop {
-        while !stop && in_flight.len() < window && issued < MAX_PAGES {
+        while !stop
+            && in_flight.len() < window
+            && issued < MAX_PAGES
+            && room(bytes, taken, in_flight.len())
+        {
             let url = with_query_param(&template, "start", &issue_at.to_string());
             let offset = issue_at;
             in_flight.push_back(async move {
@@ -564,6 +576,7 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send>(
         };
         let page = page?;
         check_start(&page, offset)?;
+        taken += 1;
         let got = page.results.len();
         bytes = bytes.saturating_add(page.results.iter().map(|i| (paging.weigh)(i)).sum());
         items.extend(page.results);
@@ -588,10 +601,10 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send>(
             issue_at = next_offset;
         }
         expected = next_offset;
-        if bytes >= paging.budget {
+        if in_flight.is_empty() && !room(bytes, taken, 0) {
             stop = true;
         }
-        if stop && in_flight.is_empty() {
+        if stop {
             return Ok(Offsets {
                 items,
                 rest: Some(with_query_param(&template, "start", &expected.to_string())),
