@@ -227,7 +227,7 @@ impl DataCenterClient {
                 .append_pair("expand", FETCH_EXPAND)
                 .append_pair("limit", &ids.len().to_string());
             let not_found = || ConfluenceError::Protocol("no /rest/api/content/search".into());
-            let found = match v1::collect_offsets::<Content>(
+            let found = match v1::collect_offsets::<Content, Content>(
                 &self.http,
                 &self.root,
                 url,
@@ -271,7 +271,9 @@ impl DataCenterClient {
     /// The listing, and with `bodies` the pages of the items it keeps: the
     /// listing then also expands bodies, ancestors and labels, up to
     /// [`LISTED_BODY_BUDGET`] of page text; the rest is listed without
-    /// bodies, and the sync fetches those items like changed ones.
+    /// bodies, and the sync fetches those items like changed ones. Bodies
+    /// are converted as their listing page arrives, while later pages are
+    /// still on their way.
     async fn list_inner(
         &self,
         space: &SpaceInfo,
@@ -297,15 +299,16 @@ impl DataCenterClient {
                 .append_pair("expand", expand);
             let not_found = || ConfluenceError::SpaceNotFound(space.key.clone());
             let lighter = |u: &url::Url| v1::without_expansion(u, BODY);
+            let keep = |c: Content| self.keep(c, *ct, annotate, &space.key);
             let paging = OffsetPaging {
                 window: self.window,
                 weigh: &body_len,
                 budget: LISTED_BODY_BUDGET / types,
                 lighter: &lighter,
+                keep: &keep,
             };
             let found =
-                v1::collect_offsets::<Content>(&self.http, &self.root, url, &paging, &not_found)
-                    .await?;
+                v1::collect_offsets(&self.http, &self.root, url, &paging, &not_found).await?;
             let mut items = found.items;
             if bodies {
                 self.learn_body_page(found.granted);
@@ -315,40 +318,34 @@ impl DataCenterClient {
                 // pages the site grants bare listings.
                 let rest = v1::without_expansion(&rest, BODY).unwrap_or(rest);
                 let rest = v1::with_query_param(&rest, "limit", &self.limit());
-                let bare = v1::collect_offsets::<Content>(
-                    &self.http,
-                    &self.root,
-                    rest,
-                    &OffsetPaging::plain(self.window),
-                    &not_found,
-                )
-                .await?;
+                let paging = OffsetPaging {
+                    window: self.window,
+                    weigh: &body_len,
+                    budget: usize::MAX,
+                    lighter: &lighter,
+                    keep: &keep,
+                };
+                let bare =
+                    v1::collect_offsets(&self.http, &self.root, rest, &paging, &not_found).await?;
                 items.extend(bare.items);
             }
-            Ok::<_, ConfluenceError>(items.into_iter().map(|c| (*ct, c)).collect::<Vec<_>>())
+            Ok::<_, ConfluenceError>(items)
         });
-        let contents: Vec<(ContentType, Content)> = futures::future::try_join_all(listings)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        let mut listed: Vec<Listed> = contents
+        let (mut listed, mut pages): (Vec<Listed>, Vec<Option<Page>>) =
+            futures::future::try_join_all(listings)
+                .await?
+                .into_iter()
+                .flatten()
+                .unzip();
+        // Offset paging repeats an item when the space changes during the
+        // listing: keep its first sighting and that one's page.
+        let mut seen = HashSet::new();
+        let first: Vec<bool> = listed
             .iter()
-            .map(|(ct, c)| Listed {
-                page: PageRef {
-                    id: c.id.clone(),
-                    version: c.version.as_ref().map_or(0, |v| v.number),
-                    content_type: *ct,
-                },
-                ancestors: c.ancestors().into_iter().map(|a| a.id).collect(),
-                restricted: if annotate {
-                    c.read_restricted()
-                } else {
-                    Some(false)
-                },
-                labels: c.labels(),
-            })
+            .map(|l| seen.insert(l.page.id.clone()))
             .collect();
+        let mut keep_first = first.iter();
+        pages.retain(|_| keep_first.next().copied().unwrap_or(false));
         dedup(&mut listed);
         // Ancestors that are not listed pages (folders and other parents,
         // or pages of another type) are vetted one by one.
@@ -366,22 +363,45 @@ impl DataCenterClient {
         if !bodies {
             return Ok((listing, Vec::new()));
         }
+        // Pages of items left out (restricted, filtered) are dropped here;
+        // items listed bare (past the budget or the size cap) or without
+        // their labels have none, and the sync fetches them instead.
         let kept: HashSet<&str> = listing.items.iter().map(|r| r.id.as_str()).collect();
-        let mut by_id: HashMap<String, Content> = HashMap::with_capacity(kept.len());
-        for (_, c) in contents {
-            // Listed bare (past the budget or the size cap) or without its
-            // labels: the sync fetches it instead.
-            if kept.contains(c.id.as_str()) && has_body(&c) && c.labels().is_some() {
-                by_id.entry(c.id.clone()).or_insert(c);
-            }
-        }
-        let pages = listing
-            .items
-            .iter()
-            .filter_map(|item| by_id.remove(&item.id))
-            .map(|c| v1::to_page(c, &self.root, &space.key))
+        let pages = pages
+            .into_iter()
+            .flatten()
+            .filter(|p| kept.contains(p.id.as_str()))
             .collect();
         Ok((listing, pages))
+    }
+
+    /// What a listing keeps of an item: what the filters need, and its page
+    /// when the item came with its body and labels (then it is exactly
+    /// what `fetch` returns).
+    fn keep(
+        &self,
+        c: Content,
+        ct: ContentType,
+        annotate: bool,
+        space_key: &str,
+    ) -> (Listed, Option<Page>) {
+        let listed = Listed {
+            page: PageRef {
+                id: c.id.clone(),
+                version: c.version.as_ref().map_or(0, |v| v.number),
+                content_type: ct,
+            },
+            ancestors: c.ancestors().into_iter().map(|a| a.id).collect(),
+            restricted: if annotate {
+                c.read_restricted()
+            } else {
+                Some(false)
+            },
+            labels: c.labels(),
+        };
+        let page =
+            (has_body(&c) && c.labels().is_some()).then(|| v1::to_page(c, &self.root, space_key));
+        (listed, page)
     }
 
     async fn content(&self, id: &str) -> Result<Option<Content>, ConfluenceError> {

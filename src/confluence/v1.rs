@@ -404,8 +404,8 @@ pub(crate) struct Offsets<T> {
     pub granted: Option<usize>,
 }
 
-/// How [`collect_offsets`] reads a listing.
-pub(crate) struct OffsetPaging<'a, T> {
+/// How [`collect_offsets`] reads a listing of `T`, keeping a `U` of each.
+pub(crate) struct OffsetPaging<'a, T, U = T> {
     /// Requests in flight at once (the site's request limit bounds them too).
     pub window: usize,
     /// Bytes an item counts toward `budget`.
@@ -415,16 +415,20 @@ pub(crate) struct OffsetPaging<'a, T> {
     /// The same request asking for less per item (without bodies), for an
     /// answer over the client's size cap; `None` when there is nothing to drop.
     pub lighter: &'a (dyn Fn(&url::Url) -> Option<url::Url> + Send + Sync),
+    /// What is kept of each item, applied as its page arrives, so that work
+    /// on items (converting bodies) overlaps the requests still in flight.
+    pub keep: &'a (dyn Fn(T) -> U + Send + Sync),
 }
 
-impl<T> OffsetPaging<'_, T> {
-    /// Every page, no budget, nothing to drop.
+impl<T> OffsetPaging<'_, T, T> {
+    /// Every page, no budget, nothing to drop, items kept as they are.
     pub fn plain(window: usize) -> Self {
         OffsetPaging {
             window,
             weigh: &|_| 0,
             budget: usize::MAX,
             lighter: &|_| None,
+            keep: &|item| item,
         }
     }
 }
@@ -461,10 +465,10 @@ pub(crate) fn without_expansion(url: &url::Url, expansion: &str) -> Option<url::
     Some(with_query_param(url, "expand", &kept.join(",")))
 }
 
-async fn offset_page<T: serde::de::DeserializeOwned>(
+async fn offset_page<T: serde::de::DeserializeOwned, U>(
     http: &Http,
     url: url::Url,
-    paging: &OffsetPaging<'_, T>,
+    paging: &OffsetPaging<'_, T, U>,
     not_found: &(dyn Fn() -> ConfluenceError + Send + Sync),
 ) -> Result<List<T>, ConfluenceError> {
     match http.get_json::<List<T>>(&url).await {
@@ -504,13 +508,13 @@ fn offset_of(url: &url::Url) -> Option<usize> {
 /// not move forward (a server or proxy ignoring `start`), is an error rather
 /// than a listing of repeated pages; after [`MAX_PAGES`] requests the
 /// listing fails. `next` links without `start` are followed one by one.
-pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send>(
+pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send, U: Send>(
     http: &Http,
     root: &str,
     first: url::Url,
-    paging: &OffsetPaging<'_, T>,
+    paging: &OffsetPaging<'_, T, U>,
     not_found: &(dyn Fn() -> ConfluenceError + Send + Sync),
-) -> Result<Offsets<T>, ConfluenceError> {
+) -> Result<Offsets<U>, ConfluenceError> {
     use futures::StreamExt;
     use futures::stream::FuturesOrdered;
 
@@ -519,7 +523,7 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send>(
     check_start(&page, first_offset)?;
     let mut bytes: usize = page.results.iter().map(|i| (paging.weigh)(i)).sum();
     let got = page.results.len();
-    let mut items = page.results;
+    let mut items: Vec<U> = page.results.into_iter().map(paging.keep).collect();
     let Some(next) = page.links.next.filter(|_| got > 0) else {
         return Ok(Offsets {
             items,
@@ -579,7 +583,7 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send>(
         taken += 1;
         let got = page.results.len();
         bytes = bytes.saturating_add(page.results.iter().map(|i| (paging.weigh)(i)).sum());
-        items.extend(page.results);
+        items.extend(page.results.into_iter().map(paging.keep));
         // An empty page with a next link would loop forever.
         let Some(next) = page.links.next.filter(|_| got > 0) else {
             return Ok(Offsets {
@@ -634,15 +638,15 @@ fn check_start<T>(page: &List<T>, asked: usize) -> Result<(), ConfluenceError> {
 }
 
 /// Follows `next` links one after another (paging without offsets).
-async fn collect_chain<T: serde::de::DeserializeOwned + Send>(
+async fn collect_chain<T: serde::de::DeserializeOwned + Send, U: Send>(
     http: &Http,
     root: &str,
     mut url: url::Url,
-    paging: &OffsetPaging<'_, T>,
+    paging: &OffsetPaging<'_, T, U>,
     not_found: &(dyn Fn() -> ConfluenceError + Send + Sync),
-    mut items: Vec<T>,
+    mut items: Vec<U>,
     mut bytes: usize,
-) -> Result<Offsets<T>, ConfluenceError> {
+) -> Result<Offsets<U>, ConfluenceError> {
     for _ in 1..MAX_PAGES {
         if bytes >= paging.budget {
             return Ok(Offsets {
@@ -654,7 +658,7 @@ async fn collect_chain<T: serde::de::DeserializeOwned + Send>(
         let page = offset_page(http, url, paging, not_found).await?;
         let got = page.results.len();
         bytes = bytes.saturating_add(page.results.iter().map(|i| (paging.weigh)(i)).sum());
-        items.extend(page.results);
+        items.extend(page.results.into_iter().map(paging.keep));
         match page.links.next {
             Some(next) if got > 0 => url = parse_url(&absolute(root, &next))?,
             _ => {
