@@ -672,6 +672,20 @@ fn v1_page<T>(
     (start, limit): (usize, usize),
     build: impl FnMut(T) -> Value,
 ) -> Response {
+    Json(v1_page_json(ctx, path, q, all, (start, limit), build)).into_response()
+}
+
+/// The body of [`v1_page`], so that a caller can serialize it after
+/// releasing the data lock: Confluence renders concurrent requests side by
+/// side, and one lock held while writing JSON would serialize them all.
+fn v1_page_json<T>(
+    ctx: &Ctx,
+    path: &str,
+    q: &Q,
+    all: Vec<T>,
+    (start, limit): (usize, usize),
+    build: impl FnMut(T) -> Value,
+) -> Value {
     let total = all.len();
     let results: Vec<Value> = all.into_iter().skip(start).take(limit).map(build).collect();
     let size = results.len();
@@ -692,14 +706,13 @@ fn v1_page<T>(
         };
         links["next"] = Value::String(format!("/rest/api{path}?{query}"));
     }
-    Json(json!({
+    json!({
         "results": results,
         "start": start,
         "limit": limit,
         "size": size,
         "_links": links,
-    }))
-    .into_response()
+    })
 }
 
 fn v1_limit(ctx: &Ctx, q: &Q, ex: &Expand) -> Result<usize, Box<Response>> {
@@ -774,29 +787,32 @@ async fn v1_content_list(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) ->
     {
         lock(&ctx.state.data).pages.remove(&id);
     }
-    let d = lock(&ctx.state.data);
     let Some(space_key) = q.get("spaceKey") else {
         return error_json(
             StatusCode::BAD_REQUEST,
             "spaceKey is required in this simulator",
         );
     };
-    if d.space(space_key).is_none() {
-        return error_json(
-            StatusCode::NOT_FOUND,
-            &format!("No space with key : {space_key}"),
-        );
-    }
-    let statuses = wanted_status(&q, V1_DEFAULT_STATUS);
-    let all: Vec<&SimPage> = d
-        .pages
-        .values()
-        .filter(|p| p.space_key == space_key && ct_name(p.content_type) == kind)
-        .filter(|p| statuses.contains(&p.status))
-        .collect();
-    v1_page(&ctx, "/content", &q, all, (start, limit), |p| {
-        v1_content(&ctx, &d, p, &ex)
-    })
+    let body = {
+        let d = lock(&ctx.state.data);
+        if d.space(space_key).is_none() {
+            return error_json(
+                StatusCode::NOT_FOUND,
+                &format!("No space with key : {space_key}"),
+            );
+        }
+        let statuses = wanted_status(&q, V1_DEFAULT_STATUS);
+        let all: Vec<&SimPage> = d
+            .pages
+            .values()
+            .filter(|p| p.space_key == space_key && ct_name(p.content_type) == kind)
+            .filter(|p| statuses.contains(&p.status))
+            .collect();
+        v1_page_json(&ctx, "/content", &q, all, (start, limit), |p| {
+            v1_content(&ctx, &d, p, &ex)
+        })
+    };
+    Json(body).into_response()
 }
 
 async fn v1_content_get(

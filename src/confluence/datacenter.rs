@@ -231,7 +231,10 @@ impl DataCenterClient {
                 &self.http,
                 &self.root,
                 url,
-                &OffsetPaging::plain(self.window),
+                &OffsetPaging {
+                    at_most: Some(ids.len()),
+                    ..OffsetPaging::plain(self.window)
+                },
                 &not_found,
             )
             .await
@@ -306,6 +309,7 @@ impl DataCenterClient {
                 budget: LISTED_BODY_BUDGET / types,
                 lighter: &lighter,
                 keep: &keep,
+                at_most: None,
             };
             let found =
                 v1::collect_offsets(&self.http, &self.root, url, &paging, &not_found).await?;
@@ -324,6 +328,7 @@ impl DataCenterClient {
                     budget: usize::MAX,
                     lighter: &lighter,
                     keep: &keep,
+                    at_most: None,
                 };
                 let bare =
                     v1::collect_offsets(&self.http, &self.root, rest, &paging, &not_found).await?;

@@ -418,6 +418,9 @@ pub(crate) struct OffsetPaging<'a, T, U = T> {
     /// What is kept of each item, applied as its page arrives, so that work
     /// on items (converting bodies) overlaps the requests still in flight.
     pub keep: &'a (dyn Fn(T) -> U + Send + Sync),
+    /// Items the listing can hold at most, when known (a search for given
+    /// ids): no page is asked for at or past it.
+    pub at_most: Option<usize>,
 }
 
 impl<T> OffsetPaging<'_, T, T> {
@@ -429,6 +432,7 @@ impl<T> OffsetPaging<'_, T, T> {
             budget: usize::MAX,
             lighter: &|_| None,
             keep: &|item| item,
+            at_most: None,
         }
     }
 }
@@ -556,6 +560,7 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send, U: Se
         while !stop
             && in_flight.len() < window
             && issued < MAX_PAGES
+            && paging.at_most.is_none_or(|n| issue_at < n)
             && room(bytes, taken, in_flight.len())
         {
             let url = with_query_param(&template, "start", &issue_at.to_string());
@@ -571,6 +576,14 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send, U: Se
                 return Ok(Offsets {
                     items,
                     rest: Some(with_query_param(&template, "start", &expected.to_string())),
+                    granted,
+                });
+            }
+            if paging.at_most.is_some_and(|n| issue_at >= n) {
+                // Every item there can be is read.
+                return Ok(Offsets {
+                    items,
+                    rest: None,
                     granted,
                 });
             }
