@@ -49,6 +49,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const V1_LIMIT: u64 = 200;
 /// Cloud v2 listing page size.
 const V2_LIMIT: u64 = 250;
+/// Bodies Data Center serves a request (the simulator's cap, like Confluence's).
+const DC_BODY_LIMIT: u64 = 50;
 /// Key of the big space (the simulator's first).
 const BIG: &str = "ENG";
 
@@ -102,8 +104,11 @@ fn site_url(sim: &Simulator, flavor: Flavor) -> String {
 /// Requests that must run one after another in a full sync of `pages`
 /// items, and the requests it makes at least. Cloud: the v2 cursor listing
 /// (250 a request) and the v1 CQL pass (L′ a request) run side by side, so
-/// the longer of the two chains. Data Center: its offset listing of ids
-/// (L a request) is one chain; bodies (50 a request) are fetched beside it.
+/// the longer of the two chains. Data Center: offset paging needs no chain
+/// (any `start` can be asked for once the first answer shows the page size
+/// granted), so only that first request must come before the others; no
+/// design reads the bodies in fewer than ceil(N/50) requests (Data Center
+/// serves at most 50 bodies a request), which share the site's slots.
 fn network_chain(flavor: Flavor, pages: u64, concurrency: u64) -> u64 {
     let (chain, requests) = match flavor {
         Flavor::Cloud => {
@@ -112,8 +117,9 @@ fn network_chain(flavor: Flavor, pages: u64, concurrency: u64) -> u64 {
             (listing.max(cql), listing + cql)
         }
         Flavor::DataCenter => {
-            let listing = pages.div_ceil(V1_LIMIT);
-            (listing, listing + pages.div_ceil(50))
+            let bodies = pages.div_ceil(DC_BODY_LIMIT);
+            let after_first = bodies.saturating_sub(1);
+            (1 + after_first.div_ceil(concurrency.max(1)), bodies)
         }
     };
     // No more than `concurrency` requests are in flight at once either.
@@ -815,6 +821,10 @@ async fn main() -> Result<(), BoxError> {
     let cloud_budget = 2 * pages.div_ceil(V2_LIMIT) + 10;
     println!();
     println!("Cloud request budget for {pages} pages: 2*ceil(N/250)+10 = {cloud_budget}");
+    let dc_budget = pages.div_ceil(DC_BODY_LIMIT) + concurrency + 10;
+    println!(
+        "Data Center request budget for {pages} pages: ceil(N/50)+maxConcurrency+10 = {dc_budget}"
+    );
     for flavor in ["cloud", "datacenter"] {
         let time = |what: &str| {
             rows.iter()

@@ -1,7 +1,6 @@
-//! What a sync costs in requests, counted at the simulator: a full sync on
-//! Cloud reads bodies in the listing itself (Data Center lists ids and
-//! fetches bodies side by side), a resync of an unchanged space reads ids
-//! and versions only and writes nothing.
+//! What a sync costs in requests, counted at the simulator: a full sync
+//! reads bodies in the listing itself, a resync of an unchanged space reads
+//! ids and versions only and writes nothing.
 
 mod sim_site;
 use confluence_operator::confluence::{ClientOptions, Flavor, ListOptions, connect_with};
@@ -19,15 +18,19 @@ fn ceil_div(n: usize, d: usize) -> u64 {
     n.div_ceil(d) as u64
 }
 
+/// Data Center reads offset pages side by side, up to the site's
+/// `maxConcurrency` (8 in `sim_site`) at once, so each content type's
+/// listing may ask for up to 7 pages past its end.
+const DC_PAST_END: u64 = 2 * 7;
+
 /// Requests one flavor may spend on a full sync of `n` items (see
 /// docs/confluence-contract.md, "Request budget").
 fn full_sync_budget(flavor: Flavor, n: usize) -> u64 {
     match flavor {
         Flavor::Cloud => 2 * ceil_div(n, 250) + 10,
-        // Data Center lists ids (200 a request in the simulator, like a
-        // default Data Center), then fetches bodies side by side, at most 50
-        // a request once bodies are expanded.
-        Flavor::DataCenter => ceil_div(n, 200) + ceil_div(n, 50) + 10,
+        // Data Center lists with bodies, at most 50 a request once bodies
+        // are expanded, the pages side by side.
+        Flavor::DataCenter => ceil_div(n, 50) + DC_PAST_END + 10,
     }
 }
 
@@ -41,7 +44,7 @@ fn resync_budget(flavor: Flavor, n: usize, vetted: bool) -> u64 {
         (Flavor::Cloud, true) => ceil_div(n, 250) + ceil_div(n, 200) + 5,
         // Data Center's listing page without bodies (the simulator grants
         // 200, like a default Data Center) carries restrictions itself.
-        (Flavor::DataCenter, _) => ceil_div(n, 200) + 5,
+        (Flavor::DataCenter, _) => ceil_div(n, 200) + DC_PAST_END + 5,
     }
 }
 
@@ -288,5 +291,86 @@ async fn a_listing_holds_a_bounded_amount_of_waiting_bodies_and_the_rest_is_fetc
     assert!(
         exchanges.iter().any(|e| e.path.ends_with("/api/v2/pages")),
         "the pages whose bodies were dropped are fetched by id"
+    );
+}
+
+/// The same bound on Data Center: its listing carries bodies up to the
+/// budget, goes on bare (larger pages) from the offset it reached, and the
+/// sync fetches the rest by CQL. Everything arrives intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_center_listing_with_bodies_holds_a_bounded_amount_and_the_rest_is_fetched() {
+    let sim = Simulator::start(SimConfig {
+        spaces: 1,
+        pages: 0,
+        blogposts: 0,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    // 48 pages of ~512 KiB: 24 MiB of page text.
+    let big = format!("<p>{}</p>", "lorem ipsum dolor ".repeat(512 * 1024 / 18));
+    for i in 0..48 {
+        sim.create_page(
+            "ENG",
+            &format!("Big {i}"),
+            None,
+            &format!("<p>tag{i}</p>{big}"),
+        )
+        .expect("page");
+    }
+    let client = connect_with(
+        sim_site::site_config(&sim, Flavor::DataCenter),
+        ClientOptions {
+            page_limit: 8,
+            ..ClientOptions::default()
+        },
+    )
+    .expect("client");
+    let space = client.space("ENG").await.expect("space");
+    let store = Arc::new(MemoryStore::new());
+    let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
+    let req = SyncRequest {
+        scope: SpaceScope::new("default", "eng"),
+        site_url: "http://sim".into(),
+        space,
+        audience: Audience::Everyone,
+        options: ListOptions::default(),
+        batch_size: DEFAULT_BATCH_SIZE,
+    };
+    sim.start_recording();
+    let report = sync_space(client.as_ref(), &stores, &req)
+        .await
+        .expect("sync");
+    let n = sim.pages("ENG").len();
+    assert_eq!(report.fetched as usize, n);
+    let docs = store.documents(&req.scope);
+    assert_eq!(docs.len(), n);
+    for i in 0..48 {
+        let doc = docs
+            .iter()
+            .find(|d| d.page.title == format!("Big {i}"))
+            .expect("synced");
+        assert!(doc.page.body_text.contains(&format!("tag{i}")));
+        assert!(doc.page.body_text.len() > 400 * 1024, "{i}: whole body");
+    }
+    let exchanges = sim.recorded();
+    let listings: Vec<&str> = exchanges
+        .iter()
+        .filter(|e| e.path == "/rest/api/content")
+        .map(|e| e.query.as_deref().unwrap_or(""))
+        .collect();
+    assert!(
+        listings.first().is_some_and(|q| q.contains("body.storage")),
+        "the listing starts with bodies: {listings:?}"
+    );
+    assert!(
+        listings.iter().any(|q| !q.contains("body.storage")),
+        "past the budget the listing goes on bare: {listings:?}"
+    );
+    assert!(
+        exchanges
+            .iter()
+            .any(|e| e.path == "/rest/api/content/search"),
+        "the pages listed bare are fetched by id"
     );
 }

@@ -133,6 +133,10 @@ pub enum Hostile {
     /// `302 Found` to the same path and query under `to` (another origin,
     /// e.g. an [`OtherHost`]).
     Redirect { to: String },
+    /// The request reaches Confluence without query parameter `name`, as
+    /// behind a proxy or rewrite rule that drops it (`start`: every page
+    /// request is answered with the first page).
+    DropQueryParam { name: String },
 }
 
 impl Default for FaultConfig {

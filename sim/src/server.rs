@@ -239,9 +239,15 @@ async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> 
         }
     }
     // Proxies and load balancers answer before Confluence checks anything.
+    let mut req = req;
     let marker = match hostile {
         None => None,
         Some(Hostile::InvalidUtf8 { marker }) => Some(marker),
+        Some(Hostile::DropQueryParam { name }) => {
+            lock(&st.stats).hostile += 1;
+            drop_query_param(&mut req, &name);
+            None
+        }
         Some(h) => {
             lock(&st.stats).hostile += 1;
             return hostile_answer(&st, h, &req);
@@ -277,6 +283,26 @@ async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> 
     Response::from_parts(parts, Body::from(cut))
 }
 
+/// Removes every `name=` pair from the request's query, leaving the rest
+/// as sent.
+fn drop_query_param(req: &mut Request, name: &str) {
+    let Some(query) = req.uri().query() else {
+        return;
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| pair.split('=').next() != Some(name))
+        .collect();
+    let path_and_query = if kept.is_empty() {
+        req.uri().path().to_string()
+    } else {
+        format!("{}?{}", req.uri().path(), kept.join("&"))
+    };
+    if let Ok(uri) = path_and_query.parse() {
+        *req.uri_mut() = uri;
+    }
+}
+
 /// Bytes that are never valid UTF-8: a lone continuation byte, an
 /// overlong lead and 0xFF.
 const NOT_UTF8: &[u8] = &[0x80, 0xC0, 0xAF, 0xFF, 0xFE];
@@ -303,7 +329,7 @@ fn json_headers(status: StatusCode, content_type: &'static str) -> axum::http::r
 }
 
 /// The answer of a [`Hostile`] mode (all but `InvalidUtf8`, which edits the
-/// real answer). Endless bodies end when the simulator shuts down or the
+/// real answer, and `DropQueryParam`, which edits the request). Endless bodies end when the simulator shuts down or the
 /// client goes away.
 fn hostile_answer(st: &St, hostile: Hostile, req: &Request) -> Response {
     let built = match hostile {
@@ -314,7 +340,9 @@ fn hostile_answer(st: &St, hostile: Hostile, req: &Request) -> Response {
                 "<!DOCTYPE html><html><head><title>Log in</title></head><body><form action=\"/login\" method=\"post\"><input name=\"username\"><input name=\"password\" type=\"password\"></form></body></html>",
             ),
         ),
-        Hostile::InvalidUtf8 { .. } => return error_json(StatusCode::INTERNAL_SERVER_ERROR, "unreachable"),
+        Hostile::InvalidUtf8 { .. } | Hostile::DropQueryParam { .. } => {
+            return error_json(StatusCode::INTERNAL_SERVER_ERROR, "unreachable");
+        }
         Hostile::EndlessBody => {
             let chunk = axum::body::Bytes::from(r#"{"id":"1","title":"again"},"#.repeat(2048));
             let stop = st.shutdown.clone();
@@ -644,6 +672,20 @@ fn v1_page<T>(
     (start, limit): (usize, usize),
     build: impl FnMut(T) -> Value,
 ) -> Response {
+    Json(v1_page_json(ctx, path, q, all, (start, limit), build)).into_response()
+}
+
+/// The body of [`v1_page`], so that a caller can serialize it after
+/// releasing the data lock: Confluence renders concurrent requests side by
+/// side, and one lock held while writing JSON would serialize them all.
+fn v1_page_json<T>(
+    ctx: &Ctx,
+    path: &str,
+    q: &Q,
+    all: Vec<T>,
+    (start, limit): (usize, usize),
+    build: impl FnMut(T) -> Value,
+) -> Value {
     let total = all.len();
     let results: Vec<Value> = all.into_iter().skip(start).take(limit).map(build).collect();
     let size = results.len();
@@ -664,14 +706,13 @@ fn v1_page<T>(
         };
         links["next"] = Value::String(format!("/rest/api{path}?{query}"));
     }
-    Json(json!({
+    json!({
         "results": results,
         "start": start,
         "limit": limit,
         "size": size,
         "_links": links,
-    }))
-    .into_response()
+    })
 }
 
 fn v1_limit(ctx: &Ctx, q: &Q, ex: &Expand) -> Result<usize, Box<Response>> {
@@ -746,29 +787,32 @@ async fn v1_content_list(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) ->
     {
         lock(&ctx.state.data).pages.remove(&id);
     }
-    let d = lock(&ctx.state.data);
     let Some(space_key) = q.get("spaceKey") else {
         return error_json(
             StatusCode::BAD_REQUEST,
             "spaceKey is required in this simulator",
         );
     };
-    if d.space(space_key).is_none() {
-        return error_json(
-            StatusCode::NOT_FOUND,
-            &format!("No space with key : {space_key}"),
-        );
-    }
-    let statuses = wanted_status(&q, V1_DEFAULT_STATUS);
-    let all: Vec<&SimPage> = d
-        .pages
-        .values()
-        .filter(|p| p.space_key == space_key && ct_name(p.content_type) == kind)
-        .filter(|p| statuses.contains(&p.status))
-        .collect();
-    v1_page(&ctx, "/content", &q, all, (start, limit), |p| {
-        v1_content(&ctx, &d, p, &ex)
-    })
+    let body = {
+        let d = lock(&ctx.state.data);
+        if d.space(space_key).is_none() {
+            return error_json(
+                StatusCode::NOT_FOUND,
+                &format!("No space with key : {space_key}"),
+            );
+        }
+        let statuses = wanted_status(&q, V1_DEFAULT_STATUS);
+        let all: Vec<&SimPage> = d
+            .pages
+            .values()
+            .filter(|p| p.space_key == space_key && ct_name(p.content_type) == kind)
+            .filter(|p| statuses.contains(&p.status))
+            .collect();
+        v1_page_json(&ctx, "/content", &q, all, (start, limit), |p| {
+            v1_content(&ctx, &d, p, &ex)
+        })
+    };
+    Json(body).into_response()
 }
 
 async fn v1_content_get(

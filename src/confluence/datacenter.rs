@@ -1,38 +1,64 @@
 //! Confluence Data Center / Server over REST v1 (`/rest/api`).
 //!
-//! Request cost of a listing of N items of one content type with limit L:
-//! ceil(N/L) requests of `/rest/api/content` that carry, per item, its
-//! version, ancestors, direct read restrictions and labels. Restrictions do
-//! not bump versions, so this is re-read on every listing; expanding them on
-//! the listing itself is the cheapest way (no per-page restriction calls).
-//! When neither restriction nor label filtering is needed, only `version` is
-//! expanded, which Data Center serves faster and with a higher page size.
-//! Data Center does not list with bodies (see `lists_bodies`): a full sync
-//! lists ids as above and fetches bodies by CQL, ceil(N/50) requests (Data
-//! Center serves at most 50 items a request once bodies are expanded), side
-//! by side.
+//! Listings page by offset (`start`/`limit`), which needs no chain of
+//! requests one after another: the first answer's `next` link tells how many
+//! items the site grants a request, and the later pages are read side by
+//! side, as many at once as the site's `maxConcurrency` allows
+//! ([`v1::collect_offsets`]). Items carry their version, ancestors, direct
+//! read restrictions and labels; restrictions do not bump versions, so they
+//! are re-read on every listing, and expanding them on the listing itself
+//! is the cheapest way (no per-page restriction calls). When neither
+//! restriction nor label filtering is needed, only `version` is expanded,
+//! which Data Center serves faster and with a higher page size.
+//!
+//! Request budget of a full sync of N items of one content type, with W the
+//! site's `maxConcurrency` and B the bodies granted a request (50 on stock
+//! Data Center): one listing with bodies, ceil(N/B) requests plus at most
+//! W-1 read past the end, in about 1 + ceil(N/B)/W rounds. Past 16 MiB of
+//! page text the rest is listed bare (L items a request, up to the
+//! `limit` asked for) and fetched by CQL `id in (…)`, B ids a request, side
+//! by side. An incremental sync lists ids (ceil(N/L) + W-1 requests) and
+//! fetches changed items, ceil(changed/B) requests.
 //! Ancestors that are not listed items (non-page parents) cost one
 //! `GET /content/{id}` each for their view restriction; a deletion is
 //! confirmed with one `GET /content/{id}` per missing (or sampled) item.
 
 use super::http::Http;
-use super::v1::{self, Content, SpaceJson};
+use super::v1::{self, Content, OffsetPaging, SpaceJson};
 use super::{
     ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listed, Listing, Presence,
     SiteConfig, SpaceInfo, apply_filters, needs_annotations, unlisted_ancestors,
 };
 use crate::model::{ContentType, Page, PageRef};
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const LIST_EXPAND_FULL: &str = "version,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group,metadata.labels";
 const LIST_EXPAND_MIN: &str = "version";
+/// A listing with bodies carries what [`FETCH_EXPAND`] does, so its pages
+/// are exactly those `fetch` returns.
+const BODY_LIST_EXPAND_FULL: &str = "body.storage,version,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group,metadata.labels";
+const BODY_LIST_EXPAND_MIN: &str = "body.storage,version,ancestors,metadata.labels";
 const FETCH_EXPAND: &str = "body.storage,version,ancestors,metadata.labels";
+const BODY: &str = "body.storage";
+
+/// Page text (storage format) a listing with bodies may hold at once; past
+/// it the listing goes on without bodies and those items are fetched group by
+/// group. Converted pages take about three times this, which keeps a full
+/// sync of any space well inside the pod's memory.
+const LISTED_BODY_BUDGET: usize = 16 * 1024 * 1024;
 
 pub struct DataCenterClient {
     http: Http,
     /// Site root including the context path, without trailing slash.
     root: String,
+    /// Requests one listing keeps in flight: the site's request limit.
+    window: usize,
+    /// Items the site grants a request with bodies expanded, once seen
+    /// (0 before): fetches ask for that many ids at a time, side by side.
+    body_page: AtomicUsize,
 }
 
 impl DataCenterClient {
@@ -41,6 +67,8 @@ impl DataCenterClient {
         Ok(Self {
             http: Http::new(config, options)?,
             root,
+            window: config.max_concurrency.max(1),
+            body_page: AtomicUsize::new(0),
         })
     }
 
@@ -48,8 +76,26 @@ impl DataCenterClient {
         v1::parse_url(&format!("{}/rest/api{path}", self.root))
     }
 
+    fn page_limit(&self) -> usize {
+        self.http.options().page_limit.clamp(1, 1000)
+    }
+
     fn limit(&self) -> String {
-        self.http.options().page_limit.clamp(1, 1000).to_string()
+        self.page_limit().to_string()
+    }
+
+    fn learn_body_page(&self, granted: Option<usize>) {
+        if let Some(g) = granted {
+            self.body_page.store(g, Ordering::Relaxed);
+        }
+    }
+
+    /// Ids asked for in one fetch request.
+    fn fetch_chunk(&self) -> usize {
+        match self.body_page.load(Ordering::Relaxed) {
+            0 => self.page_limit(),
+            g => g.min(self.page_limit()),
+        }
     }
 }
 
@@ -102,66 +148,23 @@ impl ConfluenceApi for DataCenterClient {
         space: &SpaceInfo,
         options: &ListOptions,
     ) -> Result<Listing, ConfluenceError> {
-        let annotate = needs_annotations(options);
-        // Each content type is its own paging chain; run them side by side.
-        let chains = options.content_types.iter().map(|ct| async move {
-            let mut url = self.api("/content")?;
-            url.query_pairs_mut()
-                .append_pair("spaceKey", &space.key)
-                .append_pair("type", ct.as_str())
-                .append_pair("status", "current")
-                .append_pair("limit", &self.limit())
-                .append_pair(
-                    "expand",
-                    if annotate {
-                        LIST_EXPAND_FULL
-                    } else {
-                        LIST_EXPAND_MIN
-                    },
-                );
-            let items: Vec<Content> = v1::collect(&self.http, &self.root, url, || {
-                ConfluenceError::SpaceNotFound(space.key.clone())
-            })
-            .await?;
-            Ok::<_, ConfluenceError>(
-                items
-                    .into_iter()
-                    .map(|c| Listed {
-                        page: PageRef {
-                            id: c.id.clone(),
-                            version: c.version.as_ref().map_or(0, |v| v.number),
-                            content_type: *ct,
-                        },
-                        ancestors: c.ancestors().into_iter().map(|a| a.id).collect(),
-                        restricted: if annotate {
-                            c.read_restricted()
-                        } else {
-                            Some(false)
-                        },
-                        labels: c.labels(),
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        });
-        let mut listed: Vec<Listed> = futures::future::try_join_all(chains)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        dedup(&mut listed);
-        // Ancestors that are not listed pages (folders and other parents,
-        // or pages of another type) are vetted one by one.
-        let outside = if annotate && !options.include_restricted {
-            v1::read_restrictions(
-                &self.http,
-                &format!("{}/rest/api", self.root),
-                &unlisted_ancestors(&listed),
-            )
-            .await?
-        } else {
-            HashMap::new()
-        };
-        Ok(apply_filters(listed, &outside, options))
+        Ok(self.list_inner(space, options, false).await?.0)
+    }
+
+    /// Data Center serves at most 50 bodies a request, but its offset paging
+    /// needs no chain: pages are read side by side, so one listing with
+    /// bodies costs fewer requests (and rounds) than listing ids and then
+    /// fetching every body.
+    fn lists_bodies(&self) -> bool {
+        true
+    }
+
+    async fn list_with_bodies(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
+        self.list_inner(space, options, true).await
     }
 
     async fn presence(
@@ -190,39 +193,222 @@ impl ConfluenceApi for DataCenterClient {
         space: &SpaceInfo,
         items: &[PageRef],
     ) -> Result<Vec<Page>, ConfluenceError> {
-        let mut pages = Vec::with_capacity(items.len());
-        let limit = self.http.options().page_limit.clamp(1, 1000);
-        for chunk in items.chunks(limit) {
-            // One CQL request per batch instead of one GET per page.
-            let ids: Vec<&str> = chunk.iter().map(|r| r.id.as_str()).collect();
-            let mut url = self.api("/content/search")?;
-            url.query_pairs_mut()
-                .append_pair("cql", &format!("id in ({})", ids.join(",")))
-                .append_pair("expand", FETCH_EXPAND)
-                .append_pair("limit", &chunk.len().to_string());
-            let found: Vec<Content> = v1::collect(&self.http, &self.root, url, || {
-                ConfluenceError::Protocol("no /rest/api/content/search".into())
-            })
-            .await?;
-            let mut seen: HashSet<String> = HashSet::new();
-            for c in found {
-                if ids.contains(&c.id.as_str()) && seen.insert(c.id.clone()) {
-                    pages.push(v1::to_page(c, &self.root, &space.key));
-                }
-            }
-            // The search index can lag behind edits; anything it missed is
-            // read directly. A 404 there means the item is gone.
-            for id in ids.iter().filter(|id| !seen.contains(**id)) {
-                if let Some(c) = self.content(id).await? {
-                    pages.push(v1::to_page(c, &self.root, &space.key));
-                }
-            }
-        }
-        Ok(pages)
+        let ids: Vec<&str> = items.iter().map(|r| r.id.as_str()).collect();
+        // One CQL request per chunk instead of one GET per page, the chunks
+        // side by side (the site's request limit bounds them).
+        let chunks = ids
+            .chunks(self.fetch_chunk())
+            .map(|chunk| self.fetch_chunk_of(chunk));
+        let found: Vec<Content> = futures::future::try_join_all(chunks)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok(found
+            .into_iter()
+            .map(|c| v1::to_page(c, &self.root, &space.key))
+            .collect())
     }
 }
 
 impl DataCenterClient {
+    /// Bodies of `ids` by CQL; ids the search index missed (it can lag
+    /// behind edits) are read directly, and a 404 there means the item is
+    /// gone. Too much page text for one answer: half as many at a time (a
+    /// single page over the cap still fails).
+    fn fetch_chunk_of<'a>(
+        &'a self,
+        ids: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<Content>, ConfluenceError>> {
+        Box::pin(async move {
+            let mut url = self.api("/content/search")?;
+            url.query_pairs_mut()
+                .append_pair("cql", &format!("id in ({})", ids.join(",")))
+                .append_pair("expand", FETCH_EXPAND)
+                .append_pair("limit", &ids.len().to_string());
+            let not_found = || ConfluenceError::Protocol("no /rest/api/content/search".into());
+            let found = match v1::collect_offsets::<Content, Content>(
+                &self.http,
+                &self.root,
+                url,
+                &OffsetPaging {
+                    at_most: Some(ids.len()),
+                    ..OffsetPaging::plain(self.window)
+                },
+                &not_found,
+            )
+            .await
+            {
+                Ok(found) => found,
+                Err(ConfluenceError::TooLarge { .. }) if ids.len() > 1 => {
+                    let (a, b) = ids.split_at(ids.len() / 2);
+                    let (a, b) =
+                        futures::future::try_join(self.fetch_chunk_of(a), self.fetch_chunk_of(b))
+                            .await?;
+                    return Ok(a.into_iter().chain(b).collect());
+                }
+                Err(e) => return Err(e),
+            };
+            self.learn_body_page(found.granted);
+            let wanted: HashSet<&str> = ids.iter().copied().collect();
+            let mut seen: HashSet<String> = HashSet::new();
+            let mut out: Vec<Content> = found
+                .items
+                .into_iter()
+                .filter(|c| wanted.contains(c.id.as_str()) && seen.insert(c.id.clone()))
+                .collect();
+            let missed = ids
+                .iter()
+                .filter(|id| !seen.contains(**id))
+                .map(|id| self.content(id));
+            out.extend(
+                futures::future::try_join_all(missed)
+                    .await?
+                    .into_iter()
+                    .flatten(),
+            );
+            Ok(out)
+        })
+    }
+
+    /// The listing, and with `bodies` the pages of the items it keeps: the
+    /// listing then also expands bodies, ancestors and labels, up to
+    /// [`LISTED_BODY_BUDGET`] of page text; the rest is listed without
+    /// bodies, and the sync fetches those items like changed ones. Bodies
+    /// are converted as their listing page arrives, while later pages are
+    /// still on their way.
+    async fn list_inner(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+        bodies: bool,
+    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
+        let annotate = needs_annotations(options);
+        let types = options.content_types.len().max(1);
+        // Each content type is its own listing; run them side by side.
+        let listings = options.content_types.iter().map(|ct| async move {
+            let mut url = self.api("/content")?;
+            let expand = match (bodies, annotate) {
+                (true, true) => BODY_LIST_EXPAND_FULL,
+                (true, false) => BODY_LIST_EXPAND_MIN,
+                (false, true) => LIST_EXPAND_FULL,
+                (false, false) => LIST_EXPAND_MIN,
+            };
+            url.query_pairs_mut()
+                .append_pair("spaceKey", &space.key)
+                .append_pair("type", ct.as_str())
+                .append_pair("status", "current")
+                .append_pair("limit", &self.limit())
+                .append_pair("expand", expand);
+            let not_found = || ConfluenceError::SpaceNotFound(space.key.clone());
+            let lighter = |u: &url::Url| v1::without_expansion(u, BODY);
+            let keep = |c: Content| self.keep(c, *ct, annotate, &space.key);
+            let paging = OffsetPaging {
+                window: self.window,
+                weigh: &body_len,
+                budget: LISTED_BODY_BUDGET / types,
+                lighter: &lighter,
+                keep: &keep,
+                at_most: None,
+            };
+            let found =
+                v1::collect_offsets(&self.http, &self.root, url, &paging, &not_found).await?;
+            let mut items = found.items;
+            if bodies {
+                self.learn_body_page(found.granted);
+            }
+            if let Some(rest) = found.rest {
+                // Past the budget: the rest without bodies, in the larger
+                // pages the site grants bare listings.
+                let rest = v1::without_expansion(&rest, BODY).unwrap_or(rest);
+                let rest = v1::with_query_param(&rest, "limit", &self.limit());
+                let paging = OffsetPaging {
+                    window: self.window,
+                    weigh: &body_len,
+                    budget: usize::MAX,
+                    lighter: &lighter,
+                    keep: &keep,
+                    at_most: None,
+                };
+                let bare =
+                    v1::collect_offsets(&self.http, &self.root, rest, &paging, &not_found).await?;
+                items.extend(bare.items);
+            }
+            Ok::<_, ConfluenceError>(items)
+        });
+        let (mut listed, mut pages): (Vec<Listed>, Vec<Option<Page>>) =
+            futures::future::try_join_all(listings)
+                .await?
+                .into_iter()
+                .flatten()
+                .unzip();
+        // Offset paging repeats an item when the space changes during the
+        // listing: keep its first sighting and that one's page.
+        let mut seen = HashSet::new();
+        let first: Vec<bool> = listed
+            .iter()
+            .map(|l| seen.insert(l.page.id.clone()))
+            .collect();
+        let mut keep_first = first.iter();
+        pages.retain(|_| keep_first.next().copied().unwrap_or(false));
+        dedup(&mut listed);
+        // Ancestors that are not listed pages (folders and other parents,
+        // or pages of another type) are vetted one by one.
+        let outside = if annotate && !options.include_restricted {
+            v1::read_restrictions(
+                &self.http,
+                &format!("{}/rest/api", self.root),
+                &unlisted_ancestors(&listed),
+            )
+            .await?
+        } else {
+            HashMap::new()
+        };
+        let listing = apply_filters(listed, &outside, options);
+        if !bodies {
+            return Ok((listing, Vec::new()));
+        }
+        // Pages of items left out (restricted, filtered) are dropped here;
+        // items listed bare (past the budget or the size cap) or without
+        // their labels have none, and the sync fetches them instead.
+        let kept: HashSet<&str> = listing.items.iter().map(|r| r.id.as_str()).collect();
+        let pages = pages
+            .into_iter()
+            .flatten()
+            .filter(|p| kept.contains(p.id.as_str()))
+            .collect();
+        Ok((listing, pages))
+    }
+
+    /// What a listing keeps of an item: what the filters need, and its page
+    /// when the item came with its body and labels (then it is exactly
+    /// what `fetch` returns).
+    fn keep(
+        &self,
+        c: Content,
+        ct: ContentType,
+        annotate: bool,
+        space_key: &str,
+    ) -> (Listed, Option<Page>) {
+        let listed = Listed {
+            page: PageRef {
+                id: c.id.clone(),
+                version: c.version.as_ref().map_or(0, |v| v.number),
+                content_type: ct,
+            },
+            ancestors: c.ancestors().into_iter().map(|a| a.id).collect(),
+            restricted: if annotate {
+                c.read_restricted()
+            } else {
+                Some(false)
+            },
+            labels: c.labels(),
+        };
+        let page =
+            (has_body(&c) && c.labels().is_some()).then(|| v1::to_page(c, &self.root, space_key));
+        (listed, page)
+    }
+
     async fn content(&self, id: &str) -> Result<Option<Content>, ConfluenceError> {
         let mut url = self.api("/content")?;
         url.path_segments_mut()
@@ -235,6 +421,17 @@ impl DataCenterClient {
             Err(super::http::HttpFailure::Other(e)) => Err(e),
         }
     }
+}
+
+fn has_body(c: &Content) -> bool {
+    c.body.as_ref().is_some_and(|b| b.storage.is_some())
+}
+
+fn body_len(c: &Content) -> usize {
+    c.body
+        .as_ref()
+        .and_then(|b| b.storage.as_ref())
+        .map_or(0, |s| s.value.len())
 }
 
 /// Drops repeated ids (offset paging can repeat an item when the space

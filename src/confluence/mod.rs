@@ -226,11 +226,7 @@ pub trait ConfluenceApi: Send + Sync {
 
     /// Whether [`ConfluenceApi::list_streaming`] carries bodies in the
     /// listing itself and so saves requests (the sync then chooses it for
-    /// mostly empty stores). Data Center does not: its
-    /// offset paging serves at most 50 bodies a request in one chain that
-    /// must run one request after another, while listing ids and fetching
-    /// bodies side by side is about as many requests and several times
-    /// faster.
+    /// mostly empty stores). Both flavors do.
     fn lists_bodies(&self) -> bool {
         false
     }

@@ -36,6 +36,9 @@ pub(crate) struct Links {
 pub(crate) struct List<T> {
     #[serde(default = "Vec::new")]
     pub results: Vec<T>,
+    /// Offset of the first result, as the server understood the request.
+    #[serde(default)]
+    pub start: Option<usize>,
     #[serde(rename = "_links", default)]
     pub links: Links,
 }
@@ -388,4 +391,299 @@ pub(crate) fn to_page(content: Content, root: &str, space_key: &str) -> Page {
         url,
         id: content.id,
     }
+}
+
+/// What an offset listing read.
+pub(crate) struct Offsets<T> {
+    pub items: Vec<T>,
+    /// Where the listing goes on when it stopped at its byte budget; `None`
+    /// once it reached its end.
+    pub rest: Option<url::Url>,
+    /// Items a request was granted (the first page's step), when paging
+    /// went past one page.
+    pub granted: Option<usize>,
+}
+
+/// How [`collect_offsets`] reads a listing of `T`, keeping a `U` of each.
+pub(crate) struct OffsetPaging<'a, T, U = T> {
+    /// Requests in flight at once (the site's request limit bounds them too).
+    pub window: usize,
+    /// Bytes an item counts toward `budget`.
+    pub weigh: &'a (dyn Fn(&T) -> usize + Send + Sync),
+    /// Once the items read weigh this much, no further page is asked for.
+    pub budget: usize,
+    /// The same request asking for less per item (without bodies), for an
+    /// answer over the client's size cap; `None` when there is nothing to drop.
+    pub lighter: &'a (dyn Fn(&url::Url) -> Option<url::Url> + Send + Sync),
+    /// What is kept of each item, applied as its page arrives, so that work
+    /// on items (converting bodies) overlaps the requests still in flight.
+    pub keep: &'a (dyn Fn(T) -> U + Send + Sync),
+    /// Items the listing can hold at most, when known (a search for given
+    /// ids): no page is asked for at or past it.
+    pub at_most: Option<usize>,
+}
+
+impl<T> OffsetPaging<'_, T, T> {
+    /// Every page, no budget, nothing to drop, items kept as they are.
+    pub fn plain(window: usize) -> Self {
+        OffsetPaging {
+            window,
+            weigh: &|_| 0,
+            budget: usize::MAX,
+            lighter: &|_| None,
+            keep: &|item| item,
+            at_most: None,
+        }
+    }
+}
+
+/// The value of query parameter `name`.
+pub(crate) fn query_param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `url` with query parameter `name` set to `value` (replacing any).
+pub(crate) fn with_query_param(url: &url::Url, name: &str, value: &str) -> url::Url {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut out = url.clone();
+    out.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair(name, value);
+    out
+}
+
+/// `url` without `expansion` in its `expand` list; `None` if it had none.
+pub(crate) fn without_expansion(url: &url::Url, expansion: &str) -> Option<url::Url> {
+    let expand = query_param(url, "expand")?;
+    let kept: Vec<&str> = expand.split(',').filter(|e| *e != expansion).collect();
+    if kept.len() == expand.split(',').count() {
+        return None;
+    }
+    Some(with_query_param(url, "expand", &kept.join(",")))
+}
+
+async fn offset_page<T: serde::de::DeserializeOwned, U>(
+    http: &Http,
+    url: url::Url,
+    paging: &OffsetPaging<'_, T, U>,
+    not_found: &(dyn Fn() -> ConfluenceError + Send + Sync),
+) -> Result<List<T>, ConfluenceError> {
+    match http.get_json::<List<T>>(&url).await {
+        Ok(r) => Ok(r.body),
+        Err(HttpFailure::Other(ConfluenceError::TooLarge { path, limit_mib })) => {
+            match (paging.lighter)(&url) {
+                // Same offset and limit, so the page covers the same items;
+                // they come without what did not fit and are read later.
+                Some(lighter) => http
+                    .get_json::<List<T>>(&lighter)
+                    .await
+                    .map(|r| r.body)
+                    .map_err(|f| not_found_as(f, not_found())),
+                None => Err(ConfluenceError::TooLarge { path, limit_mib }),
+            }
+        }
+        Err(f) => Err(not_found_as(f, not_found())),
+    }
+}
+
+fn offset_of(url: &url::Url) -> Option<usize> {
+    query_param(url, "start").and_then(|s| s.parse().ok())
+}
+
+/// Reads a v1 `start`/`limit` listing without a chain of requests one after
+/// another. Offset paging does not need one: the first answer's `next` link
+/// tells how many items the server grants a request (often fewer than
+/// `limit`, e.g. with bodies expanded), so later pages are asked for at
+/// their offsets, up to `window` at once, and taken in order. Each answer's
+/// own `next` link is checked against the offset predicted for it: the pages
+/// read are exactly those a client following `next` one by one would read
+/// (a server granting another size midway is followed from there, the
+/// predictions in flight dropped), and the listing ends at the first page
+/// without `next`. At most `window - 1` requests past the end are wasted.
+///
+/// An answer for another offset than asked for, or a `next` link that does
+/// not move forward (a server or proxy ignoring `start`), is an error rather
+/// than a listing of repeated pages; after [`MAX_PAGES`] requests the
+/// listing fails. `next` links without `start` are followed one by one.
+pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send, U: Send>(
+    http: &Http,
+    root: &str,
+    first: url::Url,
+    paging: &OffsetPaging<'_, T, U>,
+    not_found: &(dyn Fn() -> ConfluenceError + Send + Sync),
+) -> Result<Offsets<U>, ConfluenceError> {
+    use futures::StreamExt;
+    use futures::stream::FuturesOrdered;
+
+    let first_offset = offset_of(&first).unwrap_or(0);
+    let page = offset_page(http, first, paging, not_found).await?;
+    check_start(&page, first_offset)?;
+    let mut bytes: usize = page.results.iter().map(|i| (paging.weigh)(i)).sum();
+    let got = page.results.len();
+    let mut items: Vec<U> = page.results.into_iter().map(paging.keep).collect();
+    let Some(next) = page.links.next.filter(|_| got > 0) else {
+        return Ok(Offsets {
+            items,
+            rest: None,
+            granted: None,
+        });
+    };
+    let mut template = parse_url(&absolute(root, &next))?;
+    let Some(next_offset) = offset_of(&template) else {
+        return collect_chain(http, root, template, paging, not_found, items, bytes).await;
+    };
+    let mut step = advance(first_offset, next_offset)?;
+    let granted = Some(step);
+    // Offset of the next page to take, and of the next page to ask for.
+    let mut expected = next_offset;
+    let mut issue_at = next_offset;
+    let mut issued: usize = 1;
+    let mut taken: usize = 1;
+    let mut in_flight = FuturesOrdered::new();
+    let window = paging.window.max(1);
+    // Whether one more page fits the budget, counting the pages in flight
+    // at the average weight of those taken: a window of pages with bodies
+    // must not carry the listing far past it.
+    let room = |bytes: usize, taken: usize, in_flight: usize| {
+        let average = bytes / taken.max(1);
+        bytes.saturating_add(average.saturating_mul(in_flight + 1)) <= paging.budget
+    };
+    let mut stop = !room(bytes, taken, 0);
+    loop {
+        while !stop
+            && in_flight.len() < window
+            && issued < MAX_PAGES
+            && paging.at_most.is_none_or(|n| issue_at < n)
+            && room(bytes, taken, in_flight.len())
+        {
+            let url = with_query_param(&template, "start", &issue_at.to_string());
+            let offset = issue_at;
+            in_flight.push_back(async move {
+                (offset, offset_page(http, url, paging, not_found).await)
+            });
+            issue_at += step;
+            issued += 1;
+        }
+        let Some((offset, page)) = in_flight.next().await else {
+            if stop {
+                return Ok(Offsets {
+                    items,
+                    rest: Some(with_query_param(&template, "start", &expected.to_string())),
+                    granted,
+                });
+            }
+            if paging.at_most.is_some_and(|n| issue_at >= n) {
+                // Every item there can be is read.
+                return Ok(Offsets {
+                    items,
+                    rest: None,
+                    granted,
+                });
+            }
+            return Err(ConfluenceError::Protocol(format!(
+                "listing did not end after {MAX_PAGES} requests"
+            )));
+        };
+        let page = page?;
+        check_start(&page, offset)?;
+        taken += 1;
+        let got = page.results.len();
+        bytes = bytes.saturating_add(page.results.iter().map(|i| (paging.weigh)(i)).sum());
+        items.extend(page.results.into_iter().map(paging.keep));
+        // An empty page with a next link would loop forever.
+        let Some(next) = page.links.next.filter(|_| got > 0) else {
+            return Ok(Offsets {
+                items,
+                rest: None,
+                granted,
+            });
+        };
+        let next = parse_url(&absolute(root, &next))?;
+        let Some(next_offset) = offset_of(&next) else {
+            return collect_chain(http, root, next, paging, not_found, items, bytes).await;
+        };
+        if next_offset != offset + step {
+            // The server granted another size here: follow it from its own
+            // link; the predictions in flight would leave a gap or overlap.
+            step = advance(offset, next_offset)?;
+            template = next;
+            in_flight = FuturesOrdered::new();
+            issue_at = next_offset;
+        }
+        expected = next_offset;
+        if in_flight.is_empty() && !room(bytes, taken, 0) {
+            stop = true;
+        }
+        if stop {
+            return Ok(Offsets {
+                items,
+                rest: Some(with_query_param(&template, "start", &expected.to_string())),
+                granted,
+            });
+        }
+    }
+}
+
+/// The items between two offsets; a link that does not move forward would
+/// repeat pages for ever.
+fn advance(from: usize, to: usize) -> Result<usize, ConfluenceError> {
+    to.checked_sub(from).filter(|s| *s > 0).ok_or_else(|| {
+        ConfluenceError::Protocol(format!(
+            "listing paging does not move forward (the page at start={from} links to start={to}); is a proxy dropping the start parameter?"
+        ))
+    })
+}
+
+fn check_start<T>(page: &List<T>, asked: usize) -> Result<(), ConfluenceError> {
+    match page.start {
+        Some(start) if start != asked => Err(ConfluenceError::Protocol(format!(
+            "asked for a listing page from start={asked} and got one from start={start}; is a proxy dropping the start parameter?"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Follows `next` links one after another (paging without offsets).
+async fn collect_chain<T: serde::de::DeserializeOwned + Send, U: Send>(
+    http: &Http,
+    root: &str,
+    mut url: url::Url,
+    paging: &OffsetPaging<'_, T, U>,
+    not_found: &(dyn Fn() -> ConfluenceError + Send + Sync),
+    mut items: Vec<U>,
+    mut bytes: usize,
+) -> Result<Offsets<U>, ConfluenceError> {
+    for _ in 1..MAX_PAGES {
+        if bytes >= paging.budget {
+            return Ok(Offsets {
+                items,
+                rest: Some(url),
+                granted: None,
+            });
+        }
+        let page = offset_page(http, url, paging, not_found).await?;
+        let got = page.results.len();
+        bytes = bytes.saturating_add(page.results.iter().map(|i| (paging.weigh)(i)).sum());
+        items.extend(page.results.into_iter().map(paging.keep));
+        match page.links.next {
+            Some(next) if got > 0 => url = parse_url(&absolute(root, &next))?,
+            _ => {
+                return Ok(Offsets {
+                    items,
+                    rest: None,
+                    granted: None,
+                });
+            }
+        }
+    }
+    Err(ConfluenceError::Protocol(format!(
+        "listing did not end after {MAX_PAGES} requests"
+    )))
 }
