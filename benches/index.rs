@@ -12,6 +12,8 @@
 //! default 50 as in the sync), `BENCH_UPSERT_BATCH` (pages per call of the
 //! commit-per-call comparison, default 500; `0` skips it), `BENCH_QUERIES`
 //! (queries per mode), `BENCH_WRITER_THREADS`, `BENCH_WRITER_MB`,
+//! `BENCH_WRITER_NICE` (the writer threads' nice value; on a machine shared
+//! with other work, 0 measures the index rather than the scheduler),
 //! `BENCH_COMMIT_MB` (the commit policy's `max_bytes`), `BENCH_DIR`
 //! (index directory to use and keep; a temporary one otherwise),
 //! `BENCH_OPENSEARCH` (`0` skips OpenSearch), `OPENSEARCH_URL` (a running
@@ -548,6 +550,7 @@ async fn main() {
     let options = EmbeddedOptions {
         writer_threads: env_usize("BENCH_WRITER_THREADS", defaults.writer_threads),
         writer_memory_bytes: env_usize("BENCH_WRITER_MB", defaults.writer_memory_bytes >> 20) << 20,
+        writer_niceness: env_usize("BENCH_WRITER_NICE", defaults.writer_niceness as usize) as i32,
         commit: confluence_operator::store::embedded::CommitPolicy {
             max_bytes: env_usize("BENCH_COMMIT_MB", defaults.commit.max_bytes >> 20) << 20,
             ..defaults.commit
@@ -600,10 +603,11 @@ async fn main() {
         }
     };
     println!(
-        "embedded store benchmark: {} pages, batches of {}, {} writer thread(s), {} MB writer budget, {:?}",
+        "embedded store benchmark: {} pages, batches of {}, {} writer thread(s) at nice {}, {} MB writer budget, {:?}",
         p.docs,
         p.batch,
         options.writer_threads,
+        options.writer_niceness,
         options.writer_memory_bytes >> 20,
         options.commit,
     );

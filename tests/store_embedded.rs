@@ -857,3 +857,114 @@ async fn staged_documents_are_committed_by_count_age_and_reads() {
         .expect("search");
     assert_eq!(agents.total, Some(55));
 }
+
+/// Ranking skips documents that cannot reach the top (block-WAND); pages the
+/// caller may not see must never raise that bar. Thousands of restricted
+/// pages that match far better than the few public ones still leave the
+/// public ones found, best first, and counted exactly.
+#[tokio::test]
+async fn better_matching_restricted_pages_never_hide_visible_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    let restricted: Vec<_> = (0..3_000)
+        .map(|i| {
+            doc(
+                &internal_scope(),
+                "OPS",
+                segments(&[AGENTS]),
+                page(
+                    &format!("r{i}"),
+                    1,
+                    "Router router router",
+                    "router router router router outage",
+                ),
+            )
+        })
+        .collect();
+    store.stage(&restricted).await.expect("stage restricted");
+    let public: Vec<_> = (0..15)
+        .map(|i| {
+            doc(
+                &public_scope(),
+                "KB",
+                Audience::Everyone,
+                page(
+                    &format!("p{i:02}"),
+                    1,
+                    &format!("Guide {i}"),
+                    // More filler words, a lower score: p00 ranks first.
+                    &format!("the router {}", "and more words ".repeat(i)),
+                ),
+            )
+        })
+        .collect();
+    store.stage(&public).await.expect("stage public");
+    store.flush(&internal_scope()).await.expect("flush");
+    store.flush(&public_scope()).await.expect("flush");
+
+    let found = store
+        .search_counted("router", &[], 10)
+        .await
+        .expect("search");
+    let got: Vec<&str> = found.hits.iter().map(|h| h.id.as_str()).collect();
+    let want: Vec<String> = (0..10).map(|i| format!("docs.public-kb.p{i:02}")).collect();
+    assert_eq!(got, want, "the ten best public pages, best first");
+    assert_eq!(found.total, Some(15));
+
+    let agents = store
+        .search_counted("router", &strings(&[AGENTS]), 10)
+        .await
+        .expect("search");
+    assert!(
+        agents
+            .hits
+            .iter()
+            .all(|h| h.id.starts_with("docs.internal-runbooks.r")),
+        "agents see the better-matching runbooks first"
+    );
+    assert_eq!(agents.total, Some(3_015));
+}
+
+/// The total is exact up to 10,000 visible matches; a search matching more
+/// says it did not count them all instead of giving a wrong figure.
+#[tokio::test]
+async fn totals_are_exact_up_to_ten_thousand_matches_and_omitted_beyond() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    let pages: Vec<_> = (0..10_001)
+        .map(|i| {
+            let body = if i < 10_000 {
+                "router"
+            } else {
+                "router switch"
+            };
+            doc(
+                &public_scope(),
+                "KB",
+                Audience::Everyone,
+                page(&format!("p{i}"), 1, "Page", body),
+            )
+        })
+        .collect();
+    for chunk in pages.chunks(2_000) {
+        store.stage(chunk).await.expect("stage");
+    }
+    store.flush(&public_scope()).await.expect("flush");
+
+    let all = store
+        .search_counted("router", &[], 5)
+        .await
+        .expect("search");
+    assert_eq!(all.hits.len(), 5);
+    assert_eq!(all.total, None, "10,001 matches are more than are counted");
+    let one = store
+        .search_counted("switch", &[], 5)
+        .await
+        .expect("search");
+    assert_eq!(one.total, Some(1));
+    let hidden = store
+        .search_counted("router", &strings(&["nobody-has-this"]), 5)
+        .await
+        .expect("search");
+    assert_eq!(hidden.total, None, "public pages are visible to everyone");
+}

@@ -317,7 +317,8 @@ pub struct ApiHit {
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct SearchResponse {
     pub hits: Vec<ApiHit>,
-    /// Visible matches in total (may exceed `hits.len()`), when known.
+    /// Visible matches in total (may exceed `hits.len()`), when known: the
+    /// embedded index counts up to 10,000 and leaves it out beyond.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub total: Option<u64>,
 }

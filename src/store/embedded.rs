@@ -27,6 +27,8 @@
 //! [`CommitPolicy::max_age`]). All tantivy work (which blocks on disk and CPU)
 //! runs on `spawn_blocking`.
 
+mod visible_top;
+
 use super::{Hit, Search, SearchResults, Store, StoreError};
 use crate::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
 use async_trait::async_trait;
@@ -36,7 +38,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::directory::{Directory, INDEX_WRITER_LOCK, MmapDirectory};
-use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, Occur, Query, TermQuery,
+};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions, Value,
@@ -46,6 +50,7 @@ use tantivy::tokenizer::TokenStream;
 use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
 };
+use visible_top::VisibleTopDocs;
 
 /// Title matches weigh this much more than body matches: a page named after
 /// the query is almost always what the reader wants.
@@ -73,6 +78,10 @@ pub struct EmbeddedOptions {
     pub writer_memory_bytes: usize,
     /// When staged documents are committed.
     pub commit: CommitPolicy,
+    /// Nice value (0–19) added to the writer's indexing and merge threads,
+    /// so that searches come first when a sync and searches share the CPU.
+    /// 0 runs them at the process's priority.
+    pub writer_niceness: i32,
 }
 
 impl Default for EmbeddedOptions {
@@ -83,6 +92,10 @@ impl Default for EmbeddedOptions {
             writer_threads: 1,
             writer_memory_bytes: 48 * 1024 * 1024,
             commit: CommitPolicy::default(),
+            // At 10 the kernel gives a busy thread of normal priority about
+            // nine times the CPU of an indexing thread: a search waits little
+            // behind a bulk load, and the load still gets every idle cycle.
+            writer_niceness: 10,
         }
     }
 }
@@ -226,6 +239,64 @@ fn remove_unfinished_files(writer: &IndexWriter<TantivyDocument>) {
         tracing::warn!(error = %e, "could not remove unfinished index files");
     }
 }
+
+/// Creates the index writer from a thread at `writer_niceness`: the writer's
+/// indexing and merge threads (and the threads those start, such as the
+/// document store's compressor) inherit the nice value of the thread that
+/// creates them, and no other thread of the process is affected.
+fn low_priority_writer(
+    index: &Index,
+    options: &EmbeddedOptions,
+) -> tantivy::Result<IndexWriter<TantivyDocument>> {
+    let index = index.clone();
+    let (threads, memory, niceness) = (
+        options.writer_threads.max(1),
+        options.writer_memory_bytes,
+        options.writer_niceness.clamp(0, 19),
+    );
+    let create = move || {
+        if niceness > 0 {
+            lower_this_threads_priority(niceness);
+        }
+        index.writer_with_num_threads(threads, memory)
+    };
+    std::thread::Builder::new()
+        .name("index-writer-start".into())
+        .spawn(create)
+        .map_err(|e| tantivy::TantivyError::SystemError(format!("cannot start a thread: {e}")))?
+        .join()
+        .map_err(|_| {
+            tantivy::TantivyError::SystemError("creating the index writer panicked".into())
+        })?
+}
+
+/// Raises the calling thread's nice value by `niceness` (Linux keeps a nice
+/// value per thread). Best effort: without it indexing only competes harder
+/// with searches.
+#[cfg(target_os = "linux")]
+fn lower_this_threads_priority(niceness: i32) {
+    use std::ffi::{c_int, c_uint};
+    const PRIO_PROCESS: c_int = 0;
+    unsafe extern "C" {
+        fn setpriority(which: c_int, who: c_uint, prio: c_int) -> c_int;
+        fn getpriority(which: c_int, who: c_uint) -> c_int;
+    }
+    // SAFETY: both only read or set the scheduling priority of the calling
+    // thread (`who` 0); no memory is shared with the call.
+    let failed = unsafe {
+        let current = getpriority(PRIO_PROCESS, 0);
+        setpriority(PRIO_PROCESS, 0, (current + niceness).min(19)) != 0
+    };
+    if failed {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "cannot lower the index writer's priority"
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_this_threads_priority(_niceness: i32) {}
 
 impl OpenError {
     fn damaged_or_failed(e: tantivy::TantivyError) -> Self {
@@ -411,14 +482,13 @@ impl EmbeddedStore {
             .try_into()
             .map_err(OpenError::damaged_or_failed)?;
         drop(check_lock);
-        let writer = index
-            .writer_with_num_threads(options.writer_threads.max(1), options.writer_memory_bytes)
-            .map_err(|e| match e {
-                tantivy::TantivyError::LockFailure(..) => OpenError::Failed(StoreError::Io(
-                    format!("index at {} is locked by another writer", dir.display()),
-                )),
-                other => OpenError::Failed(index_err(other)),
-            })?;
+        let writer = low_priority_writer(&index, options).map_err(|e| match e {
+            tantivy::TantivyError::LockFailure(..) => OpenError::Failed(StoreError::Io(format!(
+                "index at {} is locked by another writer",
+                dir.display()
+            ))),
+            other => OpenError::Failed(index_err(other)),
+        })?;
         // tantivy collects garbage only after a successful commit; files of a
         // commit a killed process never finished would otherwise collide with
         // the first commit here (same segment, same opstamp).
@@ -829,16 +899,13 @@ impl Inner {
         if limit == 0 {
             return Ok(SearchResults::default());
         }
-        let query = BooleanQuery::new(vec![
-            (Occur::Must, text.box_clone()),
-            (Occur::Must, self.visibility_filter(segments)),
-        ]);
         let searcher = self.reader.searcher();
+        let visible = self
+            .visibility_filter(segments)
+            .weight(EnableScoring::disabled_from_searcher(&searcher))
+            .map_err(index_err)?;
         let (top, total) = searcher
-            .search(
-                &query,
-                &(TopDocs::with_limit(limit).order_by_score(), Count),
-            )
+            .search(text.as_ref(), &VisibleTopDocs::new(limit, visible))
             .map_err(index_err)?;
         let mut snippets =
             SnippetGenerator::create(&searcher, text.as_ref(), f.body).map_err(index_err)?;
@@ -867,10 +934,7 @@ impl Inner {
                 score,
             });
         }
-        Ok(SearchResults {
-            hits,
-            total: Some(total as u64),
-        })
+        Ok(SearchResults { hits, total })
     }
 
     fn get(&self, id: &str, segments: &[String]) -> Result<Option<Document>, StoreError> {
