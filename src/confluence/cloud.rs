@@ -525,19 +525,6 @@ fn body_len(c: &V2Content) -> usize {
         .map_or(0, |s| s.value.len())
 }
 
-/// `url` without any `name=` query parameter (a cursor link repeats the
-/// first request's parameters).
-fn without_query_param(url: &url::Url, name: &str) -> url::Url {
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(k, _)| k != name)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let mut out = url.clone();
-    out.query_pairs_mut().clear().extend_pairs(kept);
-    out
-}
-
 /// The page of a v2 item with its body, labels and ancestors.
 fn to_page(
     body: V2Content,

@@ -446,16 +446,21 @@ pub(crate) fn query_param(url: &url::Url, name: &str) -> Option<String> {
 
 /// `url` with query parameter `name` set to `value` (replacing any).
 pub(crate) fn with_query_param(url: &url::Url, name: &str, value: &str) -> url::Url {
+    let mut out = without_query_param(url, name);
+    out.query_pairs_mut().append_pair(name, value);
+    out
+}
+
+/// `url` without any `name=` query parameter (a cursor link repeats the
+/// first request's parameters).
+pub(crate) fn without_query_param(url: &url::Url, name: &str) -> url::Url {
     let kept: Vec<(String, String)> = url
         .query_pairs()
         .filter(|(k, _)| k != name)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let mut out = url.clone();
-    out.query_pairs_mut()
-        .clear()
-        .extend_pairs(kept)
-        .append_pair(name, value);
+    out.query_pairs_mut().clear().extend_pairs(kept);
     out
 }
 

@@ -13,7 +13,8 @@
 //! from the same records, so a page handed over early is one the complete
 //! listing keeps.
 
-use super::{CloudClient, ParentLink, V2Content, V2List, has_body, to_page, without_query_param};
+use super::v1::without_query_param;
+use super::{CloudClient, ParentLink, V2Content, V2List, has_body, to_page};
 use crate::confluence::http::{HttpFailure, link_next};
 use crate::confluence::v1::{self, MAX_PAGES};
 use crate::confluence::{
