@@ -378,6 +378,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     tokio::select! {
         res = work => {
+            // The controllers stop by themselves on SIGTERM, often before the
+            // shutdown branch below is polled: the Lease must be released here
+            // too, or a standby waits for it to expire instead of taking over.
+            if let Some(elector) = &elector
+                && let Err(e) = elector.release().await
+            {
+                tracing::warn!(error = %e, "could not release the leader Lease; it expires on its own");
+            }
             res?;
             tracing::info!("controllers stopped");
         }
