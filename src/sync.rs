@@ -201,11 +201,7 @@ async fn sync_stores(
     while let Some(pages) = fetches.next().await {
         let pages = pages?;
         report.fetched += pages.len() as u64;
-        let mut pages = pages.into_iter().peekable();
-        while pages.peek().is_some() {
-            let batch: Vec<Page> = pages.by_ref().take(batch_size).collect();
-            commit(stores, req, batch).await?;
-        }
+        commit_batches(stores, req, pages, batch_size).await?;
     }
 
     // Stored items the listing returned but left out (now restricted or
@@ -298,13 +294,24 @@ async fn stage_streamed(
                 fresh.push(page);
             }
         }
-        let mut fresh = fresh.into_iter().peekable();
-        while fresh.peek().is_some() {
-            let batch: Vec<Page> = fresh.by_ref().take(batch_size).collect();
-            commit(stores, req, batch).await?;
-        }
+        commit_batches(stores, req, fresh, batch_size).await?;
     }
     Ok(streamed)
+}
+
+/// [`commit`]s `pages` in batches of `batch_size`, in order.
+async fn commit_batches(
+    stores: &[Arc<dyn Store>],
+    req: &SyncRequest,
+    pages: Vec<Page>,
+    batch_size: usize,
+) -> Result<(), SyncError> {
+    let mut pages = pages.into_iter().peekable();
+    while pages.peek().is_some() {
+        let batch: Vec<Page> = pages.by_ref().take(batch_size).collect();
+        commit(stores, req, batch).await?;
+    }
+    Ok(())
 }
 
 async fn set_audience(stores: &[Arc<dyn Store>], req: &SyncRequest) -> Result<(), SyncError> {
