@@ -381,11 +381,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // The controllers stop by themselves on SIGTERM, often before the
             // shutdown branch below is polled: the Lease must be released here
             // too, or a standby waits for it to expire instead of taking over.
-            if let Some(elector) = &elector
-                && let Err(e) = elector.release().await
-            {
-                tracing::warn!(error = %e, "could not release the leader Lease; it expires on its own");
-            }
+            release_lease(elector.as_ref()).await;
             res?;
             tracing::info!("controllers stopped");
         }
@@ -418,14 +414,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         () = &mut shutdown => {
             tracing::info!("shutting down");
-            if let Some(elector) = &elector
-                && let Err(e) = elector.release().await
-            {
-                tracing::warn!(error = %e, "could not release the leader Lease; it expires on its own");
-            }
+            release_lease(elector.as_ref()).await;
         }
     }
     Ok(())
+}
+
+/// Frees the leader Lease on the way out, so a standby takes over at once
+/// instead of when the Lease expires.
+async fn release_lease(elector: Option<&LeaderElector>) {
+    if let Some(elector) = elector
+        && let Err(e) = elector.release().await
+    {
+        tracing::warn!(error = %e, "could not release the leader Lease; it expires on its own");
+    }
 }
 
 /// The authenticator of the main listener and, in `trusted-header` mode,
