@@ -11,7 +11,8 @@
 //! window measured after they are synced, 30), `BENCH_PEERS`
 //! (`all`, `fast`: without LangChain's default per-page restriction reads,
 //! or `none`), `BENCH_CONCURRENCY` (the site's `maxConcurrency`, 8),
-//! `BENCH_PARTS` (`flavors,many`: which parts run), `BENCH_STORES` (the
+//! `BENCH_PARTS` (`flavors,many`: which parts run), `BENCH_FLAVORS`
+//! (`cloud,datacenter`: which flavors the `flavors` part runs), `BENCH_STORES` (the
 //! operator's `--stores`, `embedded`). The operator binary is the one cargo builds for
 //! this benchmark (release settings), or `BENCH_OPERATOR`.
 
@@ -723,8 +724,12 @@ async fn main() -> Result<(), BoxError> {
     };
 
     let mut rows: Vec<Row> = Vec::new();
-    let flavors = if parts.contains("flavors") {
-        vec![Flavor::Cloud, Flavor::DataCenter]
+    let which = std::env::var("BENCH_FLAVORS").unwrap_or_else(|_| "cloud,datacenter".into());
+    let flavors: Vec<Flavor> = if parts.contains("flavors") {
+        [Flavor::Cloud, Flavor::DataCenter]
+            .into_iter()
+            .filter(|f| which.split(',').any(|w| w.trim() == flavor_name(*f)))
+            .collect()
     } else {
         vec![]
     };
