@@ -23,7 +23,7 @@ use crate::confluence::{
 };
 use crate::model::{Ancestor, ContentType, Page, PageRef};
 use serde::Deserialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use tokio::sync::mpsc;
 
 const ANNOTATE_EXPAND: &str =
@@ -165,6 +165,8 @@ enum Event {
         base: Option<String>,
     },
     Notes(Vec<V1Note>),
+    /// Every content type's v2 listing is complete.
+    ListingDone,
 }
 
 /// A vetted page on its way to conversion.
@@ -194,6 +196,11 @@ struct Tree<'a> {
     held_order: VecDeque<u32>,
     held_bytes: usize,
     held_at_most: usize,
+    /// Every content type's listing is complete.
+    listing_done: bool,
+    /// Listed items whose CQL record has not arrived (when records are
+    /// expected).
+    unnoted: usize,
 }
 
 impl<'a> Tree<'a> {
@@ -211,6 +218,8 @@ impl<'a> Tree<'a> {
             held_order: VecDeque::new(),
             held_bytes: 0,
             held_at_most: 0,
+            listing_done: false,
+            unnoted: 0,
         }
     }
 
@@ -231,6 +240,9 @@ impl<'a> Tree<'a> {
                 .map(|p| (p, ParentKind::of(item.parent_type.as_deref())));
             self.index.insert(item.id.clone(), i);
             let note = self.early.remove(&item.id);
+            if note.is_none() && self.notes_expected {
+                self.unnoted += 1;
+            }
             self.nodes.push(Node {
                 id: item.id.clone(),
                 content_type,
@@ -262,7 +274,11 @@ impl<'a> Tree<'a> {
             let (id, note) = note.into_note();
             match self.index.get(&id) {
                 Some(&i) => {
-                    merge(&mut self.nodes[i as usize].note, note);
+                    let known = &mut self.nodes[i as usize].note;
+                    if known.is_none() {
+                        self.unnoted = self.unnoted.saturating_sub(1);
+                    }
+                    merge(known, note);
                     self.settle(i, &mut out);
                 }
                 None => {
@@ -528,6 +544,124 @@ impl Chain {
 /// Parents outside the listing, looked up: their own parent and restriction.
 type Outside = HashMap<String, (Option<String>, Option<bool>)>;
 
+/// Which end of one order a chain walks from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Front,
+    Back,
+}
+
+impl End {
+    fn index(self) -> usize {
+        match self {
+            End::Front => 0,
+            End::Back => 1,
+        }
+    }
+
+    fn other(self) -> End {
+        match self {
+            End::Front => End::Back,
+            End::Back => End::Front,
+        }
+    }
+}
+
+/// How far a two-ended walk is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Only the front end walks until its first answer shows more.
+    FrontOnly,
+    BothEnds,
+    /// Nothing more can be learned: in-flight requests are dropped.
+    Done,
+}
+
+/// One listing walked from both ends of one order at once: the front asks
+/// for it ascending, the back descending, and the walk is complete when
+/// the two meet.
+///
+/// Each end's answers are contiguous runs of that order, so until they
+/// meet the front holds a prefix and the back a suffix, and the first
+/// answer (in the order answers are recorded) that reaches past the gap
+/// between them contains the other end's latest frontier item. Comparing
+/// with the other end's latest answer is therefore enough, whatever the ids
+/// look like, and memory stays at two answers. Ends that meet exactly at
+/// an answer boundary share no item: the next answer of either shows it.
+/// Items added or removed meanwhile can only delay the meeting (down to
+/// walking to the natural end), never skip part of what existed throughout.
+struct Walk {
+    stage: tokio::sync::watch::Sender<Stage>,
+    latest: std::sync::Mutex<[HashSet<String>; 2]>,
+}
+
+impl Walk {
+    fn new() -> Self {
+        Walk {
+            stage: tokio::sync::watch::Sender::new(Stage::FrontOnly),
+            latest: std::sync::Mutex::new([HashSet::new(), HashSet::new()]),
+        }
+    }
+
+    fn stage(&self) -> Stage {
+        *self.stage.borrow()
+    }
+
+    fn finish(&self) {
+        self.stage.send_replace(Stage::Done);
+    }
+
+    /// Records one end's answer; true when the ends have met (or the walk
+    /// is already done).
+    fn arrived<'i>(&self, end: End, ids: impl Iterator<Item = &'i str>) -> bool {
+        let ids: HashSet<String> = ids.map(str::to_owned).collect();
+        // A poisoned lock only means another end panicked; its data is intact.
+        let mut latest = self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let met = ids.iter().any(|id| latest[end.other().index()].contains(id));
+        latest[end.index()] = ids;
+        drop(latest);
+        if met {
+            self.finish();
+        }
+        met || self.stage() == Stage::Done
+    }
+
+    /// The front's first answer decides whether the back end starts: a
+    /// listing of one answer costs one request.
+    fn first_answer(&self, more: bool) {
+        self.stage.send_if_modified(|stage| {
+            if *stage != Stage::FrontOnly {
+                return false;
+            }
+            *stage = if more { Stage::BothEnds } else { Stage::Done };
+            true
+        });
+    }
+
+    /// Waits until the back end may start; false when it never will.
+    async fn back_may_start(&self) -> bool {
+        let mut stage = self.stage.subscribe();
+        match stage.wait_for(|s| *s != Stage::FrontOnly).await {
+            Ok(s) => *s == Stage::BothEnds,
+            Err(_) => false,
+        }
+    }
+
+    /// Resolves once the walk is done.
+    async fn done(&self) {
+        let mut stage = self.stage.subscribe();
+        // The sender lives as long as the walk.
+        let _ = stage.wait_for(|s| *s == Stage::Done).await;
+    }
+}
+
+/// What the CQL ends learn from the fold: once the v2 listing is complete,
+/// how many listed items still have no record.
+type Missing = tokio::sync::watch::Sender<Option<usize>>;
+
 impl CloudClient {
     /// The listing of `space`; with a sink, every page is handed over as
     /// soon as it is vetted (see the module's documentation).
@@ -543,71 +677,102 @@ impl CloudClient {
         let (events, mut arrivals) = mpsc::channel::<Event>(EVENTS_AHEAD);
         // Each batch goes with the web root its links are relative to.
         let (to_convert, mut converting) = mpsc::channel::<(String, Vec<Vetted>)>(CONVERT_AHEAD);
+        let notes_walk = Walk::new();
+        let missing: Missing = tokio::sync::watch::Sender::new(None);
 
-        // The authoritative v2 listing and the v1 restriction/label pass are
-        // independent request chains: they run side by side.
+        // The authoritative v2 listing (each content type walked from both
+        // ends, the types side by side) and the v1 restriction/label pass
+        // (also from both ends) are independent request chains.
         let listing = {
             let events = events.clone();
             async move {
-                for ct in &options.content_types {
-                    let mut url =
-                        self.v2(&format!("/spaces/{}/{}", space.id, Self::collection(*ct)))?;
-                    url.query_pairs_mut()
-                        .append_pair("status", "current")
-                        .append_pair("limit", &self.limit().to_string());
-                    if pages {
-                        url.query_pairs_mut().append_pair("body-format", "storage");
+                let walks = options.content_types.iter().map(|ct| {
+                    let events = &events;
+                    async move {
+                        let mut url =
+                            self.v2(&format!("/spaces/{}/{}", space.id, Self::collection(*ct)))?;
+                        url.query_pairs_mut()
+                            .append_pair("status", "current")
+                            .append_pair("limit", &self.limit().to_string());
+                        if pages {
+                            url.query_pairs_mut().append_pair("body-format", "storage");
+                        }
+                        self.list_both_ends(url, space, *ct, events).await
                     }
-                    self.list_chain(url, space, *ct, &events).await?;
+                });
+                futures::future::try_join_all(walks).await?;
+                if events.send(Event::ListingDone).await.is_err() {
+                    return Err(sink_closed());
                 }
                 Ok::<_, ConfluenceError>(())
             }
         };
-        let notes = async move {
-            if !notes_expected {
-                return Ok(());
-            }
-            let types: Vec<&str> = options.content_types.iter().map(|c| c.as_str()).collect();
-            let cql = format!(
-                "space=\"{}\" and type in ({})",
-                space.key.replace('"', "\\\""),
-                types.join(",")
-            );
-            let expand = if annotate {
-                ANNOTATE_EXPAND
-            } else {
-                LABELS_EXPAND
-            };
-            self.note_chain(&cql, expand, &events).await
-        };
-        let fold = async move {
-            let mut tree = Tree::new(options, pages, notes_expected);
-            // Links are relative to the site's address as the first
-            // answer names it; every vetted page follows that answer.
-            let mut root: Option<String> = None;
-            while let Some(event) = arrivals.recv().await {
-                let vetted = match event {
-                    Event::Listed {
-                        content_type,
-                        items,
-                        base,
-                    } => {
-                        if root.is_none() {
-                            root = Some(self.web_root(base.as_deref()));
-                        }
-                        tree.listed(content_type, items)
-                    }
-                    Event::Notes(notes) => tree.noted(notes),
+        let notes = {
+            let notes_walk = &notes_walk;
+            let missing = &missing;
+            async move {
+                if !notes_expected {
+                    return Ok(());
+                }
+                let types: Vec<&str> = options.content_types.iter().map(|c| c.as_str()).collect();
+                let cql = format!(
+                    "space=\"{}\" and type in ({})",
+                    space.key.replace('"', "\\\""),
+                    types.join(",")
+                );
+                let expand = if annotate {
+                    ANNOTATE_EXPAND
+                } else {
+                    LABELS_EXPAND
                 };
-                if vetted.is_empty() {
-                    continue;
-                }
-                let root = root.clone().unwrap_or_else(|| self.web_root(None));
-                if to_convert.send((root, vetted)).await.is_err() {
-                    return Err(sink_closed());
-                }
+                self.note_both_ends(&cql, expand, &events, notes_walk, missing)
+                    .await
             }
-            Ok::<_, ConfluenceError>(tree)
+        };
+        let fold = {
+            let notes_walk = &notes_walk;
+            let missing = &missing;
+            async move {
+                let mut tree = Tree::new(options, pages, notes_expected);
+                // Links are relative to the site's address as the first
+                // answer names it; every vetted page follows that answer.
+                let mut root: Option<String> = None;
+                while let Some(event) = arrivals.recv().await {
+                    let vetted = match event {
+                        Event::Listed {
+                            content_type,
+                            items,
+                            base,
+                        } => {
+                            if root.is_none() {
+                                root = Some(self.web_root(base.as_deref()));
+                            }
+                            tree.listed(content_type, items)
+                        }
+                        Event::Notes(notes) => tree.noted(notes),
+                        Event::ListingDone => {
+                            tree.listing_done = true;
+                            Vec::new()
+                        }
+                    };
+                    if tree.listing_done {
+                        // Once every listed item has its record, the CQL
+                        // ends can learn nothing more.
+                        missing.send_replace(Some(tree.unnoted));
+                        if tree.unnoted == 0 {
+                            notes_walk.finish();
+                        }
+                    }
+                    if vetted.is_empty() {
+                        continue;
+                    }
+                    let root = root.clone().unwrap_or_else(|| self.web_root(None));
+                    if to_convert.send((root, vetted)).await.is_err() {
+                        return Err(sink_closed());
+                    }
+                }
+                Ok::<_, ConfluenceError>(tree)
+            }
         };
         let convert = async move {
             let Some(sink) = sink else {
@@ -645,21 +810,54 @@ impl CloudClient {
         Ok(tree.into_listing(&outside))
     }
 
-    /// One v2 cursor chain, each answer sent on as it arrives. A page of
-    /// bodies over the client's response cap is asked for again without
-    /// them, and the rest of the chain goes on bare (those pages are fetched
-    /// later).
-    async fn list_chain(
+    /// One content type's v2 listing, walked by id from both ends (see
+    /// [`Walk`]); each answer is sent on as it arrives.
+    async fn list_both_ends(
         &self,
         first: url::Url,
         space: &SpaceInfo,
         content_type: ContentType,
         events: &mpsc::Sender<Event>,
     ) -> Result<(), ConfluenceError> {
+        let walk = Walk::new();
+        let ordered = |sort: &str| {
+            let mut url = first.clone();
+            url.query_pairs_mut().append_pair("sort", sort);
+            url
+        };
+        tokio::try_join!(
+            self.list_end(End::Front, ordered("id"), space, content_type, events, &walk),
+            self.list_end(End::Back, ordered("-id"), space, content_type, events, &walk),
+        )?;
+        Ok(())
+    }
+
+    /// One end of a v2 cursor listing. A page of bodies over the client's
+    /// response cap is asked for again without them, and the rest of that
+    /// end goes on bare (those pages are fetched later).
+    async fn list_end(
+        &self,
+        end: End,
+        first: url::Url,
+        space: &SpaceInfo,
+        content_type: ContentType,
+        events: &mpsc::Sender<Event>,
+        walk: &Walk,
+    ) -> Result<(), ConfluenceError> {
+        if end == End::Back && !walk.back_may_start().await {
+            return Ok(());
+        }
         let mut url = first;
         let mut bare = false;
-        for _ in 0..MAX_PAGES {
-            let resp = match self.http.get_json::<V2List<V2Content>>(&url).await {
+        let mut asked = 0;
+        while asked < MAX_PAGES {
+            let answer = tokio::select! {
+                biased;
+                () = walk.done() => return Ok(()),
+                answer = self.http.get_json::<V2List<V2Content>>(&url) => answer,
+            };
+            asked += 1;
+            let resp = match answer {
                 Ok(resp) => resp,
                 Err(HttpFailure::Other(ConfluenceError::TooLarge { .. }))
                     if url.query_pairs().any(|(k, _)| k == "body-format") =>
@@ -677,6 +875,11 @@ impl CloudClient {
             };
             let next = link_next(&resp.headers).or(resp.body.links.next);
             let got = resp.body.results.len();
+            let more = next.is_some() && got > 0;
+            if end == End::Front {
+                walk.first_answer(more);
+            }
+            let met = walk.arrived(end, resp.body.results.iter().map(|i| i.id.as_str()));
             let event = Event::Listed {
                 content_type,
                 items: resp.body.results,
@@ -686,13 +889,17 @@ impl CloudClient {
                 return Err(sink_closed());
             }
             match next {
-                Some(next) if got > 0 => {
+                Some(next) if more && !met => {
                     url = v1::parse_url(&v1::absolute(&self.site, &next))?;
                     if bare {
                         url = without_query_param(&url, "body-format");
                     }
                 }
-                _ => return Ok(()),
+                // This end walked to the other's extreme: all is listed.
+                _ => {
+                    walk.finish();
+                    return Ok(());
+                }
             }
         }
         Err(ConfluenceError::Protocol(format!(
@@ -700,38 +907,97 @@ impl CloudClient {
         )))
     }
 
-    /// The v1 CQL search chain, each answer sent on as it arrives.
-    async fn note_chain(
+    /// The v1 CQL search pass, walked by creation date from both ends.
+    /// Dates can tie, so the two orders need not mirror each other; a tie
+    /// split differently at the meeting point leaves its items without a
+    /// record, and they take the path of items the search index lags on
+    /// (fail closed). The walk also ends as soon as the v2 listing is
+    /// complete and every listed item has its record (`missing`), and when
+    /// the records still missing fit one answer only the front asks for them.
+    async fn note_both_ends(
         &self,
         cql: &str,
         expand: &str,
         events: &mpsc::Sender<Event>,
+        walk: &Walk,
+        missing: &Missing,
     ) -> Result<(), ConfluenceError> {
-        let mut url = self.v1("/content/search")?;
-        url.query_pairs_mut()
-            .append_pair("cql", cql)
-            .append_pair("expand", expand)
-            .append_pair("limit", &self.limit().to_string());
-        for _ in 0..MAX_PAGES {
-            let resp = self
-                .http
-                .get_json::<v1::List<V1Note>>(&url)
-                .await
-                .map_err(|f| {
-                    v1::not_found_as(
-                        f,
-                        ConfluenceError::Protocol("no /wiki/rest/api/content/search".into()),
-                    )
-                })?;
+        let ordered = |direction: &str| {
+            let mut url = self.v1("/content/search")?;
+            url.query_pairs_mut()
+                .append_pair("cql", &format!("{cql} order by created {direction}"))
+                .append_pair("expand", expand)
+                .append_pair("limit", &self.limit().to_string());
+            Ok::<_, ConfluenceError>(url)
+        };
+        // The page size the site granted, from the front's first answer.
+        let granted = std::sync::atomic::AtomicUsize::new(usize::MAX);
+        tokio::try_join!(
+            self.note_end(End::Front, ordered("asc")?, events, walk, missing, &granted),
+            self.note_end(End::Back, ordered("desc")?, events, walk, missing, &granted),
+        )?;
+        Ok(())
+    }
+
+    /// One end of the CQL pass.
+    async fn note_end(
+        &self,
+        end: End,
+        first: url::Url,
+        events: &mpsc::Sender<Event>,
+        walk: &Walk,
+        missing: &Missing,
+        granted: &std::sync::atomic::AtomicUsize,
+    ) -> Result<(), ConfluenceError> {
+        use std::sync::atomic::Ordering;
+        if end == End::Back && !walk.back_may_start().await {
+            return Ok(());
+        }
+        let mut url = first;
+        for asked in 0..MAX_PAGES {
+            if asked > 0 || end == End::Back {
+                let left = *missing.borrow();
+                if left == Some(0) {
+                    walk.finish();
+                    return Ok(());
+                }
+                // What is left fits the front's next answer.
+                if end == End::Back && left.is_some_and(|n| n <= granted.load(Ordering::Relaxed))
+                {
+                    return Ok(());
+                }
+            }
+            let answer = tokio::select! {
+                biased;
+                () = walk.done() => return Ok(()),
+                answer = self.http.get_json::<v1::List<V1Note>>(&url) => answer,
+            };
+            let resp = answer.map_err(|f| {
+                v1::not_found_as(
+                    f,
+                    ConfluenceError::Protocol("no /wiki/rest/api/content/search".into()),
+                )
+            })?;
             let got = resp.body.results.len();
             let next = resp.body.links.next;
+            // An empty page with a next link would loop forever.
+            let more = next.is_some() && got > 0;
+            if end == End::Front && asked == 0 {
+                granted.store(got, Ordering::Relaxed);
+                walk.first_answer(more);
+            }
+            let met = walk.arrived(end, resp.body.results.iter().map(|n| n.id.as_str()));
             if events.send(Event::Notes(resp.body.results)).await.is_err() {
                 return Err(sink_closed());
             }
             match next {
-                // An empty page with a next link would loop forever.
-                Some(next) if got > 0 => url = v1::parse_url(&v1::absolute(&self.wiki, &next))?,
-                _ => return Ok(()),
+                Some(next) if more && !met => {
+                    url = v1::parse_url(&v1::absolute(&self.wiki, &next))?;
+                }
+                _ => {
+                    walk.finish();
+                    return Ok(());
+                }
             }
         }
         Err(ConfluenceError::Protocol(format!(
