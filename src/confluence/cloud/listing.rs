@@ -24,6 +24,8 @@ use crate::confluence::{
 use crate::model::{Ancestor, ContentType, Page, PageRef};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use tokio::sync::mpsc;
 
 const ANNOTATE_EXPAND: &str =
@@ -620,7 +622,9 @@ impl Walk {
             .latest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let met = ids.iter().any(|id| latest[end.other().index()].contains(id));
+        let met = ids
+            .iter()
+            .any(|id| latest[end.other().index()].contains(id));
         latest[end.index()] = ids;
         drop(latest);
         if met {
@@ -658,9 +662,69 @@ impl Walk {
     }
 }
 
-/// What the CQL ends learn from the fold: once the v2 listing is complete,
-/// how many listed items still have no record.
-type Missing = tokio::sync::watch::Sender<Option<usize>>;
+/// What the two ends of the CQL pass share with each other and with the
+/// fold, so that no record is asked for twice once the v2 listing is
+/// complete: then the fold knows how many listed items still lack one.
+struct Records {
+    /// CQL answers folded so far, and (once the v2 listing is complete) the
+    /// listed items without a record.
+    progress: tokio::sync::watch::Sender<(u64, Option<usize>)>,
+    /// CQL answers sent to the fold so far.
+    sent: AtomicU64,
+    /// The page size the site granted (from the front's first answer).
+    granted: AtomicUsize,
+    /// Per end: a request is in flight.
+    asking: [AtomicBool; 2],
+    /// Per end: it has not stopped.
+    walking: [AtomicBool; 2],
+}
+
+impl Records {
+    fn new() -> Self {
+        Records {
+            progress: tokio::sync::watch::Sender::new((0, None)),
+            sent: AtomicU64::new(0),
+            granted: AtomicUsize::new(usize::MAX),
+            asking: [AtomicBool::new(false), AtomicBool::new(false)],
+            walking: [AtomicBool::new(true), AtomicBool::new(true)],
+        }
+    }
+
+    /// The fold's report after folding one event.
+    fn folded(&self, notes: bool, missing: Option<usize>) {
+        self.progress.send_modify(|(folded, left)| {
+            if notes {
+                *folded += 1;
+            }
+            *left = missing;
+        });
+    }
+
+    /// Whether `end` should ask for another answer: once the v2 listing is
+    /// complete, only while records are missing that the other end's
+    /// answer in flight does not cover, and what fits one answer is left
+    /// to the front. Waits for the fold to take in every answer sent.
+    async fn ask_more(&self, end: End) -> bool {
+        let mut progress = self.progress.subscribe();
+        let Ok(now) = progress
+            .wait_for(|(folded, left)| left.is_none() || *folded >= self.sent.load(Relaxed))
+            .await
+        else {
+            return true;
+        };
+        let Some(left) = now.1 else { return true };
+        drop(now);
+        let granted = self.granted.load(Relaxed);
+        let other = end.other().index();
+        let covered = if self.asking[other].load(Relaxed) {
+            granted
+        } else {
+            0
+        };
+        let front_walks = self.walking[End::Front.index()].load(Relaxed);
+        !(left <= covered || (end == End::Back && front_walks && left <= granted))
+    }
+}
 
 impl CloudClient {
     /// The listing of `space`; with a sink, every page is handed over as
@@ -678,7 +742,7 @@ impl CloudClient {
         // Each batch goes with the web root its links are relative to.
         let (to_convert, mut converting) = mpsc::channel::<(String, Vec<Vetted>)>(CONVERT_AHEAD);
         let notes_walk = Walk::new();
-        let missing: Missing = tokio::sync::watch::Sender::new(None);
+        let records = Records::new();
 
         // The authoritative v2 listing (each content type walked from both
         // ends, the types side by side) and the v1 restriction/label pass
@@ -709,7 +773,7 @@ impl CloudClient {
         };
         let notes = {
             let notes_walk = &notes_walk;
-            let missing = &missing;
+            let records = &records;
             async move {
                 if !notes_expected {
                     return Ok(());
@@ -725,19 +789,20 @@ impl CloudClient {
                 } else {
                     LABELS_EXPAND
                 };
-                self.note_both_ends(&cql, expand, &events, notes_walk, missing)
+                self.note_both_ends(&cql, expand, &events, notes_walk, records)
                     .await
             }
         };
         let fold = {
             let notes_walk = &notes_walk;
-            let missing = &missing;
+            let records = &records;
             async move {
                 let mut tree = Tree::new(options, pages, notes_expected);
                 // Links are relative to the site's address as the first
                 // answer names it; every vetted page follows that answer.
                 let mut root: Option<String> = None;
                 while let Some(event) = arrivals.recv().await {
+                    let notes = matches!(event, Event::Notes(_));
                     let vetted = match event {
                         Event::Listed {
                             content_type,
@@ -755,13 +820,12 @@ impl CloudClient {
                             Vec::new()
                         }
                     };
-                    if tree.listing_done {
-                        // Once every listed item has its record, the CQL
-                        // ends can learn nothing more.
-                        missing.send_replace(Some(tree.unnoted));
-                        if tree.unnoted == 0 {
-                            notes_walk.finish();
-                        }
+                    let missing = tree.listing_done.then_some(tree.unnoted);
+                    records.folded(notes, missing);
+                    // Once every listed item has its record, the CQL ends
+                    // can learn nothing more.
+                    if missing == Some(0) {
+                        notes_walk.finish();
                     }
                     if vetted.is_empty() {
                         continue;
@@ -826,8 +890,22 @@ impl CloudClient {
             url
         };
         tokio::try_join!(
-            self.list_end(End::Front, ordered("id"), space, content_type, events, &walk),
-            self.list_end(End::Back, ordered("-id"), space, content_type, events, &walk),
+            self.list_end(
+                End::Front,
+                ordered("id"),
+                space,
+                content_type,
+                events,
+                &walk
+            ),
+            self.list_end(
+                End::Back,
+                ordered("-id"),
+                space,
+                content_type,
+                events,
+                &walk
+            ),
         )?;
         Ok(())
     }
@@ -909,18 +987,17 @@ impl CloudClient {
 
     /// The v1 CQL search pass, walked by creation date from both ends.
     /// Dates can tie, so the two orders need not mirror each other; a tie
-    /// split differently at the meeting point leaves its items without a
+    /// split differently where the ends meet leaves its items without a
     /// record, and they take the path of items the search index lags on
     /// (fail closed). The walk also ends as soon as the v2 listing is
-    /// complete and every listed item has its record (`missing`), and when
-    /// the records still missing fit one answer only the front asks for them.
+    /// complete and every listed item has its record (see [`Records`]).
     async fn note_both_ends(
         &self,
         cql: &str,
         expand: &str,
         events: &mpsc::Sender<Event>,
         walk: &Walk,
-        missing: &Missing,
+        records: &Records,
     ) -> Result<(), ConfluenceError> {
         let ordered = |direction: &str| {
             let mut url = self.v1("/content/search")?;
@@ -930,11 +1007,14 @@ impl CloudClient {
                 .append_pair("limit", &self.limit().to_string());
             Ok::<_, ConfluenceError>(url)
         };
-        // The page size the site granted, from the front's first answer.
-        let granted = std::sync::atomic::AtomicUsize::new(usize::MAX);
+        let ends = async |end: End, url: url::Url| {
+            let walked = self.note_end(end, url, events, walk, records).await;
+            records.walking[end.index()].store(false, Relaxed);
+            walked
+        };
         tokio::try_join!(
-            self.note_end(End::Front, ordered("asc")?, events, walk, missing, &granted),
-            self.note_end(End::Back, ordered("desc")?, events, walk, missing, &granted),
+            ends(End::Front, ordered("asc")?),
+            ends(End::Back, ordered("desc")?),
         )?;
         Ok(())
     }
@@ -946,32 +1026,30 @@ impl CloudClient {
         first: url::Url,
         events: &mpsc::Sender<Event>,
         walk: &Walk,
-        missing: &Missing,
-        granted: &std::sync::atomic::AtomicUsize,
+        records: &Records,
     ) -> Result<(), ConfluenceError> {
-        use std::sync::atomic::Ordering;
         if end == End::Back && !walk.back_may_start().await {
             return Ok(());
         }
         let mut url = first;
         for asked in 0..MAX_PAGES {
             if asked > 0 || end == End::Back {
-                let left = *missing.borrow();
-                if left == Some(0) {
-                    walk.finish();
-                    return Ok(());
-                }
-                // What is left fits the front's next answer.
-                if end == End::Back && left.is_some_and(|n| n <= granted.load(Ordering::Relaxed))
-                {
+                let more = tokio::select! {
+                    biased;
+                    () = walk.done() => return Ok(()),
+                    more = records.ask_more(end) => more,
+                };
+                if !more {
                     return Ok(());
                 }
             }
+            records.asking[end.index()].store(true, Relaxed);
             let answer = tokio::select! {
                 biased;
                 () = walk.done() => return Ok(()),
                 answer = self.http.get_json::<v1::List<V1Note>>(&url) => answer,
             };
+            records.asking[end.index()].store(false, Relaxed);
             let resp = answer.map_err(|f| {
                 v1::not_found_as(
                     f,
@@ -983,10 +1061,11 @@ impl CloudClient {
             // An empty page with a next link would loop forever.
             let more = next.is_some() && got > 0;
             if end == End::Front && asked == 0 {
-                granted.store(got, Ordering::Relaxed);
+                records.granted.store(got, Relaxed);
                 walk.first_answer(more);
             }
             let met = walk.arrived(end, resp.body.results.iter().map(|n| n.id.as_str()));
+            records.sent.fetch_add(1, Relaxed);
             if events.send(Event::Notes(resp.body.results)).await.is_err() {
                 return Err(sink_closed());
             }
