@@ -1,5 +1,7 @@
-//! The Cloud listing as it arrives: the v2 cursor chain and the v1 CQL chain
-//! run side by side, each answer is folded into compact records at once,
+//! The Cloud listing as it arrives: the v2 cursor listing and the v1 CQL
+//! pass run side by side, each walked from both ends at once (see [`Walk`]),
+//! each answer is folded into compact records at once (an item listed by
+//! both ends counts once),
 //! and with a sink every page is handed over as soon as it is vetted, while
 //! the next answers are in flight.
 //!
