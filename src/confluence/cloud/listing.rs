@@ -1193,6 +1193,55 @@ mod tests {
     }
 
     #[test]
+    fn an_item_listed_by_both_ends_is_handed_over_and_counted_once() {
+        let options = ListOptions::default();
+        let mut tree = Tree::new(&options, true, true);
+        let both = || vec![listed("1", None), listed("2", Some("1"))];
+        assert!(tree.listed(ContentType::Page, both()).is_empty());
+        assert!(tree.listed(ContentType::Page, both()).is_empty());
+        assert_eq!(tree.unnoted, 2);
+        let vetted = tree.noted(vec![note("1", false), note("2", false)]);
+        assert_eq!(ids(&vetted), ["1", "2"]);
+        assert_eq!(tree.unnoted, 0);
+        // A record read twice, and the item listed a third time, change nothing.
+        assert!(tree.noted(vec![note("2", false)]).is_empty());
+        assert!(tree.listed(ContentType::Page, both()).is_empty());
+        assert_eq!(tree.unnoted, 0);
+        let listing = tree.into_listing(&Outside::new());
+        assert_eq!(listing.items.len(), 2);
+        assert_eq!(listing.seen.len(), 2);
+    }
+
+    #[test]
+    fn two_ends_meet_on_a_shared_item_of_the_latest_answers() {
+        let walk = Walk::new();
+        let ids = |v: &[&'static str]| v.to_vec().into_iter();
+        assert!(!walk.arrived(End::Front, ids(&["1", "2"])));
+        walk.first_answer(true);
+        assert_eq!(walk.stage(), Stage::BothEnds);
+        assert!(!walk.arrived(End::Back, ids(&["9", "8"])));
+        assert!(!walk.arrived(End::Front, ids(&["3", "4"])));
+        assert!(!walk.arrived(End::Back, ids(&["7", "6"])));
+        // Meeting exactly at a boundary shares nothing; the next answer shows it.
+        assert!(!walk.arrived(End::Front, ids(&["5"])));
+        assert!(walk.arrived(End::Back, ids(&["5", "4"])));
+        assert_eq!(walk.stage(), Stage::Done);
+        assert!(
+            walk.arrived(End::Front, ids(&["6"])),
+            "an answer in flight finds the walk done"
+        );
+    }
+
+    #[test]
+    fn a_listing_of_one_answer_never_starts_the_back_end() {
+        let walk = Walk::new();
+        walk.first_answer(false);
+        assert_eq!(walk.stage(), Stage::Done);
+        let started = futures::executor::block_on(walk.back_may_start());
+        assert!(!started);
+    }
+
+    #[test]
     fn bodies_waiting_past_the_budget_are_dropped_oldest_first() {
         let options = ListOptions::default();
         let mut tree = Tree::new(&options, true, true);
