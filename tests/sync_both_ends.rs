@@ -289,3 +289,69 @@ async fn a_space_of_one_answer_costs_one_v2_and_one_cql_request() {
     );
     assert_eq!(stats.total, 2, "{:?}", stats.by_endpoint);
 }
+
+/// What the two ends rely on, as Cloud documents it: a space's v2 listing
+/// pages by `sort=id` or `sort=-id` with cursors that keep that order, an
+/// unknown `sort` is a 400, and CQL takes `order by created asc|desc`.
+#[tokio::test]
+async fn the_simulator_pages_listings_in_either_order() {
+    let sim = sim(12).await;
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let req = http
+            .get(format!("{}{path}", sim.base_url()))
+            .basic_auth(sim.user(), Some(sim.token()));
+        async move {
+            let resp = req.send().await.expect("request");
+            let status = resp.status().as_u16();
+            let body = resp.json::<serde_json::Value>().await.unwrap_or_default();
+            (status, body)
+        }
+    };
+    // Every id, following `next` links from `first` (v2 links are relative
+    // to the site, v1 links to `/wiki`).
+    let walk = |first: String, prefix: &'static str| {
+        let get = &get;
+        async move {
+            let mut ids = Vec::new();
+            let mut path = Some(first);
+            while let Some(p) = path.take() {
+                let (status, body) = get(p).await;
+                assert_eq!(status, 200, "{body}");
+                for item in body["results"].as_array().expect("results") {
+                    ids.push(item["id"].as_str().expect("id").parse::<u64>().expect("n"));
+                }
+                path = body["_links"]["next"]
+                    .as_str()
+                    .map(|n| format!("{prefix}{n}"));
+            }
+            ids
+        }
+    };
+    let space_id = sim.spaces()[0].id;
+    let mut expected: Vec<u64> = sim.pages("ENG").iter().map(|p| p.id).collect();
+    expected.sort_unstable();
+    let base = format!("/wiki/api/v2/spaces/{space_id}/pages?status=current&limit=5");
+    assert_eq!(walk(format!("{base}&sort=id"), "").await, expected);
+    let mut descending = expected.clone();
+    descending.reverse();
+    assert_eq!(walk(format!("{base}&sort=-id"), "").await, descending);
+    let (status, _) = get(format!("{base}&sort=sideways")).await;
+    assert_eq!(status, 400);
+
+    let search = |direction: &str| {
+        let cql = format!("space=\"ENG\" and type in (page) order by created {direction}");
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("cql", &cql)
+            .append_pair("limit", "5")
+            .finish();
+        format!("/wiki/rest/api/content/search?{query}")
+    };
+    let asc = walk(search("asc"), "/wiki").await;
+    let mut desc = walk(search("desc"), "/wiki").await;
+    assert_eq!(asc.len(), expected.len());
+    desc.reverse();
+    assert_eq!(asc, desc, "descending is ascending reversed");
+    let (status, _) = get(search("sideways")).await;
+    assert_eq!(status, 400);
+}
