@@ -1215,19 +1215,18 @@ mod tests {
     #[test]
     fn two_ends_meet_on_a_shared_item_of_the_latest_answers() {
         let walk = Walk::new();
-        let ids = |v: &[&'static str]| v.to_vec().into_iter();
-        assert!(!walk.arrived(End::Front, ids(&["1", "2"])));
+        assert!(!walk.arrived(End::Front, ["1", "2"].into_iter()));
         walk.first_answer(true);
         assert_eq!(walk.stage(), Stage::BothEnds);
-        assert!(!walk.arrived(End::Back, ids(&["9", "8"])));
-        assert!(!walk.arrived(End::Front, ids(&["3", "4"])));
-        assert!(!walk.arrived(End::Back, ids(&["7", "6"])));
+        assert!(!walk.arrived(End::Back, ["9", "8"].into_iter()));
+        assert!(!walk.arrived(End::Front, ["3", "4"].into_iter()));
+        assert!(!walk.arrived(End::Back, ["7", "6"].into_iter()));
         // Meeting exactly at a boundary shares nothing; the next answer shows it.
-        assert!(!walk.arrived(End::Front, ids(&["5"])));
-        assert!(walk.arrived(End::Back, ids(&["5", "4"])));
+        assert!(!walk.arrived(End::Front, ["5"].into_iter()));
+        assert!(walk.arrived(End::Back, ["5", "4"].into_iter()));
         assert_eq!(walk.stage(), Stage::Done);
         assert!(
-            walk.arrived(End::Front, ids(&["6"])),
+            walk.arrived(End::Front, ["6"].into_iter()),
             "an answer in flight finds the walk done"
         );
     }
