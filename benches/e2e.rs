@@ -11,7 +11,8 @@
 //! window measured after they are synced, 30), `BENCH_PEERS`
 //! (`all`, `fast`: without LangChain's default per-page restriction reads,
 //! or `none`), `BENCH_CONCURRENCY` (the site's `maxConcurrency`, 8),
-//! `BENCH_PARTS` (`flavors,many`: which parts run), `BENCH_STORES` (the
+//! `BENCH_PARTS` (`flavors,many`: which parts run), `BENCH_FLAVORS`
+//! (`cloud,datacenter`: which flavors the `flavors` part runs), `BENCH_STORES` (the
 //! operator's `--stores`, `embedded`). The operator binary is the one cargo builds for
 //! this benchmark (release settings), or `BENCH_OPERATOR`.
 
@@ -103,8 +104,10 @@ fn site_url(sim: &Simulator, flavor: Flavor) -> String {
 
 /// Requests that must run one after another in a full sync of `pages`
 /// items, and the requests it makes at least. Cloud: the v2 cursor listing
-/// (250 a request) and the v1 CQL pass (L′ a request) run side by side, so
-/// the longer of the two chains. Data Center: offset paging needs no chain
+/// (250 a request) and the v1 CQL pass (L′ a request) run side by side, and
+/// each is walked from both ends once its first answer shows more, so a pass
+/// of M answers is a chain of 1 + ⌈(M−1)/2⌉; the longer of the two chains.
+/// Data Center: offset paging needs no chain
 /// (any `start` can be asked for once the first answer shows the page size
 /// granted), so only that first request must come before the others; no
 /// design reads the bodies in fewer than ceil(N/50) requests (Data Center
@@ -114,7 +117,8 @@ fn network_chain(flavor: Flavor, pages: u64, concurrency: u64) -> u64 {
         Flavor::Cloud => {
             let listing = pages.div_ceil(V2_LIMIT);
             let cql = pages.div_ceil(V1_LIMIT);
-            (listing.max(cql), listing + cql)
+            let both_ends = |m: u64| 1 + m.saturating_sub(1).div_ceil(2);
+            (both_ends(listing).max(both_ends(cql)), listing + cql)
         }
         Flavor::DataCenter => {
             let bodies = pages.div_ceil(DC_BODY_LIMIT);
@@ -723,8 +727,12 @@ async fn main() -> Result<(), BoxError> {
     };
 
     let mut rows: Vec<Row> = Vec::new();
-    let flavors = if parts.contains("flavors") {
-        vec![Flavor::Cloud, Flavor::DataCenter]
+    let which = std::env::var("BENCH_FLAVORS").unwrap_or_else(|_| "cloud,datacenter".into());
+    let flavors: Vec<Flavor> = if parts.contains("flavors") {
+        [Flavor::Cloud, Flavor::DataCenter]
+            .into_iter()
+            .filter(|f| which.split(',').any(|w| w.trim() == flavor_name(*f)))
+            .collect()
     } else {
         vec![]
     };
@@ -818,6 +826,14 @@ async fn main() -> Result<(), BoxError> {
             ratio
         );
     }
+    let (v2_answers, cql_answers) = (pages.div_ceil(V2_LIMIT), pages.div_ceil(V1_LIMIT));
+    println!();
+    println!(
+        "Cloud network limit: each pass walked from both ends, 1+ceil((M-1)/2) of its M answers one after another: v2 {} of {v2_answers}, CQL {} of {cql_answers}, x {rtt} ms = {:.2} s",
+        1 + v2_answers.saturating_sub(1).div_ceil(2),
+        1 + cql_answers.saturating_sub(1).div_ceil(2),
+        network_chain(Flavor::Cloud, pages, concurrency) as f64 * rtt as f64 / 1000.0
+    );
     let cloud_budget = 2 * pages.div_ceil(V2_LIMIT) + 10;
     println!();
     println!("Cloud request budget for {pages} pages: 2*ceil(N/250)+10 = {cloud_budget}");

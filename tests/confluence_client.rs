@@ -121,19 +121,20 @@ async fn paging_lists_every_page_for_both_flavors() {
         };
         // Data Center reads offset pages side by side: a few requests past
         // the end (at most maxConcurrency - 1) are the price of no chain.
+        // Cloud walks from both ends: where they meet one answer is read
+        // twice, and the other end's next request may be on its way.
         let past_end = match flavor {
-            Flavor::Cloud => 0,
+            Flavor::Cloud => 2,
             Flavor::DataCenter => 7,
         };
         assert!(
             (6..=6 + past_end).contains(&listing),
             "{flavor:?}: 57 items at 10 per request: {stats:?}"
         );
-        // The restriction/label pass pages too.
+        // The restriction/label pass pages too, also from both ends.
         if flavor == Flavor::Cloud {
-            assert_eq!(
-                stats.get("GET /wiki/rest/api/content/search"),
-                6,
+            assert!(
+                (6..=8).contains(&stats.get("GET /wiki/rest/api/content/search")),
                 "{stats:?}"
             );
         }

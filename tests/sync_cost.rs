@@ -191,13 +191,14 @@ async fn full_sync_stays_within_budget_and_an_unchanged_resync_fetches_and_write
         );
 
         println!(
-            "{flavor:?} vetted={vetted}: {n} items, full sync {} requests (budget {}), unchanged resync {} (budget {}), {} edits {}",
+            "{flavor:?} vetted={vetted}: {n} items, full sync {} requests (budget {}), unchanged resync {} (budget {}), {} edits {} {:?}",
             full.total,
             full_sync_budget(flavor, n),
             resync.total,
             resync_budget(flavor, n, vetted),
             edited.len(),
-            few.total
+            few.total,
+            full.by_endpoint
         );
     }
 }

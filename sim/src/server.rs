@@ -843,10 +843,74 @@ struct Cql {
     space: Option<String>,
     types: Option<Vec<String>>,
     ids: Option<Vec<u64>>,
+    order: Option<CqlOrder>,
+}
+
+/// A CQL `order by <field> [asc|desc]` the simulator can sort by.
+#[derive(Clone, Copy)]
+struct CqlOrder {
+    field: CqlSortField,
+    descending: bool,
+}
+
+#[derive(Clone, Copy)]
+enum CqlSortField {
+    Created,
+    LastModified,
+    Title,
+}
+
+impl CqlOrder {
+    fn parse(clause: &str) -> Result<CqlOrder, String> {
+        let mut words = clause.split_whitespace();
+        let field = words.next().ok_or("missing field after ORDER BY")?;
+        let (field, default_descending) = match field.to_ascii_lowercase().as_str() {
+            // Confluence sorts dates newest first unless told otherwise.
+            "created" => (CqlSortField::Created, true),
+            "lastmodified" => (CqlSortField::LastModified, true),
+            "title" => (CqlSortField::Title, false),
+            other => return Err(format!("cannot order by {other:?}")),
+        };
+        let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
+            None => default_descending,
+            Some("asc") => false,
+            Some("desc") => true,
+            Some(other) => return Err(format!("unexpected {other:?} in ORDER BY")),
+        };
+        if let Some(extra) = words.next() {
+            return Err(format!("unexpected {extra:?} in ORDER BY"));
+        }
+        Ok(CqlOrder { field, descending })
+    }
+
+    /// Sorts `pages` by the field, ties by id, so that the descending order
+    /// is exactly the ascending one reversed.
+    fn sort(self, pages: &mut [&SimPage]) {
+        match self.field {
+            CqlSortField::Created => pages.sort_by_key(|p| (p.created_at, p.id)),
+            CqlSortField::LastModified => pages.sort_by_key(|p| (p.updated_at, p.id)),
+            CqlSortField::Title => pages.sort_by(|a, b| (&a.title, a.id).cmp(&(&b.title, b.id))),
+        }
+        if self.descending {
+            pages.reverse();
+        }
+    }
+}
+
+/// Splits `… order by …` off a CQL query.
+fn split_order_by(cql: &str) -> Result<(&str, Option<CqlOrder>), String> {
+    let lower = cql.to_ascii_lowercase();
+    let Some(at) = lower.find("order by") else {
+        return Ok((cql, None));
+    };
+    let order = CqlOrder::parse(&cql[at + "order by".len()..])?;
+    Ok((cql[..at].trim_end(), Some(order)))
 }
 
 fn parse_cql(cql: &str) -> Result<Cql, String> {
     let mut out = Cql::default();
+    let (cql, order) = split_order_by(cql)?;
+    out.order = order;
     for clause in split_and(cql) {
         let clause = clause.trim();
         let lower = clause.to_ascii_lowercase();
@@ -930,7 +994,7 @@ async fn v1_search(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Respo
         Err(e) => return error_json(StatusCode::BAD_REQUEST, &e),
     };
     let d = lock(&ctx.state.data);
-    let all: Vec<&SimPage> = candidates(&d, cql.ids.as_deref())
+    let mut all: Vec<&SimPage> = candidates(&d, cql.ids.as_deref())
         .filter(|p| p.status == Status::Current)
         .filter(|p| cql.space.as_deref().is_none_or(|s| p.space_key == s))
         .filter(|p| {
@@ -939,6 +1003,9 @@ async fn v1_search(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Respo
                 .is_none_or(|t| t.iter().any(|t| t == ct_name(p.content_type)))
         })
         .collect();
+    if let Some(order) = cql.order {
+        order.sort(&mut all);
+    }
     v1_page(&ctx, "/content/search", &q, all, (start, limit), |p| {
         v1_content(&ctx, &d, p, &ex)
     })
@@ -960,12 +1027,83 @@ fn decode_cursor(c: &str) -> Option<u64> {
     text.strip_prefix("after:")?.parse().ok()
 }
 
-/// A v2 cursor page: items are ordered by id; the cursor is the last id.
+/// The order of a v2 listing by id (`sort=id`, the default, or `sort=-id`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IdOrder {
+    Ascending,
+    Descending,
+}
+
+impl IdOrder {
+    /// The `sort` of a space's page or blog post listing. Cloud's other
+    /// sort fields (dates, title) are not simulated: asking for one is a
+    /// 400 here rather than an answer in the wrong order.
+    fn of(q: &Q, allowed: &[&str]) -> Result<IdOrder, Box<Response>> {
+        match q.get("sort") {
+            None | Some("id") => Ok(IdOrder::Ascending),
+            Some("-id") => Ok(IdOrder::Descending),
+            Some(other) if allowed.contains(&other) => Err(Box::new(error_json(
+                StatusCode::BAD_REQUEST,
+                &format!("sort {other:?} is not supported by the simulator"),
+            ))),
+            Some(other) => Err(Box::new(error_json(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid value for sort: {other:?}"),
+            ))),
+        }
+    }
+
+    /// Whether `id` comes after the cursor's `last` in this order.
+    fn after(self, id: u64, last: u64) -> bool {
+        match self {
+            IdOrder::Ascending => id > last,
+            IdOrder::Descending => id < last,
+        }
+    }
+}
+
+/// `PageSortOrder` of Atlassian's v2 document.
+const PAGE_SORTS: &[&str] = &[
+    "id",
+    "-id",
+    "created-date",
+    "-created-date",
+    "modified-date",
+    "-modified-date",
+    "title",
+    "-title",
+];
+
+/// `BlogPostSortOrder` of Atlassian's v2 document.
+const BLOGPOST_SORTS: &[&str] = &[
+    "id",
+    "-id",
+    "created-date",
+    "-created-date",
+    "modified-date",
+    "-modified-date",
+];
+
+/// A v2 cursor page of items in ascending id order; the cursor is the last
+/// id.
 fn v2_page_of<T>(
     st: &State,
     path: &str,
     q: &Q,
     items: Vec<(u64, T)>,
+    build: impl FnMut(T) -> Value,
+) -> Response {
+    v2_page_in(st, path, q, items, IdOrder::Ascending, build)
+}
+
+/// A v2 cursor page of items sorted in `order` (the caller's order); the
+/// cursor is the last id, and the next page starts past it in that order.
+fn v2_page_in<T>(
+    st: &State,
+    path: &str,
+    q: &Q,
+    items: Vec<(u64, T)>,
+    order: IdOrder,
     mut build: impl FnMut(T) -> Value,
 ) -> Response {
     let limit = match q.num("limit", 25) {
@@ -981,7 +1119,7 @@ fn v2_page_of<T>(
     };
     let mut rest = items
         .into_iter()
-        .filter(|(id, _)| after.is_none_or(|a| *id > a));
+        .filter(|(id, _)| after.is_none_or(|a| order.after(*id, a)));
     let page: Vec<(u64, T)> = rest.by_ref().take(limit).collect();
     let more = rest.next().is_some();
     let mut links = json!({ "base": format!("{}/wiki", st.origin) });
@@ -1088,14 +1226,26 @@ async fn v2_space_items(st: St, id: String, raw: Option<String>, ct: ContentType
     let Some(space) = id.parse::<u64>().ok().and_then(|id| d.space_by_id(id)) else {
         return error_json(StatusCode::NOT_FOUND, "Space not found");
     };
+    let sorts = if ct == ContentType::Page {
+        PAGE_SORTS
+    } else {
+        BLOGPOST_SORTS
+    };
+    let order = match IdOrder::of(&q, sorts) {
+        Ok(o) => o,
+        Err(e) => return *e,
+    };
     let statuses = wanted_status(&q, V2_DEFAULT_STATUS);
-    let items: Vec<(u64, &SimPage)> = d
+    let mut items: Vec<(u64, &SimPage)> = d
         .pages
         .values()
         .filter(|p| p.space_key == space.key && p.content_type == ct)
         .filter(|p| statuses.contains(&p.status))
         .map(|p| (p.id, p))
         .collect();
+    if order == IdOrder::Descending {
+        items.reverse();
+    }
     let path = format!(
         "/spaces/{id}/{}",
         if ct == ContentType::Page {
@@ -1104,7 +1254,7 @@ async fn v2_space_items(st: St, id: String, raw: Option<String>, ct: ContentType
             "blogposts"
         }
     );
-    v2_page_of(&st, &path, &q, items, |p| v2_content(&d, p, body))
+    v2_page_in(&st, &path, &q, items, order, |p| v2_content(&d, p, body))
 }
 
 async fn v2_space_pages(
@@ -1417,6 +1567,13 @@ mod tests {
         let c = parse_cql("type = page AND space = OPS").unwrap();
         assert_eq!(c.space.as_deref(), Some("OPS"));
         assert!(parse_cql("title ~ \"x\"").is_err());
+        let c = parse_cql("space=\"ENG\" and type in (page) order by created desc").unwrap();
+        assert_eq!(c.space.as_deref(), Some("ENG"));
+        assert!(c.order.is_some_and(|o| o.descending));
+        let c = parse_cql("space = ENG ORDER BY created ASC").unwrap();
+        assert!(c.order.is_some_and(|o| !o.descending));
+        assert!(parse_cql("space = ENG order by label").is_err());
+        assert!(parse_cql("space = ENG order by created sideways").is_err());
     }
 
     #[test]

@@ -34,7 +34,10 @@
 //! `body-format=storage`) plus ceil(B/L') v1 CQL requests for ancestors with
 //! titles and labels (each pair sent concurrently), plus one direct v1 GET
 //! per item the index missed. The v2 listing and the CQL pass of `list` also
-//! run concurrently, so wall time is that of the longer chain.
+//! run concurrently, so wall time is that of the longer chain; each is
+//! walked from both ends at once (`listing`), so a pass of M answers is a
+//! chain of 1 + ceil((M-1)/2) requests, for up to two requests more where
+//! the ends meet.
 
 mod listing;
 

@@ -1,5 +1,7 @@
-//! The Cloud listing as it arrives: the v2 cursor chain and the v1 CQL chain
-//! run side by side, each answer is folded into compact records at once,
+//! The Cloud listing as it arrives: the v2 cursor listing and the v1 CQL
+//! pass run side by side, each walked from both ends at once (see [`Walk`]),
+//! each answer is folded into compact records at once (an item listed by
+//! both ends counts once),
 //! and with a sink every page is handed over as soon as it is vetted, while
 //! the next answers are in flight.
 //!
@@ -23,7 +25,9 @@ use crate::confluence::{
 };
 use crate::model::{Ancestor, ContentType, Page, PageRef};
 use serde::Deserialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use tokio::sync::mpsc;
 
 const ANNOTATE_EXPAND: &str =
@@ -165,6 +169,8 @@ enum Event {
         base: Option<String>,
     },
     Notes(Vec<V1Note>),
+    /// Every content type's v2 listing is complete.
+    ListingDone,
 }
 
 /// A vetted page on its way to conversion.
@@ -194,6 +200,11 @@ struct Tree<'a> {
     held_order: VecDeque<u32>,
     held_bytes: usize,
     held_at_most: usize,
+    /// Every content type's listing is complete.
+    listing_done: bool,
+    /// Listed items whose CQL record has not arrived (when records are
+    /// expected).
+    unnoted: usize,
 }
 
 impl<'a> Tree<'a> {
@@ -211,6 +222,8 @@ impl<'a> Tree<'a> {
             held_order: VecDeque::new(),
             held_bytes: 0,
             held_at_most: 0,
+            listing_done: false,
+            unnoted: 0,
         }
     }
 
@@ -231,6 +244,9 @@ impl<'a> Tree<'a> {
                 .map(|p| (p, ParentKind::of(item.parent_type.as_deref())));
             self.index.insert(item.id.clone(), i);
             let note = self.early.remove(&item.id);
+            if note.is_none() && self.notes_expected {
+                self.unnoted += 1;
+            }
             self.nodes.push(Node {
                 id: item.id.clone(),
                 content_type,
@@ -262,7 +278,11 @@ impl<'a> Tree<'a> {
             let (id, note) = note.into_note();
             match self.index.get(&id) {
                 Some(&i) => {
-                    merge(&mut self.nodes[i as usize].note, note);
+                    let known = &mut self.nodes[i as usize].note;
+                    if known.is_none() {
+                        self.unnoted = self.unnoted.saturating_sub(1);
+                    }
+                    merge(known, note);
                     self.settle(i, &mut out);
                 }
                 None => {
@@ -528,6 +548,186 @@ impl Chain {
 /// Parents outside the listing, looked up: their own parent and restriction.
 type Outside = HashMap<String, (Option<String>, Option<bool>)>;
 
+/// Which end of one order a chain walks from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Front,
+    Back,
+}
+
+impl End {
+    fn index(self) -> usize {
+        match self {
+            End::Front => 0,
+            End::Back => 1,
+        }
+    }
+
+    fn other(self) -> End {
+        match self {
+            End::Front => End::Back,
+            End::Back => End::Front,
+        }
+    }
+}
+
+/// How far a two-ended walk is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Only the front end walks until its first answer shows more.
+    FrontOnly,
+    BothEnds,
+    /// Nothing more can be learned: in-flight requests are dropped.
+    Done,
+}
+
+/// One listing walked from both ends of one order at once: the front asks
+/// for it ascending, the back descending, and the walk is complete when
+/// the two meet.
+///
+/// Each end's answers are contiguous runs of that order, so until they
+/// meet the front holds a prefix and the back a suffix, and the first
+/// answer (in the order answers are recorded) that reaches past the gap
+/// between them contains the other end's latest frontier item. Comparing
+/// with the other end's latest answer is therefore enough, whatever the ids
+/// look like, and memory stays at two answers. Ends that meet exactly at
+/// an answer boundary share no item: the next answer of either shows it.
+/// Items added or removed meanwhile can only delay the meeting (down to
+/// walking to the natural end), never skip part of what existed throughout.
+struct Walk {
+    stage: tokio::sync::watch::Sender<Stage>,
+    latest: std::sync::Mutex<[HashSet<String>; 2]>,
+}
+
+impl Walk {
+    fn new() -> Self {
+        Walk {
+            stage: tokio::sync::watch::Sender::new(Stage::FrontOnly),
+            latest: std::sync::Mutex::new([HashSet::new(), HashSet::new()]),
+        }
+    }
+
+    fn stage(&self) -> Stage {
+        *self.stage.borrow()
+    }
+
+    fn finish(&self) {
+        self.stage.send_replace(Stage::Done);
+    }
+
+    /// Records one end's answer; true when the ends have met (or the walk
+    /// is already done).
+    fn arrived<'i>(&self, end: End, ids: impl Iterator<Item = &'i str>) -> bool {
+        let ids: HashSet<String> = ids.map(str::to_owned).collect();
+        // A poisoned lock only means another end panicked; its data is intact.
+        let mut latest = self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let met = ids
+            .iter()
+            .any(|id| latest[end.other().index()].contains(id));
+        latest[end.index()] = ids;
+        drop(latest);
+        if met {
+            self.finish();
+        }
+        met || self.stage() == Stage::Done
+    }
+
+    /// The front's first answer decides whether the back end starts: a
+    /// listing of one answer costs one request.
+    fn first_answer(&self, more: bool) {
+        self.stage.send_if_modified(|stage| {
+            if *stage != Stage::FrontOnly {
+                return false;
+            }
+            *stage = if more { Stage::BothEnds } else { Stage::Done };
+            true
+        });
+    }
+
+    /// Waits until the back end may start; false when it never will.
+    async fn back_may_start(&self) -> bool {
+        let mut stage = self.stage.subscribe();
+        match stage.wait_for(|s| *s != Stage::FrontOnly).await {
+            Ok(s) => *s == Stage::BothEnds,
+            Err(_) => false,
+        }
+    }
+
+    /// Resolves once the walk is done.
+    async fn done(&self) {
+        let mut stage = self.stage.subscribe();
+        // The sender lives as long as the walk.
+        let _ = stage.wait_for(|s| *s == Stage::Done).await;
+    }
+}
+
+/// What the two ends of the CQL pass share with each other and with the
+/// fold, so that no record is asked for twice once the v2 listing is
+/// complete: then the fold knows how many listed items still lack one.
+struct Records {
+    /// CQL answers folded so far, and (once the v2 listing is complete) the
+    /// listed items without a record.
+    progress: tokio::sync::watch::Sender<(u64, Option<usize>)>,
+    /// CQL answers sent to the fold so far.
+    sent: AtomicU64,
+    /// The page size the site granted (from the front's first answer).
+    granted: AtomicUsize,
+    /// Per end: a request is in flight.
+    asking: [AtomicBool; 2],
+    /// Per end: it has not stopped.
+    walking: [AtomicBool; 2],
+}
+
+impl Records {
+    fn new() -> Self {
+        Records {
+            progress: tokio::sync::watch::Sender::new((0, None)),
+            sent: AtomicU64::new(0),
+            granted: AtomicUsize::new(usize::MAX),
+            asking: [AtomicBool::new(false), AtomicBool::new(false)],
+            walking: [AtomicBool::new(true), AtomicBool::new(true)],
+        }
+    }
+
+    /// The fold's report after folding one event.
+    fn folded(&self, notes: bool, missing: Option<usize>) {
+        self.progress.send_modify(|(folded, left)| {
+            if notes {
+                *folded += 1;
+            }
+            *left = missing;
+        });
+    }
+
+    /// Whether `end` should ask for another answer: once the v2 listing is
+    /// complete, only while records are missing that the other end's
+    /// answer in flight does not cover, and what fits one answer is left
+    /// to the front. Waits for the fold to take in every answer sent.
+    async fn ask_more(&self, end: End) -> bool {
+        let mut progress = self.progress.subscribe();
+        let Ok(now) = progress
+            .wait_for(|(folded, left)| left.is_none() || *folded >= self.sent.load(Relaxed))
+            .await
+        else {
+            return true;
+        };
+        let Some(left) = now.1 else { return true };
+        drop(now);
+        let granted = self.granted.load(Relaxed);
+        let other = end.other().index();
+        let covered = if self.asking[other].load(Relaxed) {
+            granted
+        } else {
+            0
+        };
+        let front_walks = self.walking[End::Front.index()].load(Relaxed);
+        !(left <= covered || (end == End::Back && front_walks && left <= granted))
+    }
+}
+
 impl CloudClient {
     /// The listing of `space`; with a sink, every page is handed over as
     /// soon as it is vetted (see the module's documentation).
@@ -543,71 +743,102 @@ impl CloudClient {
         let (events, mut arrivals) = mpsc::channel::<Event>(EVENTS_AHEAD);
         // Each batch goes with the web root its links are relative to.
         let (to_convert, mut converting) = mpsc::channel::<(String, Vec<Vetted>)>(CONVERT_AHEAD);
+        let notes_walk = Walk::new();
+        let records = Records::new();
 
-        // The authoritative v2 listing and the v1 restriction/label pass are
-        // independent request chains: they run side by side.
+        // The authoritative v2 listing (each content type walked from both
+        // ends, the types side by side) and the v1 restriction/label pass
+        // (also from both ends) are independent request chains.
         let listing = {
             let events = events.clone();
             async move {
-                for ct in &options.content_types {
-                    let mut url =
-                        self.v2(&format!("/spaces/{}/{}", space.id, Self::collection(*ct)))?;
-                    url.query_pairs_mut()
-                        .append_pair("status", "current")
-                        .append_pair("limit", &self.limit().to_string());
-                    if pages {
-                        url.query_pairs_mut().append_pair("body-format", "storage");
+                let walks = options.content_types.iter().map(|ct| {
+                    let events = &events;
+                    async move {
+                        let mut url =
+                            self.v2(&format!("/spaces/{}/{}", space.id, Self::collection(*ct)))?;
+                        url.query_pairs_mut()
+                            .append_pair("status", "current")
+                            .append_pair("limit", &self.limit().to_string());
+                        if pages {
+                            url.query_pairs_mut().append_pair("body-format", "storage");
+                        }
+                        self.list_both_ends(url, space, *ct, events).await
                     }
-                    self.list_chain(url, space, *ct, &events).await?;
+                });
+                futures::future::try_join_all(walks).await?;
+                if events.send(Event::ListingDone).await.is_err() {
+                    return Err(sink_closed());
                 }
                 Ok::<_, ConfluenceError>(())
             }
         };
-        let notes = async move {
-            if !notes_expected {
-                return Ok(());
-            }
-            let types: Vec<&str> = options.content_types.iter().map(|c| c.as_str()).collect();
-            let cql = format!(
-                "space=\"{}\" and type in ({})",
-                space.key.replace('"', "\\\""),
-                types.join(",")
-            );
-            let expand = if annotate {
-                ANNOTATE_EXPAND
-            } else {
-                LABELS_EXPAND
-            };
-            self.note_chain(&cql, expand, &events).await
-        };
-        let fold = async move {
-            let mut tree = Tree::new(options, pages, notes_expected);
-            // Links are relative to the site's address as the first
-            // answer names it; every vetted page follows that answer.
-            let mut root: Option<String> = None;
-            while let Some(event) = arrivals.recv().await {
-                let vetted = match event {
-                    Event::Listed {
-                        content_type,
-                        items,
-                        base,
-                    } => {
-                        if root.is_none() {
-                            root = Some(self.web_root(base.as_deref()));
-                        }
-                        tree.listed(content_type, items)
-                    }
-                    Event::Notes(notes) => tree.noted(notes),
+        let notes = {
+            let notes_walk = &notes_walk;
+            let records = &records;
+            async move {
+                if !notes_expected {
+                    return Ok(());
+                }
+                let types: Vec<&str> = options.content_types.iter().map(|c| c.as_str()).collect();
+                let cql = format!(
+                    "space=\"{}\" and type in ({})",
+                    space.key.replace('"', "\\\""),
+                    types.join(",")
+                );
+                let expand = if annotate {
+                    ANNOTATE_EXPAND
+                } else {
+                    LABELS_EXPAND
                 };
-                if vetted.is_empty() {
-                    continue;
-                }
-                let root = root.clone().unwrap_or_else(|| self.web_root(None));
-                if to_convert.send((root, vetted)).await.is_err() {
-                    return Err(sink_closed());
-                }
+                self.note_both_ends(&cql, expand, &events, notes_walk, records)
+                    .await
             }
-            Ok::<_, ConfluenceError>(tree)
+        };
+        let fold = {
+            let notes_walk = &notes_walk;
+            let records = &records;
+            async move {
+                let mut tree = Tree::new(options, pages, notes_expected);
+                // Links are relative to the site's address as the first
+                // answer names it; every vetted page follows that answer.
+                let mut root: Option<String> = None;
+                while let Some(event) = arrivals.recv().await {
+                    let notes = matches!(event, Event::Notes(_));
+                    let vetted = match event {
+                        Event::Listed {
+                            content_type,
+                            items,
+                            base,
+                        } => {
+                            if root.is_none() {
+                                root = Some(self.web_root(base.as_deref()));
+                            }
+                            tree.listed(content_type, items)
+                        }
+                        Event::Notes(notes) => tree.noted(notes),
+                        Event::ListingDone => {
+                            tree.listing_done = true;
+                            Vec::new()
+                        }
+                    };
+                    let missing = tree.listing_done.then_some(tree.unnoted);
+                    records.folded(notes, missing);
+                    // Once every listed item has its record, the CQL ends
+                    // can learn nothing more.
+                    if missing == Some(0) {
+                        notes_walk.finish();
+                    }
+                    if vetted.is_empty() {
+                        continue;
+                    }
+                    let root = root.clone().unwrap_or_else(|| self.web_root(None));
+                    if to_convert.send((root, vetted)).await.is_err() {
+                        return Err(sink_closed());
+                    }
+                }
+                Ok::<_, ConfluenceError>(tree)
+            }
         };
         let convert = async move {
             let Some(sink) = sink else {
@@ -645,21 +876,68 @@ impl CloudClient {
         Ok(tree.into_listing(&outside))
     }
 
-    /// One v2 cursor chain, each answer sent on as it arrives. A page of
-    /// bodies over the client's response cap is asked for again without
-    /// them, and the rest of the chain goes on bare (those pages are fetched
-    /// later).
-    async fn list_chain(
+    /// One content type's v2 listing, walked by id from both ends (see
+    /// [`Walk`]); each answer is sent on as it arrives.
+    async fn list_both_ends(
         &self,
         first: url::Url,
         space: &SpaceInfo,
         content_type: ContentType,
         events: &mpsc::Sender<Event>,
     ) -> Result<(), ConfluenceError> {
+        let walk = Walk::new();
+        let ordered = |sort: &str| {
+            let mut url = first.clone();
+            url.query_pairs_mut().append_pair("sort", sort);
+            url
+        };
+        tokio::try_join!(
+            self.list_end(
+                End::Front,
+                ordered("id"),
+                space,
+                content_type,
+                events,
+                &walk
+            ),
+            self.list_end(
+                End::Back,
+                ordered("-id"),
+                space,
+                content_type,
+                events,
+                &walk
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// One end of a v2 cursor listing. A page of bodies over the client's
+    /// response cap is asked for again without them, and the rest of that
+    /// end goes on bare (those pages are fetched later).
+    async fn list_end(
+        &self,
+        end: End,
+        first: url::Url,
+        space: &SpaceInfo,
+        content_type: ContentType,
+        events: &mpsc::Sender<Event>,
+        walk: &Walk,
+    ) -> Result<(), ConfluenceError> {
+        if end == End::Back && !walk.back_may_start().await {
+            return Ok(());
+        }
         let mut url = first;
         let mut bare = false;
-        for _ in 0..MAX_PAGES {
-            let resp = match self.http.get_json::<V2List<V2Content>>(&url).await {
+        let mut asked = 0;
+        while asked < MAX_PAGES {
+            let answer = tokio::select! {
+                biased;
+                () = walk.done() => return Ok(()),
+                answer = self.http.get_json::<V2List<V2Content>>(&url) => answer,
+            };
+            asked += 1;
+            let resp = match answer {
                 Ok(resp) => resp,
                 Err(HttpFailure::Other(ConfluenceError::TooLarge { .. }))
                     if url.query_pairs().any(|(k, _)| k == "body-format") =>
@@ -677,6 +955,11 @@ impl CloudClient {
             };
             let next = link_next(&resp.headers).or(resp.body.links.next);
             let got = resp.body.results.len();
+            let more = next.is_some() && got > 0;
+            if end == End::Front {
+                walk.first_answer(more);
+            }
+            let met = walk.arrived(end, resp.body.results.iter().map(|i| i.id.as_str()));
             let event = Event::Listed {
                 content_type,
                 items: resp.body.results,
@@ -686,13 +969,17 @@ impl CloudClient {
                 return Err(sink_closed());
             }
             match next {
-                Some(next) if got > 0 => {
+                Some(next) if more && !met => {
                     url = v1::parse_url(&v1::absolute(&self.site, &next))?;
                     if bare {
                         url = without_query_param(&url, "body-format");
                     }
                 }
-                _ => return Ok(()),
+                // This end walked to the other's extreme: all is listed.
+                _ => {
+                    walk.finish();
+                    return Ok(());
+                }
             }
         }
         Err(ConfluenceError::Protocol(format!(
@@ -700,38 +987,98 @@ impl CloudClient {
         )))
     }
 
-    /// The v1 CQL search chain, each answer sent on as it arrives.
-    async fn note_chain(
+    /// The v1 CQL search pass, walked by creation date from both ends.
+    /// Dates can tie, so the two orders need not mirror each other; a tie
+    /// split differently where the ends meet leaves its items without a
+    /// record, and they take the path of items the search index lags on
+    /// (fail closed). The walk also ends as soon as the v2 listing is
+    /// complete and every listed item has its record (see [`Records`]).
+    async fn note_both_ends(
         &self,
         cql: &str,
         expand: &str,
         events: &mpsc::Sender<Event>,
+        walk: &Walk,
+        records: &Records,
     ) -> Result<(), ConfluenceError> {
-        let mut url = self.v1("/content/search")?;
-        url.query_pairs_mut()
-            .append_pair("cql", cql)
-            .append_pair("expand", expand)
-            .append_pair("limit", &self.limit().to_string());
-        for _ in 0..MAX_PAGES {
-            let resp = self
-                .http
-                .get_json::<v1::List<V1Note>>(&url)
-                .await
-                .map_err(|f| {
-                    v1::not_found_as(
-                        f,
-                        ConfluenceError::Protocol("no /wiki/rest/api/content/search".into()),
-                    )
-                })?;
+        let ordered = |direction: &str| {
+            let mut url = self.v1("/content/search")?;
+            url.query_pairs_mut()
+                .append_pair("cql", &format!("{cql} order by created {direction}"))
+                .append_pair("expand", expand)
+                .append_pair("limit", &self.limit().to_string());
+            Ok::<_, ConfluenceError>(url)
+        };
+        let ends = async |end: End, url: url::Url| {
+            let walked = self.note_end(end, url, events, walk, records).await;
+            records.walking[end.index()].store(false, Relaxed);
+            walked
+        };
+        tokio::try_join!(
+            ends(End::Front, ordered("asc")?),
+            ends(End::Back, ordered("desc")?),
+        )?;
+        Ok(())
+    }
+
+    /// One end of the CQL pass.
+    async fn note_end(
+        &self,
+        end: End,
+        first: url::Url,
+        events: &mpsc::Sender<Event>,
+        walk: &Walk,
+        records: &Records,
+    ) -> Result<(), ConfluenceError> {
+        if end == End::Back && !walk.back_may_start().await {
+            return Ok(());
+        }
+        let mut url = first;
+        for asked in 0..MAX_PAGES {
+            if asked > 0 || end == End::Back {
+                let more = tokio::select! {
+                    biased;
+                    () = walk.done() => return Ok(()),
+                    more = records.ask_more(end) => more,
+                };
+                if !more {
+                    return Ok(());
+                }
+            }
+            records.asking[end.index()].store(true, Relaxed);
+            let answer = tokio::select! {
+                biased;
+                () = walk.done() => return Ok(()),
+                answer = self.http.get_json::<v1::List<V1Note>>(&url) => answer,
+            };
+            records.asking[end.index()].store(false, Relaxed);
+            let resp = answer.map_err(|f| {
+                v1::not_found_as(
+                    f,
+                    ConfluenceError::Protocol("no /wiki/rest/api/content/search".into()),
+                )
+            })?;
             let got = resp.body.results.len();
             let next = resp.body.links.next;
+            // An empty page with a next link would loop forever.
+            let more = next.is_some() && got > 0;
+            if end == End::Front && asked == 0 {
+                records.granted.store(got, Relaxed);
+                walk.first_answer(more);
+            }
+            let met = walk.arrived(end, resp.body.results.iter().map(|n| n.id.as_str()));
+            records.sent.fetch_add(1, Relaxed);
             if events.send(Event::Notes(resp.body.results)).await.is_err() {
                 return Err(sink_closed());
             }
             match next {
-                // An empty page with a next link would loop forever.
-                Some(next) if got > 0 => url = v1::parse_url(&v1::absolute(&self.wiki, &next))?,
-                _ => return Ok(()),
+                Some(next) if more && !met => {
+                    url = v1::parse_url(&v1::absolute(&self.wiki, &next))?;
+                }
+                _ => {
+                    walk.finish();
+                    return Ok(());
+                }
             }
         }
         Err(ConfluenceError::Protocol(format!(
@@ -843,6 +1190,54 @@ mod tests {
             }
         );
         assert_eq!(listing.seen.len(), 6);
+    }
+
+    #[test]
+    fn an_item_listed_by_both_ends_is_handed_over_and_counted_once() {
+        let options = ListOptions::default();
+        let mut tree = Tree::new(&options, true, true);
+        let both = || vec![listed("1", None), listed("2", Some("1"))];
+        assert!(tree.listed(ContentType::Page, both()).is_empty());
+        assert!(tree.listed(ContentType::Page, both()).is_empty());
+        assert_eq!(tree.unnoted, 2);
+        let vetted = tree.noted(vec![note("1", false), note("2", false)]);
+        assert_eq!(ids(&vetted), ["1", "2"]);
+        assert_eq!(tree.unnoted, 0);
+        // A record read twice, and the item listed a third time, change nothing.
+        assert!(tree.noted(vec![note("2", false)]).is_empty());
+        assert!(tree.listed(ContentType::Page, both()).is_empty());
+        assert_eq!(tree.unnoted, 0);
+        let listing = tree.into_listing(&Outside::new());
+        assert_eq!(listing.items.len(), 2);
+        assert_eq!(listing.seen.len(), 2);
+    }
+
+    #[test]
+    fn two_ends_meet_on_a_shared_item_of_the_latest_answers() {
+        let walk = Walk::new();
+        assert!(!walk.arrived(End::Front, ["1", "2"].into_iter()));
+        walk.first_answer(true);
+        assert_eq!(walk.stage(), Stage::BothEnds);
+        assert!(!walk.arrived(End::Back, ["9", "8"].into_iter()));
+        assert!(!walk.arrived(End::Front, ["3", "4"].into_iter()));
+        assert!(!walk.arrived(End::Back, ["7", "6"].into_iter()));
+        // Meeting exactly at a boundary shares nothing; the next answer shows it.
+        assert!(!walk.arrived(End::Front, ["5"].into_iter()));
+        assert!(walk.arrived(End::Back, ["5", "4"].into_iter()));
+        assert_eq!(walk.stage(), Stage::Done);
+        assert!(
+            walk.arrived(End::Front, ["6"].into_iter()),
+            "an answer in flight finds the walk done"
+        );
+    }
+
+    #[test]
+    fn a_listing_of_one_answer_never_starts_the_back_end() {
+        let walk = Walk::new();
+        walk.first_answer(false);
+        assert_eq!(walk.stage(), Stage::Done);
+        let started = futures::executor::block_on(walk.back_may_start());
+        assert!(!started);
     }
 
     #[test]
