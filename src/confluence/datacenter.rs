@@ -14,11 +14,13 @@
 //! Request budget of a full sync of N items of one content type, with W the
 //! site's `maxConcurrency` and B the bodies granted a request (50 on stock
 //! Data Center): one listing with bodies, ceil(N/B) requests plus at most
-//! W-1 read past the end, in about 1 + ceil(N/B)/W rounds. Past 16 MiB of
-//! page text the rest is listed bare (L items a request, up to the
-//! `limit` asked for) and fetched by CQL `id in (…)`, B ids a request, side
-//! by side. An incremental sync lists ids (ceil(N/L) + W-1 requests) and
-//! fetches changed items, ceil(changed/B) requests.
+//! W-1 read past the end, in about 1 + ceil(N/B)/W rounds, each page handed
+//! to the stores as soon as it is vetted ([`stream`]). Pages waiting for an
+//! ancestor listed later are held up to 16 MiB of page text; those dropped
+//! past it are fetched by CQL `id in (…)`, B ids a request, side by side.
+//! An incremental sync lists ids (L items a request, up to the `limit`
+//! asked for: ceil(N/L) + W-1 requests) and fetches changed items,
+//! ceil(changed/B) requests.
 //! Ancestors that are not listed items (non-page parents) cost one
 //! `GET /content/{id}` each for their view restriction; a deletion is
 //! confirmed with one `GET /content/{id}` per missing (or sampled) item.
@@ -26,8 +28,8 @@
 use super::http::Http;
 use super::v1::{self, Content, OffsetPaging, SpaceJson};
 use super::{
-    ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listed, Listing, Presence,
-    SiteConfig, SpaceInfo, apply_filters, needs_annotations, unlisted_ancestors,
+    ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listed, Listing, PageSink,
+    Presence, SiteConfig, SpaceInfo, apply_filters, needs_annotations, unlisted_ancestors,
 };
 use crate::model::{ContentType, Page, PageRef};
 use async_trait::async_trait;
@@ -44,11 +46,7 @@ const BODY_LIST_EXPAND_MIN: &str = "body.storage,version,ancestors,metadata.labe
 const FETCH_EXPAND: &str = "body.storage,version,ancestors,metadata.labels";
 const BODY: &str = "body.storage";
 
-/// Page text (storage format) a listing with bodies may hold at once; past
-/// it the listing goes on without bodies and those items are fetched group by
-/// group. Converted pages take about three times this, which keeps a full
-/// sync of any space well inside the pod's memory.
-const LISTED_BODY_BUDGET: usize = 16 * 1024 * 1024;
+mod stream;
 
 pub struct DataCenterClient {
     http: Http,
@@ -148,7 +146,7 @@ impl ConfluenceApi for DataCenterClient {
         space: &SpaceInfo,
         options: &ListOptions,
     ) -> Result<Listing, ConfluenceError> {
-        Ok(self.list_inner(space, options, false).await?.0)
+        self.list_bare(space, options).await
     }
 
     /// Data Center serves at most 50 bodies a request, but its offset paging
@@ -159,12 +157,44 @@ impl ConfluenceApi for DataCenterClient {
         true
     }
 
+    /// The streaming listing, collected; the pages it did not hand over
+    /// (held past its budget, below a parent that is not a listed page)
+    /// are fetched.
     async fn list_with_bodies(
         &self,
         space: &SpaceInfo,
         options: &ListOptions,
     ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
-        self.list_inner(space, options, true).await
+        let (sink, mut handed) = tokio::sync::mpsc::channel(2);
+        let collect = async move {
+            let mut pages: Vec<Page> = Vec::new();
+            while let Some(batch) = handed.recv().await {
+                pages.extend(batch);
+            }
+            pages
+        };
+        let (listing, mut pages) = tokio::join!(self.stream_listing(space, options, sink), collect);
+        let listing = listing?;
+        let have: HashSet<&str> = pages.iter().map(|p| p.id.as_str()).collect();
+        let missing: Vec<PageRef> = listing
+            .items
+            .iter()
+            .filter(|r| !have.contains(r.id.as_str()))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            pages.extend(self.fetch(space, &missing).await?);
+        }
+        Ok((listing, pages))
+    }
+
+    async fn list_streaming(
+        &self,
+        space: &SpaceInfo,
+        options: &ListOptions,
+        sink: PageSink,
+    ) -> Result<Listing, ConfluenceError> {
+        self.stream_listing(space, options, sink).await
     }
 
     async fn presence(
@@ -271,28 +301,20 @@ impl DataCenterClient {
         })
     }
 
-    /// The listing, and with `bodies` the pages of the items it keeps: the
-    /// listing then also expands bodies, ancestors and labels, up to
-    /// [`LISTED_BODY_BUDGET`] of page text; the rest is listed without
-    /// bodies, and the sync fetches those items like changed ones. Bodies
-    /// are converted as their listing page arrives, while later pages are
-    /// still on their way.
-    async fn list_inner(
+    /// The listing without bodies: ids, versions and what the filters need.
+    async fn list_bare(
         &self,
         space: &SpaceInfo,
         options: &ListOptions,
-        bodies: bool,
-    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
+    ) -> Result<Listing, ConfluenceError> {
         let annotate = needs_annotations(options);
-        let types = options.content_types.len().max(1);
         // Each content type is its own listing; run them side by side.
         let listings = options.content_types.iter().map(|ct| async move {
             let mut url = self.api("/content")?;
-            let expand = match (bodies, annotate) {
-                (true, true) => BODY_LIST_EXPAND_FULL,
-                (true, false) => BODY_LIST_EXPAND_MIN,
-                (false, true) => LIST_EXPAND_FULL,
-                (false, false) => LIST_EXPAND_MIN,
+            let expand = if annotate {
+                LIST_EXPAND_FULL
+            } else {
+                LIST_EXPAND_MIN
             };
             url.query_pairs_mut()
                 .append_pair("spaceKey", &space.key)
@@ -301,112 +323,47 @@ impl DataCenterClient {
                 .append_pair("limit", &self.limit())
                 .append_pair("expand", expand);
             let not_found = || ConfluenceError::SpaceNotFound(space.key.clone());
-            let lighter = |u: &url::Url| v1::without_expansion(u, BODY);
-            let keep = |c: Content| self.keep(c, *ct, annotate, &space.key);
+            let keep = |c: Content| listed(&c, *ct, annotate);
             let paging = OffsetPaging {
                 window: self.window,
-                weigh: &body_len,
-                budget: LISTED_BODY_BUDGET / types,
-                lighter: &lighter,
+                lighter: &|_| None,
                 keep: &keep,
                 at_most: None,
+                hand_over: None,
             };
             let found =
                 v1::collect_offsets(&self.http, &self.root, url, &paging, &not_found).await?;
-            let mut items = found.items;
-            if bodies {
-                self.learn_body_page(found.granted);
-            }
-            if let Some(rest) = found.rest {
-                // Past the budget: the rest without bodies, in the larger
-                // pages the site grants bare listings.
-                let rest = v1::without_expansion(&rest, BODY).unwrap_or(rest);
-                let rest = v1::with_query_param(&rest, "limit", &self.limit());
-                let paging = OffsetPaging {
-                    window: self.window,
-                    weigh: &body_len,
-                    budget: usize::MAX,
-                    lighter: &lighter,
-                    keep: &keep,
-                    at_most: None,
-                };
-                let bare =
-                    v1::collect_offsets(&self.http, &self.root, rest, &paging, &not_found).await?;
-                items.extend(bare.items);
-            }
-            Ok::<_, ConfluenceError>(items)
+            Ok::<_, ConfluenceError>(found.items)
         });
-        let (mut listed, mut pages): (Vec<Listed>, Vec<Option<Page>>) =
-            futures::future::try_join_all(listings)
-                .await?
-                .into_iter()
-                .flatten()
-                .unzip();
-        // Offset paging repeats an item when the space changes during the
-        // listing: keep its first sighting and that one's page.
-        let mut seen = HashSet::new();
-        let first: Vec<bool> = listed
-            .iter()
-            .map(|l| seen.insert(l.page.id.clone()))
-            .collect();
-        let mut keep_first = first.iter();
-        pages.retain(|_| keep_first.next().copied().unwrap_or(false));
-        dedup(&mut listed);
-        // Ancestors that are not listed pages (folders and other parents,
-        // or pages of another type) are vetted one by one.
-        let outside = if annotate && !options.include_restricted {
-            v1::read_restrictions(
-                &self.http,
-                &format!("{}/rest/api", self.root),
-                &unlisted_ancestors(&listed),
-            )
+        let mut listed: Vec<Listed> = futures::future::try_join_all(listings)
             .await?
-        } else {
-            HashMap::new()
-        };
-        let listing = apply_filters(listed, &outside, options);
-        if !bodies {
-            return Ok((listing, Vec::new()));
-        }
-        // Pages of items left out (restricted, filtered) are dropped here;
-        // items listed bare (past the budget or the size cap) or without
-        // their labels have none, and the sync fetches them instead.
-        let kept: HashSet<&str> = listing.items.iter().map(|r| r.id.as_str()).collect();
-        let pages = pages
             .into_iter()
             .flatten()
-            .filter(|p| kept.contains(p.id.as_str()))
             .collect();
-        Ok((listing, pages))
+        // Offset paging repeats an item when the space changes during the
+        // listing: its first sighting counts.
+        dedup(&mut listed);
+        let outside = self.outside_ancestors(&listed, options).await?;
+        Ok(apply_filters(listed, &outside, options))
     }
 
-    /// What a listing keeps of an item: what the filters need, and its page
-    /// when the item came with its body and labels (then it is exactly
-    /// what `fetch` returns).
-    fn keep(
+    /// The direct restriction of ancestors that are not listed pages
+    /// (folders and other parents, or pages of another type), looked up one
+    /// by one, when restrictions matter at all.
+    async fn outside_ancestors(
         &self,
-        c: Content,
-        ct: ContentType,
-        annotate: bool,
-        space_key: &str,
-    ) -> (Listed, Option<Page>) {
-        let listed = Listed {
-            page: PageRef {
-                id: c.id.clone(),
-                version: c.version.as_ref().map_or(0, |v| v.number),
-                content_type: ct,
-            },
-            ancestors: c.ancestors().into_iter().map(|a| a.id).collect(),
-            restricted: if annotate {
-                c.read_restricted()
-            } else {
-                Some(false)
-            },
-            labels: c.labels(),
-        };
-        let page =
-            (has_body(&c) && c.labels().is_some()).then(|| v1::to_page(c, &self.root, space_key));
-        (listed, page)
+        listed: &[Listed],
+        options: &ListOptions,
+    ) -> Result<HashMap<String, Option<bool>>, ConfluenceError> {
+        if !needs_annotations(options) || options.include_restricted {
+            return Ok(HashMap::new());
+        }
+        v1::read_restrictions(
+            &self.http,
+            &format!("{}/rest/api", self.root),
+            &unlisted_ancestors(listed),
+        )
+        .await
     }
 
     async fn content(&self, id: &str) -> Result<Option<Content>, ConfluenceError> {
@@ -420,6 +377,24 @@ impl DataCenterClient {
             Err(super::http::HttpFailure::NotFound) => Ok(None),
             Err(super::http::HttpFailure::Other(e)) => Err(e),
         }
+    }
+}
+
+/// What the filters need of a listed item.
+fn listed(c: &Content, ct: ContentType, annotate: bool) -> Listed {
+    Listed {
+        page: PageRef {
+            id: c.id.clone(),
+            version: c.version.as_ref().map_or(0, |v| v.number),
+            content_type: ct,
+        },
+        ancestors: c.ancestors.iter().flatten().map(|a| a.id.clone()).collect(),
+        restricted: if annotate {
+            c.read_restricted()
+        } else {
+            Some(false)
+        },
+        labels: c.labels(),
     }
 }
 

@@ -339,7 +339,7 @@ impl LeftOut {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LeftOutReason {
+pub(crate) enum LeftOutReason {
     Restricted,
     RestrictedAncestor,
     Unverifiable,
@@ -380,6 +380,7 @@ pub mod storage;
 pub mod tls;
 pub use tls::CaBundle;
 pub(crate) mod v1;
+pub(crate) mod verdict;
 
 /// Tuning knobs of the client that are not part of a site's configuration.
 /// The defaults suit production; tests shrink them.
@@ -471,32 +472,23 @@ pub(crate) fn apply_filters(
         .collect();
     let labels = LabelFilter::new(options);
     let visibility = |i: &Listed| -> Option<LeftOutReason> {
-        if options.include_restricted {
-            return None;
-        }
-        match i.restricted {
-            Some(true) => return Some(LeftOutReason::Restricted),
-            None => return Some(LeftOutReason::Unverifiable),
-            Some(false) => {}
-        }
-        let states: Vec<Option<bool>> = i
-            .ancestors
-            .iter()
-            .map(|a| {
+        // The listing is complete: an ancestor neither listed nor looked up
+        // is one that cannot be vetted.
+        let above = verdict::Known::all(i.ancestors.iter().map(|a| {
+            verdict::Known::of(
                 direct
                     .get(a.as_str())
                     .or_else(|| outside.get(a))
                     .copied()
-                    .flatten()
-            })
-            .collect();
-        if states.contains(&Some(true)) {
-            Some(LeftOutReason::RestrictedAncestor)
-        } else if states.contains(&None) {
-            Some(LeftOutReason::Unverifiable)
-        } else {
-            None
-        }
+                    .flatten(),
+            )
+        }));
+        verdict::verdict(
+            verdict::Known::of(i.restricted),
+            above,
+            options.include_restricted,
+        )
+        .left_out()
     };
     let verdicts: Vec<Option<LeftOutReason>> = items
         .iter()

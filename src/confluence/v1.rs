@@ -396,9 +396,6 @@ pub(crate) fn to_page(content: Content, root: &str, space_key: &str) -> Page {
 /// What an offset listing read.
 pub(crate) struct Offsets<T> {
     pub items: Vec<T>,
-    /// Where the listing goes on when it stopped at its byte budget; `None`
-    /// once it reached its end.
-    pub rest: Option<url::Url>,
     /// Items a request was granted (the first page's step), when paging
     /// went past one page.
     pub granted: Option<usize>,
@@ -408,10 +405,6 @@ pub(crate) struct Offsets<T> {
 pub(crate) struct OffsetPaging<'a, T, U = T> {
     /// Requests in flight at once (the site's request limit bounds them too).
     pub window: usize,
-    /// Bytes an item counts toward `budget`.
-    pub weigh: &'a (dyn Fn(&T) -> usize + Send + Sync),
-    /// Once the items read weigh this much, no further page is asked for.
-    pub budget: usize,
     /// The same request asking for less per item (without bodies), for an
     /// answer over the client's size cap; `None` when there is nothing to drop.
     pub lighter: &'a (dyn Fn(&url::Url) -> Option<url::Url> + Send + Sync),
@@ -421,18 +414,21 @@ pub(crate) struct OffsetPaging<'a, T, U = T> {
     /// Items the listing can hold at most, when known (a search for given
     /// ids): no page is asked for at or past it.
     pub at_most: Option<usize>,
+    /// Where each page's kept items go as the page is taken, in listing
+    /// order, instead of into [`Offsets::items`] (which then stays empty):
+    /// a bounded channel, so a slow consumer slows the listing down.
+    pub hand_over: Option<&'a tokio::sync::mpsc::Sender<Vec<U>>>,
 }
 
 impl<T> OffsetPaging<'_, T, T> {
-    /// Every page, no budget, nothing to drop, items kept as they are.
+    /// Every page, nothing to drop, items kept as they are.
     pub fn plain(window: usize) -> Self {
         OffsetPaging {
             window,
-            weigh: &|_| 0,
-            budget: usize::MAX,
             lighter: &|_| None,
             keep: &|item| item,
             at_most: None,
+            hand_over: None,
         }
     }
 }
@@ -498,6 +494,20 @@ async fn offset_page<T: serde::de::DeserializeOwned, U>(
     }
 }
 
+/// Keeps one page's items: collected, or handed over.
+async fn take<U: Send>(
+    items: &mut Vec<U>,
+    page: Vec<U>,
+    hand_over: Option<&tokio::sync::mpsc::Sender<Vec<U>>>,
+) -> Result<(), ConfluenceError> {
+    match hand_over {
+        None => items.extend(page),
+        Some(_) if page.is_empty() => {}
+        Some(out) => out.send(page).await.map_err(|_| super::sink_closed())?,
+    }
+    Ok(())
+}
+
 fn offset_of(url: &url::Url) -> Option<usize> {
     query_param(url, "start").and_then(|s| s.parse().ok())
 }
@@ -530,43 +540,31 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send, U: Se
     let first_offset = offset_of(&first).unwrap_or(0);
     let page = offset_page(http, first, paging, not_found).await?;
     check_start(&page, first_offset)?;
-    let mut bytes: usize = page.results.iter().map(|i| (paging.weigh)(i)).sum();
     let got = page.results.len();
-    let mut items: Vec<U> = page.results.into_iter().map(paging.keep).collect();
+    let mut items: Vec<U> = Vec::new();
+    let first_items = page.results.into_iter().map(paging.keep).collect();
+    take(&mut items, first_items, paging.hand_over).await?;
     let Some(next) = page.links.next.filter(|_| got > 0) else {
         return Ok(Offsets {
             items,
-            rest: None,
             granted: None,
         });
     };
     let mut template = parse_url(&absolute(root, &next))?;
     let Some(next_offset) = offset_of(&template) else {
-        return collect_chain(http, root, template, paging, not_found, items, bytes).await;
+        return collect_chain(http, root, template, paging, not_found, items).await;
     };
     let mut step = advance(first_offset, next_offset)?;
     let granted = Some(step);
-    // Offset of the next page to take, and of the next page to ask for.
-    let mut expected = next_offset;
+    // Offset of the next page to ask for.
     let mut issue_at = next_offset;
     let mut issued: usize = 1;
-    let mut taken: usize = 1;
     let mut in_flight = FuturesOrdered::new();
     let window = paging.window.max(1);
-    // Whether one more page fits the budget, counting the pages in flight
-    // at the average weight of those taken: a window of pages with bodies
-    // must not carry the listing far past it.
-    let room = |bytes: usize, taken: usize, in_flight: usize| {
-        let average = bytes / taken.max(1);
-        bytes.saturating_add(average.saturating_mul(in_flight + 1)) <= paging.budget
-    };
-    let mut stop = !room(bytes, taken, 0);
     loop {
-        while !stop
-            && in_flight.len() < window
+        while in_flight.len() < window
             && issued < MAX_PAGES
             && paging.at_most.is_none_or(|n| issue_at < n)
-            && room(bytes, taken, in_flight.len())
         {
             let url = with_query_param(&template, "start", &issue_at.to_string());
             let offset = issue_at;
@@ -577,20 +575,9 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send, U: Se
             issued += 1;
         }
         let Some((offset, page)) = in_flight.next().await else {
-            if stop {
-                return Ok(Offsets {
-                    items,
-                    rest: Some(with_query_param(&template, "start", &expected.to_string())),
-                    granted,
-                });
-            }
             if paging.at_most.is_some_and(|n| issue_at >= n) {
                 // Every item there can be is read.
-                return Ok(Offsets {
-                    items,
-                    rest: None,
-                    granted,
-                });
+                return Ok(Offsets { items, granted });
             }
             return Err(ConfluenceError::Protocol(format!(
                 "listing did not end after {MAX_PAGES} requests"
@@ -598,21 +585,16 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send, U: Se
         };
         let page = page?;
         check_start(&page, offset)?;
-        taken += 1;
         let got = page.results.len();
-        bytes = bytes.saturating_add(page.results.iter().map(|i| (paging.weigh)(i)).sum());
-        items.extend(page.results.into_iter().map(paging.keep));
+        let kept = page.results.into_iter().map(paging.keep).collect();
+        take(&mut items, kept, paging.hand_over).await?;
         // An empty page with a next link would loop forever.
         let Some(next) = page.links.next.filter(|_| got > 0) else {
-            return Ok(Offsets {
-                items,
-                rest: None,
-                granted,
-            });
+            return Ok(Offsets { items, granted });
         };
         let next = parse_url(&absolute(root, &next))?;
         let Some(next_offset) = offset_of(&next) else {
-            return collect_chain(http, root, next, paging, not_found, items, bytes).await;
+            return collect_chain(http, root, next, paging, not_found, items).await;
         };
         if next_offset != offset + step {
             // The server granted another size here: follow it from its own
@@ -621,17 +603,6 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send, U: Se
             template = next;
             in_flight = FuturesOrdered::new();
             issue_at = next_offset;
-        }
-        expected = next_offset;
-        if in_flight.is_empty() && !room(bytes, taken, 0) {
-            stop = true;
-        }
-        if stop {
-            return Ok(Offsets {
-                items,
-                rest: Some(with_query_param(&template, "start", &expected.to_string())),
-                granted,
-            });
         }
     }
 }
@@ -663,26 +634,17 @@ async fn collect_chain<T: serde::de::DeserializeOwned + Send, U: Send>(
     paging: &OffsetPaging<'_, T, U>,
     not_found: &(dyn Fn() -> ConfluenceError + Send + Sync),
     mut items: Vec<U>,
-    mut bytes: usize,
 ) -> Result<Offsets<U>, ConfluenceError> {
     for _ in 1..MAX_PAGES {
-        if bytes >= paging.budget {
-            return Ok(Offsets {
-                items,
-                rest: Some(url),
-                granted: None,
-            });
-        }
         let page = offset_page(http, url, paging, not_found).await?;
         let got = page.results.len();
-        bytes = bytes.saturating_add(page.results.iter().map(|i| (paging.weigh)(i)).sum());
-        items.extend(page.results.into_iter().map(paging.keep));
+        let kept = page.results.into_iter().map(paging.keep).collect();
+        take(&mut items, kept, paging.hand_over).await?;
         match page.links.next {
             Some(next) if got > 0 => url = parse_url(&absolute(root, &next))?,
             _ => {
                 return Ok(Offsets {
                     items,
-                    rest: None,
                     granted: None,
                 });
             }

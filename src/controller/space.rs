@@ -314,10 +314,6 @@ async fn run_sync(
             None => format!("Syncing space {space_key} ({})", trigger.describe()),
         };
         conditions::mark_reconciling(&mut status.conditions, reason::PROGRESSING, &msg, generation);
-        patch_status(api, space, &status)
-            .await
-            .map_err(|e| (reason::CONNECTION_FAILED, e.to_string(), false))?;
-        ctx.event(space, EventType::Normal, "SyncStarted", "Sync", msg).await;
         tracing::info!(space = %scope, key = %space_key, trigger = trigger.describe(), "sync started");
 
         let request = SyncRequest {
@@ -328,12 +324,23 @@ async fn run_sync(
             options: list_options(space),
             batch_size: ctx.settings.batch_size,
         };
-        sync::sync_space(source.as_ref(), &ctx.stores, &request)
-            .await
-            .map_err(|e| match e {
-                sync::SyncError::Source(c) => confluence_error(&c),
-                other => (reason::STORE_FAILED, other.to_string(), false),
-            })
+        // Telling users the sync started costs API server round trips the
+        // sync need not wait for; both are done before the result is written.
+        let announce = async {
+            patch_status(api, space, &status).await?;
+            ctx.event(space, EventType::Normal, "SyncStarted", "Sync", msg).await;
+            Ok::<_, Error>(())
+        };
+        let (announced, synced) = tokio::join!(
+            announce,
+            sync::sync_space(source.as_ref(), &ctx.stores, &request)
+        );
+        let report = synced.map_err(|e| match e {
+            sync::SyncError::Source(c) => confluence_error(&c),
+            other => (reason::STORE_FAILED, other.to_string(), false),
+        })?;
+        announced.map_err(|e| (reason::CONNECTION_FAILED, e.to_string(), false))?;
+        Ok(report)
     }
     .await;
 
