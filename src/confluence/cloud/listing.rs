@@ -19,6 +19,7 @@ use super::v1::without_query_param;
 use super::{CloudClient, ParentLink, V2Content, V2List, has_body, to_page};
 use crate::confluence::http::{HttpFailure, link_next};
 use crate::confluence::v1::{self, MAX_PAGES};
+use crate::confluence::verdict::{Known, Verdict, verdict};
 use crate::confluence::{
     ConfluenceError, LabelFilter, LeftOutReason, ListOptions, Listing, PageSink, SpaceInfo,
     needs_annotations, sink_closed,
@@ -299,10 +300,13 @@ impl<'a> Tree<'a> {
     }
 
     fn own_record_open(&self, node: &Node) -> bool {
-        match &node.note {
-            None => !self.notes_expected,
-            Some(note) => self.options.include_restricted || note.restricted == Some(false),
-        }
+        let own = match &node.note {
+            // Its restriction or its labels are still to come.
+            None if self.notes_expected => return false,
+            None => Known::Open,
+            Some(note) => Known::of(note.restricted),
+        };
+        verdict(own, Known::Open, self.options.include_restricted) == Verdict::Open
     }
 
     /// Vets `start` if it can be, and then every listed item waiting for it.
@@ -408,26 +412,26 @@ impl<'a> Tree<'a> {
     }
 
     /// How an item's own restriction reads as a tree state.
-    fn direct(&self, i: usize) -> Chain {
+    fn direct(&self, i: usize) -> Known {
         if !needs_annotations(self.options) {
-            return Chain::Open;
+            return Known::Open;
         }
-        Chain::of(self.nodes[i].note.as_ref().and_then(|n| n.restricted))
+        Known::of(self.nodes[i].note.as_ref().and_then(|n| n.restricted))
     }
 
     /// The combined state of every ancestor of item `i`: listed parents
     /// through their records, others through `outside` (lookups after the
     /// listing); anything neither listed nor looked up is unknown.
-    fn ancestors_state(&self, i: usize, memo: &[Option<Chain>], outside: &Outside) -> Chain {
-        let mut state = Chain::Open;
+    fn ancestors_state(&self, i: usize, memo: &[Option<Known>], outside: &Outside) -> Known {
+        let mut state = Known::Open;
         let mut path: Vec<&str> = vec![self.nodes[i].id.as_str()];
         let mut parent = self.nodes[i].parent.as_ref().map(|(p, _)| p.as_str());
         while let Some(p) = parent {
-            if state == Chain::Restricted {
+            if state == Known::Restricted {
                 return state;
             }
             if path.len() > MAX_TREE_DEPTH || path.contains(&p) {
-                return state.and(Chain::Unknown);
+                return state.and(Known::Unreadable);
             }
             path.push(p);
             if let Some(&pi) = self.index.get(p) {
@@ -438,10 +442,10 @@ impl<'a> Tree<'a> {
                 }
                 parent = self.nodes[pi].parent.as_ref().map(|(p, _)| p.as_str());
             } else if let Some((above, restricted)) = outside.get(p) {
-                state = state.and(Chain::of(*restricted));
+                state = state.and(Known::of(*restricted));
                 parent = above.as_deref();
             } else {
-                return state.and(Chain::Unknown);
+                return state.and(Known::Unreadable);
             }
         }
         state
@@ -449,25 +453,23 @@ impl<'a> Tree<'a> {
 
     /// The complete listing's verdicts.
     fn into_listing(self, outside: &Outside) -> Listing {
-        let mut memo: Vec<Option<Chain>> = vec![None; self.nodes.len()];
+        let mut memo: Vec<Option<Known>> = vec![None; self.nodes.len()];
         let mut verdicts: Vec<Option<LeftOutReason>> = Vec::with_capacity(self.nodes.len());
         for i in 0..self.nodes.len() {
             let verdict = if self.options.include_restricted {
                 None
             } else {
-                match self.direct(i) {
-                    Chain::Restricted => Some(LeftOutReason::Restricted),
-                    Chain::Unknown => Some(LeftOutReason::Unverifiable),
-                    Chain::Open => {
-                        let above = self.ancestors_state(i, &memo, outside);
-                        memo[i] = Some(above);
-                        match above {
-                            Chain::Restricted => Some(LeftOutReason::RestrictedAncestor),
-                            Chain::Unknown => Some(LeftOutReason::Unverifiable),
-                            Chain::Open => None,
-                        }
-                    }
-                }
+                let own = self.direct(i);
+                // Its own state decides first; the ancestors only matter
+                // (and are only walked) when it is open.
+                let above = if own == Known::Open {
+                    let above = self.ancestors_state(i, &memo, outside);
+                    memo[i] = Some(above);
+                    above
+                } else {
+                    Known::Open
+                };
+                verdict(own, above, false).left_out()
             };
             let labels = self.nodes[i]
                 .note
@@ -515,33 +517,6 @@ fn merge(known: &mut Option<Note>, note: Note) {
     };
     if merged.labels.is_none() {
         merged.labels = note.labels;
-    }
-}
-
-/// Restriction state of one item or of a chain of ancestors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chain {
-    Open,
-    Restricted,
-    Unknown,
-}
-
-impl Chain {
-    fn of(restricted: Option<bool>) -> Self {
-        match restricted {
-            Some(false) => Chain::Open,
-            Some(true) => Chain::Restricted,
-            None => Chain::Unknown,
-        }
-    }
-
-    /// A restriction anywhere wins; otherwise anything unknown.
-    fn and(self, other: Chain) -> Chain {
-        match (self, other) {
-            (Chain::Restricted, _) | (_, Chain::Restricted) => Chain::Restricted,
-            (Chain::Unknown, _) | (_, Chain::Unknown) => Chain::Unknown,
-            _ => Chain::Open,
-        }
     }
 }
 
