@@ -8,42 +8,24 @@ mod support;
 
 use async_trait::async_trait;
 use confluence_operator::confluence::{
-    ClientOptions, ConfluenceApi, ConfluenceError, Flavor, ListOptions, Listing, Presence,
-    SpaceInfo, connect_with,
+    ConfluenceApi, ConfluenceError, Flavor, ListOptions, Listing, Presence, SpaceInfo,
 };
-use confluence_operator::model::{Audience, ContentType, Page, PageRef, SpaceScope};
+use confluence_operator::model::{ContentType, Page, PageRef, SpaceScope};
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::sync::{SyncReport, SyncRequest, sync_space};
 use confluence_sim::{SimConfig, Simulator, Status};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 const FLAVORS: [Flavor; 2] = [Flavor::Cloud, Flavor::DataCenter];
 
 async fn sim(pages: usize) -> Simulator {
-    Simulator::start(SimConfig {
-        spaces: 1,
-        pages,
-        blogposts: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator starts")
+    sim_site::one_space(pages).await
 }
 
 fn client(sim: &Simulator, flavor: Flavor) -> Arc<dyn ConfluenceApi> {
-    connect_with(
-        sim_site::site_config(sim, flavor),
-        ClientOptions {
-            page_limit: 10,
-            backoff_base: Duration::from_millis(1),
-            backoff_max: Duration::from_millis(20),
-            retry_after_max: Duration::from_millis(20),
-        },
-    )
-    .expect("client")
+    sim_site::quick_client(sim, flavor, 10)
 }
 
 struct Setup {
@@ -64,10 +46,6 @@ impl Setup {
             client,
             store: Arc::new(MemoryStore::new()),
             req: SyncRequest {
-                scope: SpaceScope::new("default", "eng"),
-                site_url: "http://sim".into(),
-                space,
-                audience: Audience::Everyone,
                 // Deletions matter most when nothing else filters: no
                 // restriction pass, only ids and versions.
                 options: ListOptions {
@@ -75,6 +53,7 @@ impl Setup {
                     ..ListOptions::default()
                 },
                 batch_size: 25,
+                ..sim_site::sync_request(space)
             },
         }
     }

@@ -7,20 +7,17 @@ mod sim_site;
 mod support;
 mod zendesk_standin;
 
-use confluence_operator::confluence::{
-    ClientOptions, ConfluenceApi, Flavor, LeftOut, ListOptions, connect_with,
-};
+use confluence_operator::confluence::{ConfluenceApi, Flavor, LeftOut};
 use confluence_operator::controller::ClientFactory;
-use confluence_operator::model::{Audience, SpaceScope};
+use confluence_operator::model::SpaceScope;
 use confluence_operator::store::embedded::EmbeddedStore;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::store::zendesk::ZendeskSink;
 use confluence_operator::store::{Search, Store};
 use confluence_operator::sync::{SyncRequest, sync_space};
-use confluence_sim::{ContentType, NewPage, SimConfig, Simulator};
+use confluence_sim::{ContentType, NewPage, Simulator};
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
 use zendesk_standin::Zendesk;
 
 const FLAVORS: [Flavor; 2] = [Flavor::Cloud, Flavor::DataCenter];
@@ -118,37 +115,17 @@ fn unreadable_folder_with_page(sim: &Simulator) -> u64 {
 }
 
 async fn sim() -> Simulator {
-    Simulator::start(SimConfig {
-        spaces: 1,
-        pages: 12,
-        blogposts: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator starts")
+    sim_site::one_space(12).await
 }
 
 fn client(sim: &Simulator, flavor: Flavor) -> Arc<dyn ConfluenceApi> {
-    connect_with(
-        sim_site::site_config(sim, flavor),
-        ClientOptions {
-            page_limit: 5,
-            backoff_base: Duration::from_millis(1),
-            backoff_max: Duration::from_millis(20),
-            retry_after_max: Duration::from_millis(20),
-        },
-    )
-    .expect("client")
+    sim_site::quick_client(sim, flavor, 5)
 }
 
 fn request(space: confluence_operator::confluence::SpaceInfo) -> SyncRequest {
     SyncRequest {
-        scope: SpaceScope::new("default", "eng"),
-        site_url: "http://sim".into(),
-        space,
-        audience: Audience::Everyone,
-        options: ListOptions::default(),
         batch_size: 4,
+        ..sim_site::sync_request(space)
     }
 }
 

@@ -7,51 +7,19 @@
 
 mod sim_site;
 
-use confluence_operator::confluence::{
-    ClientOptions, ConfluenceApi, Flavor, LeftOut, ListOptions, connect_with,
-};
-use confluence_operator::model::{Audience, SpaceScope};
+use sim_site::{one_space as sim, sync_request as request};
+
+use confluence_operator::confluence::{ConfluenceApi, Flavor, LeftOut};
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
-use confluence_operator::sync::{SyncRequest, sync_space};
-use confluence_sim::{FaultConfig, SimConfig, Simulator};
+use confluence_operator::sync::sync_space;
+use confluence_sim::{FaultConfig, Simulator};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-async fn sim(pages: usize) -> Simulator {
-    Simulator::start(SimConfig {
-        spaces: 1,
-        pages,
-        blogposts: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator starts")
-}
-
 fn client(sim: &Simulator, page_limit: usize) -> Arc<dyn ConfluenceApi> {
-    connect_with(
-        sim_site::site_config(sim, Flavor::Cloud),
-        ClientOptions {
-            page_limit,
-            backoff_base: Duration::from_millis(1),
-            backoff_max: Duration::from_millis(5),
-            retry_after_max: Duration::from_millis(5),
-        },
-    )
-    .expect("client")
-}
-
-fn request(space: confluence_operator::confluence::SpaceInfo) -> SyncRequest {
-    SyncRequest {
-        scope: SpaceScope::new("default", "eng"),
-        site_url: "http://sim".into(),
-        space,
-        audience: Audience::Everyone,
-        options: ListOptions::default(),
-        batch_size: 7,
-    }
+    sim_site::quick_client(sim, Flavor::Cloud, page_limit)
 }
 
 /// The recorded requests to paths with `path_start` and `path_end`, by the

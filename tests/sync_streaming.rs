@@ -1,57 +1,22 @@
-//! A full Cloud sync stores pages while the listing is still under way:
-//! each page as soon as it is vetted (its own restrictions and every
-//! ancestor's known and open), also when its parents come later in the
-//! listing, and never a page below a restricted parent, wherever that
-//! parent is listed. A listing that fails midway keeps what it stored and
-//! deletes nothing.
+//! A full sync stores pages while the listing is still under way, for both
+//! flavors (Cloud: the cursor listing and the CQL pass from both ends; Data
+//! Center: offset pages read side by side): each page as soon as it is
+//! vetted (its own restrictions and every ancestor's known and open), also
+//! when its parents come later in the listing, and never a page below a
+//! restricted parent, wherever that parent is listed. A listing that fails
+//! midway keeps what it stored and deletes nothing. Label filters and
+//! included restrictions apply to streamed pages as to fetched ones.
 
 mod sim_site;
 
-use confluence_operator::confluence::{
-    ClientOptions, ConfluenceApi, Flavor, LeftOut, ListOptions, connect_with,
-};
-use confluence_operator::model::{Audience, SpaceScope};
+use confluence_operator::confluence::{Flavor, LeftOut};
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
-use confluence_operator::sync::{SyncRequest, sync_space};
-use confluence_sim::{FaultConfig, SimConfig, Simulator};
+use confluence_operator::sync::sync_space;
+use confluence_sim::{FaultConfig, Simulator};
+use sim_site::{one_space as sim, quick_client as client, sync_request as request};
 use std::sync::Arc;
 use std::time::Duration;
-
-async fn sim(pages: usize) -> Simulator {
-    Simulator::start(SimConfig {
-        spaces: 1,
-        pages,
-        blogposts: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator starts")
-}
-
-fn client(sim: &Simulator, page_limit: usize) -> Arc<dyn ConfluenceApi> {
-    connect_with(
-        sim_site::site_config(sim, Flavor::Cloud),
-        ClientOptions {
-            page_limit,
-            backoff_base: Duration::from_millis(1),
-            backoff_max: Duration::from_millis(5),
-            retry_after_max: Duration::from_millis(5),
-        },
-    )
-    .expect("client")
-}
-
-fn request(space: confluence_operator::confluence::SpaceInfo) -> SyncRequest {
-    SyncRequest {
-        scope: SpaceScope::new("default", "eng"),
-        site_url: "http://sim".into(),
-        space,
-        audience: Audience::Everyone,
-        options: ListOptions::default(),
-        batch_size: 4,
-    }
-}
 
 /// Below the home page, a chain listed backwards (ids grow with creation,
 /// listings are ordered by id): `grandchild` < `child` < `parent`.
@@ -67,9 +32,18 @@ fn backwards_chain(sim: &Simulator) -> Backwards {
     let grandchild = sim
         .create_page("ENG", "Grandchild", Some(home), "<p>grandchild text</p>")
         .expect("page");
+    // Pages in between, so the three come in different listing pages.
+    for i in 0..6 {
+        sim.create_page("ENG", &format!("Filler {i}"), Some(home), "<p>f</p>")
+            .expect("page");
+    }
     let child = sim
         .create_page("ENG", "Child", Some(home), "<p>child text</p>")
         .expect("page");
+    for i in 6..12 {
+        sim.create_page("ENG", &format!("Filler {i}"), Some(home), "<p>f</p>")
+            .expect("page");
+    }
     let parent = sim
         .create_page("ENG", "Parent", Some(home), "<p>parent text</p>")
         .expect("page");
@@ -83,12 +57,24 @@ fn backwards_chain(sim: &Simulator) -> Backwards {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_listed_before_their_parents_are_stored_with_every_ancestor() {
+/// Pages asked for on their own after the listing (by id on Cloud, by CQL
+/// on Data Center): none when every body came with the listing.
+fn separate_fetches(sim: &Simulator, flavor: Flavor) -> usize {
+    let fetch_path = match flavor {
+        Flavor::Cloud => "/wiki/api/v2/pages",
+        Flavor::DataCenter => "/rest/api/content/search",
+    };
+    sim.recorded()
+        .iter()
+        .filter(|e| e.path == fetch_path)
+        .count()
+}
+
+async fn pages_listed_before_their_parents_are_stored_with_every_ancestor(flavor: Flavor) {
     let sim = sim(30).await;
     let tree = backwards_chain(&sim);
     // Five a request: the three pages come in different listing answers.
-    let client = client(&sim, 5);
+    let client = client(&sim, flavor, 5);
     let space = client.space("ENG").await.expect("space");
     let store = Arc::new(MemoryStore::new());
     let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
@@ -125,25 +111,23 @@ async fn pages_listed_before_their_parents_are_stored_with_every_ancestor() {
     assert!(doc.page.body_text.contains("grandchild text"));
     // They waited in the listing for their parents: no page was fetched
     // on its own afterwards.
-    let fetches = sim
-        .recorded()
-        .iter()
-        .filter(|e| e.path.ends_with("/api/v2/pages"))
-        .count();
-    assert_eq!(fetches, 0, "every page came with the listing");
+    assert_eq!(
+        separate_fetches(&sim, flavor),
+        0,
+        "every page came with the listing"
+    );
     assert!(
-        report.bodies_held_at_most < n as u64,
+        report.bodies_held_at_most > 0 && report.bodies_held_at_most < n as u64,
         "held {} of {n} bodies at most",
         report.bodies_held_at_most
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restricted_parent_listed_after_its_children_keeps_them_out() {
+async fn a_restricted_parent_listed_after_its_children_keeps_them_out(flavor: Flavor) {
     let sim = sim(30).await;
     let tree = backwards_chain(&sim);
     sim.set_restricted(tree.parent, true).expect("restrict");
-    let client = client(&sim, 5);
+    let client = client(&sim, flavor, 5);
     let space = client.space("ENG").await.expect("space");
     let store = Arc::new(MemoryStore::new());
     let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
@@ -170,10 +154,15 @@ async fn a_restricted_parent_listed_after_its_children_keeps_them_out() {
     assert_eq!(report.items as usize, docs.len());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listing_that_fails_midway_keeps_what_it_stored_and_deletes_nothing() {
-    let sim = sim(60).await;
-    let client = client(&sim, 5);
+async fn a_listing_that_fails_midway_keeps_what_it_stored_and_deletes_nothing(flavor: Flavor) {
+    // Data Center reads its offset pages side by side: a bigger, slower
+    // space gives the failure time to land midway.
+    let (pages, latency_ms) = match flavor {
+        Flavor::Cloud => (60, 20),
+        Flavor::DataCenter => (200, 50),
+    };
+    let sim = sim(pages).await;
+    let client = client(&sim, flavor, 5);
     let space = client.space("ENG").await.expect("space");
     let req = request(space);
     // One store already holds the space; a second one, empty, makes the
@@ -189,7 +178,7 @@ async fn a_listing_that_fails_midway_keeps_what_it_stored_and_deletes_nothing() 
     let empty = Arc::new(MemoryStore::new());
     let stores: Vec<Arc<dyn Store>> = vec![full.clone(), empty.clone()];
     sim.set_faults(FaultConfig {
-        latency_ms: 20,
+        latency_ms,
         ..FaultConfig::default()
     });
     let sync = {
@@ -221,3 +210,70 @@ async fn a_listing_that_fails_midway_keeps_what_it_stored_and_deletes_nothing() 
         "nothing deleted, not even the page Confluence no longer has"
     );
 }
+
+async fn label_filters_and_included_restrictions_apply_to_streamed_pages(flavor: Flavor) {
+    let sim = sim(30).await;
+    let tree = backwards_chain(&sim);
+    sim.set_restricted(tree.parent, true).expect("restrict");
+    let client = client(&sim, flavor, 5);
+    let space = client.space("ENG").await.expect("space");
+    let n = sim.pages("ENG").len();
+
+    // Restricted content included: the whole chain is stored.
+    let store = Arc::new(MemoryStore::new());
+    let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
+    let mut req = request(space.clone());
+    req.options.include_restricted = true;
+    let report = sync_space(client.as_ref(), &stores, &req)
+        .await
+        .expect("sync");
+    assert_eq!(report.left_out, LeftOut::default());
+    assert_eq!(store.documents(&req.scope).len(), n);
+
+    // Only pages labelled like the grandchild: nothing else, and still
+    // nothing below the restricted parent.
+    sim.set_labels(tree.grandchild, &["keep"]).expect("label");
+    sim.set_labels(tree.home, &["keep"]).expect("label");
+    let store = Arc::new(MemoryStore::new());
+    let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
+    let mut req = request(space);
+    req.options.include_labels = vec!["KEEP".into()];
+    let report = sync_space(client.as_ref(), &stores, &req)
+        .await
+        .expect("sync");
+    let ids: Vec<String> = store
+        .documents(&req.scope)
+        .into_iter()
+        .map(|d| d.page.id)
+        .collect();
+    assert_eq!(ids, [tree.home.to_string()]);
+    assert_eq!(report.left_out.restricted_ancestor, 2);
+}
+
+macro_rules! both_flavors {
+    ($($scenario:ident),* $(,)?) => {
+        mod cloud {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Flavor::Cloud).await;
+                }
+            )*
+        }
+        mod data_center {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Flavor::DataCenter).await;
+                }
+            )*
+        }
+    };
+}
+
+both_flavors!(
+    pages_listed_before_their_parents_are_stored_with_every_ancestor,
+    a_restricted_parent_listed_after_its_children_keeps_them_out,
+    a_listing_that_fails_midway_keeps_what_it_stored_and_deletes_nothing,
+    label_filters_and_included_restrictions_apply_to_streamed_pages,
+);

@@ -1,11 +1,18 @@
 //! Client configurations for the simulator, as the operator would build them
 //! from a ConfluenceSite: Cloud with basic auth (user + API token), Data Center
-//! with a personal access token. Shared by tests and benchmarks; the simulator
-//! crate itself knows nothing of the operator's types.
+//! with a personal access token; and the one-space simulator, client and sync
+//! request many tests start from. Shared by tests and benchmarks; the
+//! simulator crate itself knows nothing of the operator's types.
 #![allow(dead_code)]
 
-use confluence_operator::confluence::{Credentials, Flavor, SiteConfig};
-use confluence_sim::Simulator;
+use confluence_operator::confluence::{
+    ClientOptions, ConfluenceApi, Credentials, Flavor, ListOptions, SiteConfig, SpaceInfo,
+    connect_with,
+};
+use confluence_operator::model::{Audience, SpaceScope};
+use confluence_operator::sync::SyncRequest;
+use confluence_sim::{SimConfig, Simulator};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub fn site_config(sim: &Simulator, flavor: Flavor) -> SiteConfig {
@@ -32,5 +39,45 @@ pub fn site_config(sim: &Simulator, flavor: Flavor) -> SiteConfig {
         request_timeout: Duration::from_secs(10),
         max_retries: 5,
         ca_bundle: None,
+    }
+}
+
+/// A simulator with one space (`ENG`) of `pages` pages and no blog posts.
+pub async fn one_space(pages: usize) -> Simulator {
+    Simulator::start(SimConfig {
+        spaces: 1,
+        pages,
+        blogposts: 0,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts")
+}
+
+/// A client of `flavor` asking for `page_limit` items a request, retrying
+/// at once (tests inject failures and should not wait for them).
+pub fn quick_client(sim: &Simulator, flavor: Flavor, page_limit: usize) -> Arc<dyn ConfluenceApi> {
+    connect_with(
+        site_config(sim, flavor),
+        ClientOptions {
+            page_limit,
+            backoff_base: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(5),
+            retry_after_max: Duration::from_millis(5),
+        },
+    )
+    .expect("client")
+}
+
+/// A sync of `space` into the `default/eng` scope for everyone, with the
+/// default options and small batches (several commits in a small space).
+pub fn sync_request(space: SpaceInfo) -> SyncRequest {
+    SyncRequest {
+        scope: SpaceScope::new("default", "eng"),
+        site_url: "http://sim".into(),
+        space,
+        audience: Audience::Everyone,
+        options: ListOptions::default(),
+        batch_size: 7,
     }
 }
