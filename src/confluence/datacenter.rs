@@ -74,6 +74,24 @@ impl DataCenterClient {
         v1::parse_url(&format!("{}/rest/api{path}", self.root))
     }
 
+    /// The first offset page of one content type of `space`, current items
+    /// only, with `expand`.
+    fn space_listing(
+        &self,
+        space: &SpaceInfo,
+        ct: ContentType,
+        expand: &str,
+    ) -> Result<url::Url, ConfluenceError> {
+        let mut url = self.api("/content")?;
+        url.query_pairs_mut()
+            .append_pair("spaceKey", &space.key)
+            .append_pair("type", ct.as_str())
+            .append_pair("status", "current")
+            .append_pair("limit", &self.limit())
+            .append_pair("expand", expand);
+        Ok(url)
+    }
+
     fn page_limit(&self) -> usize {
         self.http.options().page_limit.clamp(1, 1000)
     }
@@ -310,18 +328,12 @@ impl DataCenterClient {
         let annotate = needs_annotations(options);
         // Each content type is its own listing; run them side by side.
         let listings = options.content_types.iter().map(|ct| async move {
-            let mut url = self.api("/content")?;
             let expand = if annotate {
                 LIST_EXPAND_FULL
             } else {
                 LIST_EXPAND_MIN
             };
-            url.query_pairs_mut()
-                .append_pair("spaceKey", &space.key)
-                .append_pair("type", ct.as_str())
-                .append_pair("status", "current")
-                .append_pair("limit", &self.limit())
-                .append_pair("expand", expand);
+            let url = self.space_listing(space, *ct, expand)?;
             let not_found = || ConfluenceError::SpaceNotFound(space.key.clone());
             let keep = |c: Content| listed(&c, *ct, annotate);
             let paging = OffsetPaging {

@@ -249,18 +249,12 @@ impl DataCenterClient {
         annotate: bool,
         records: &mpsc::Sender<Vec<Record>>,
     ) -> Result<(), ConfluenceError> {
-        let mut url = self.api("/content")?;
         let expand = if annotate {
             BODY_LIST_EXPAND_FULL
         } else {
             BODY_LIST_EXPAND_MIN
         };
-        url.query_pairs_mut()
-            .append_pair("spaceKey", &space.key)
-            .append_pair("type", ct.as_str())
-            .append_pair("status", "current")
-            .append_pair("limit", &self.limit())
-            .append_pair("expand", expand);
+        let url = self.space_listing(space, ct, expand)?;
         let not_found = || ConfluenceError::SpaceNotFound(space.key.clone());
         // An answer over the client's size cap is asked for again without
         // bodies: those pages are fetched after the listing.
