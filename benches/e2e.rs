@@ -279,7 +279,13 @@ impl OperatorProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let log = std::fs::File::create(data.path().join("operator.log"))?;
+        // Kept after the run (target/bench/operator-<namespace>.log), at the
+        // level BENCH_OPERATOR_LOG asks for (warn by default), to see where
+        // an end-to-end time goes.
+        let log_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+        std::fs::create_dir_all(&log_dir)?;
+        let log = std::fs::File::create(log_dir.join(format!("operator-{namespace}.log")))?;
+        let level = std::env::var("BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into());
         let child = Command::new(binary)
             .args(["--namespace", namespace, "--auth", "none"])
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -287,8 +293,8 @@ impl OperatorProcess {
             .arg("--data-dir")
             .arg(data.path().join("index"))
             .env("KUBECONFIG", support::kubeconfig_env())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", level)
+            .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
         Ok(Self { child, _data: data })
