@@ -65,9 +65,6 @@ mod tests {
         assert!(!ids.contains("1230") && !ids.contains("+123"));
         let mut all: Vec<String> = ids.iter().collect();
         all.sort();
-        assert_eq!(
-            all,
-            ["", "0", "0123", "123", "18446744073709551616", "abc"]
-        );
+        assert_eq!(all, ["", "0", "0123", "123", "18446744073709551616", "abc"]);
     }
 }
