@@ -201,21 +201,6 @@ fn index_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Index(e.to_string())
 }
 
-/// Settings of an index created here (an existing index keeps its own).
-/// The document store, which holds every page's text and Markdown, is most
-/// of the index. zstd at its fastest level makes the whole index about a
-/// quarter smaller than tantivy's default (lz4), and merges, which read
-/// whole segments through memory maps, keep that many fewer pages resident:
-/// a 100,000-page sync peaked ~20 MB lower, for ~10 % fewer pages/s indexed.
-fn new_index_settings() -> tantivy::IndexSettings {
-    tantivy::IndexSettings {
-        docstore_compression: tantivy::store::Compressor::Zstd(tantivy::store::ZstdCompressor {
-            compression_level: Some(1),
-        }),
-        ..tantivy::IndexSettings::default()
-    }
-}
-
 /// Why [`EmbeddedStore::open_or_rebuild`] started an empty index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rebuilt {
@@ -478,11 +463,7 @@ impl EmbeddedStore {
                 dir.display()
             )))
         })?;
-        let index = Index::builder()
-            .schema(schema)
-            .settings(new_index_settings())
-            .open_or_create(directory)
-            .map_err(|e| match e {
+        let index = Index::open_or_create(directory, schema).map_err(|e| match e {
             tantivy::TantivyError::SchemaError(msg) => OpenError::Failed(StoreError::Config(
                 format!(
                     "index at {} has an incompatible schema ({msg}); remove the directory and resync",
