@@ -13,7 +13,7 @@
 //! that is freed (up to 32 MiB). One sync frees many large blocks (listing
 //! answers, page bodies, the index writer's arena pages), after which blocks
 //! of that size come from the arenas instead, where they fragment the heap
-//! and stay resident once freed: a 100,000-page sync peaked ~35 MB higher in
+//! and stay resident once freed: a 100,000-page sync peaked 25–30 MB higher in
 //! anonymous memory that way. A fixed threshold keeps large blocks mapped,
 //! so freeing one returns it to the system at once.
 
