@@ -26,6 +26,10 @@
 //! fresh embedded index, and prints the time and this process's peak
 //! resident memory: what syncing that space costs the operator, without the
 //! Kubernetes parts. `SIM_USER`/`SIM_TOKEN` as given to the simulator.
+//!
+//! The process sets up its allocator as the operator does
+//! (`confluence_operator::allocator`); `BENCH_MALLOC=glibc` keeps glibc's
+//! defaults, for comparison.
 
 use confluence_operator::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
 use confluence_operator::store::embedded::{EmbeddedOptions, EmbeddedStore};
@@ -438,8 +442,8 @@ async fn bench_opensearch(p: &Params) -> Result<Figures, String> {
     result
 }
 
-/// Resident memory of this process now (VmRSS, RssAnon), in MB.
-fn rss_now_mb() -> (f64, f64) {
+/// Resident memory of this process now (VmRSS, RssAnon, RssFile), in MB.
+fn rss_now_mb() -> (f64, f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         status
@@ -449,7 +453,7 @@ fn rss_now_mb() -> (f64, f64) {
             .map(|kb| kb / 1024.0)
             .unwrap_or(0.0)
     };
-    (field("VmRSS:"), field("RssAnon:"))
+    (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
 }
 
 /// One full sync of a simulator space into a fresh index, with peak memory.
@@ -490,26 +494,34 @@ async fn bench_sync(site: &str, options: EmbeddedOptions) -> Result<(), String> 
         options: ListOptions::default(),
         batch_size: DEFAULT_BATCH_SIZE,
     };
-    let (base_rss, _) = rss_now_mb();
+    let (base_rss, _, _) = rss_now_mb();
     // Sampled, since the kernel keeps no peak of RssAnon alone.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let done = std::sync::Arc::clone(&done);
         std::thread::spawn(move || {
             let mut peak_anon: f64 = 0.0;
+            // What the largest sampled RSS was made of: (RSS, anon, file, s).
+            let mut largest = (0.0, 0.0, 0.0, 0.0);
             let started = Instant::now();
             let mut shown = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let (rss, anon) = rss_now_mb();
+                let (rss, anon, file) = rss_now_mb();
                 peak_anon = peak_anon.max(anon);
-                let second = started.elapsed().as_secs();
-                if second >= shown {
-                    println!("  {second:>4} s: RSS {rss:.0} MB, anonymous {anon:.0} MB");
-                    shown = second + 5;
+                let at = started.elapsed();
+                if rss > largest.0 {
+                    largest = (rss, anon, file, at.as_secs_f64());
+                }
+                if at.as_secs() >= shown {
+                    println!(
+                        "  {:>4} s: RSS {rss:.0} MB, anonymous {anon:.0} MB, file {file:.0} MB",
+                        at.as_secs()
+                    );
+                    shown = at.as_secs() + 5;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            peak_anon
+            (peak_anon, largest)
         })
     };
     println!(
@@ -522,7 +534,7 @@ async fn bench_sync(site: &str, options: EmbeddedOptions) -> Result<(), String> 
     let report = sync_space(client.as_ref(), &stores, &req).await;
     let took = started.elapsed();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let peak_anon = sampler.join().unwrap_or(0.0);
+    let (peak_anon, largest) = sampler.join().unwrap_or((0.0, (0.0, 0.0, 0.0, 0.0)));
     let report = report.map_err(|e| format!("sync: {e}"))?;
     println!(
         "sync: {} items ({} fetched) in {:.1} s: {:.0} pages/s; peak RSS {:.0} MB (VmHWM; {:.0} MB before the sync), peak anonymous RSS {:.0} MB; index {:.1} MB on disk",
@@ -535,11 +547,42 @@ async fn bench_sync(site: &str, options: EmbeddedOptions) -> Result<(), String> 
         peak_anon,
         dir_size(tmp.path()) as f64 / 1e6,
     );
+    println!(
+        "sync: largest sampled RSS {:.0} MB ({:.0} MB anonymous, {:.0} MB file pages: the binary and the index's mapped segments) {:.1} s in",
+        largest.0, largest.1, largest.2, largest.3
+    );
     Ok(())
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    // The operator's allocator settings, so that memory figures are the
+    // operator's; `BENCH_MALLOC=glibc` keeps glibc's defaults instead.
+    let tuned = std::env::var("BENCH_MALLOC").as_deref() != Ok("glibc");
+    if tuned {
+        confluence_operator::allocator::tune();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(async {
+        if tuned {
+            tokio::spawn(confluence_operator::allocator::trim_periodically(
+                confluence_operator::allocator::TRIM_EVERY,
+            ));
+        }
+        bench().await
+    });
+}
+
+async fn bench() {
     let p = Params {
         docs: env_usize("BENCH_DOCS", 100_000),
         batch: env_usize("BENCH_BATCH", 50).max(1),

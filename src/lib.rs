@@ -1,5 +1,6 @@
 //! confluence-operator: syncs Confluence spaces into permission-aware knowledge stores.
 
+pub mod allocator;
 pub mod api;
 pub mod auth;
 pub mod confluence;

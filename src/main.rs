@@ -175,58 +175,8 @@ fn opensearch_config(args: &Args) -> anyhow::Result<Option<OpenSearchConfig>> {
     Ok(Some(config))
 }
 
-/// glibc's allocator, tuned for a long-running process that idles most of
-/// the time. Each thread that meets contention gets an arena of its own (up
-/// to 8 per core), and freed memory stays in the arena that freed it: after
-/// a burst of syncs across tokio's workers and the blocking pool (where the
-/// index writes), an idle operator kept most of its peak resident. Two
-/// arenas, and giving free pages back once work is done, keep idle RSS
-/// near what is live.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod malloc {
-    use std::ffi::c_int;
-
-    /// `M_ARENA_MAX` of glibc's `malloc.h`.
-    const M_ARENA_MAX: c_int = -8;
-    const ARENAS: c_int = 2;
-
-    unsafe extern "C" {
-        fn mallopt(param: c_int, value: c_int) -> c_int;
-        fn malloc_trim(pad: usize) -> c_int;
-    }
-
-    /// Before any thread starts; `MALLOC_ARENA_MAX` in the environment wins.
-    pub fn limit_arenas() {
-        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-            // SAFETY: mallopt only sets a tunable; called before other threads exist.
-            unsafe {
-                mallopt(M_ARENA_MAX, ARENAS);
-            }
-        }
-    }
-
-    /// Returns free pages of every arena to the system.
-    pub fn trim() {
-        // SAFETY: malloc_trim is thread-safe and only releases free memory.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-mod malloc {
-    pub fn limit_arenas() {}
-    pub fn trim() {}
-}
-
-/// How often free memory is handed back to the system. On an idle heap a
-/// trim finds little to do: with 1,000 idle spaces the process used 0.05 %
-/// of a core (hack/bench).
-const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
 fn main() -> anyhow::Result<()> {
-    malloc::limit_arenas();
+    confluence_operator::allocator::tune();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -237,14 +187,9 @@ fn main() -> anyhow::Result<()> {
 async fn async_main() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init_logging(args.log_format);
-    tokio::spawn(async {
-        let mut every = tokio::time::interval(TRIM_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            let _ = tokio::task::spawn_blocking(malloc::trim).await;
-        }
-    });
+    tokio::spawn(confluence_operator::allocator::trim_periodically(
+        confluence_operator::allocator::TRIM_EVERY,
+    ));
     if let Err(e) = run(args).await {
         tracing::error!(error = format!("{e:#}"), "confluence-operator failed");
         return Err(e);

@@ -10,7 +10,9 @@ use futures::StreamExt;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+mod ids;
 pub mod plan;
+use ids::IdSet;
 use plan::{Counts, Plan};
 
 /// Items handed to the stores per batch. Each batch is all or nothing in
@@ -163,7 +165,10 @@ async fn sync_stores(
         }
     };
     let listed = &listing.items;
-    let listed_ids: BTreeSet<&str> = listed.iter().map(|r| r.id.as_str()).collect();
+    let mut listed_ids = IdSet::default();
+    for r in listed {
+        listed_ids.insert(&r.id);
+    }
 
     let stale: Vec<&PageRef> = listed
         .iter()
@@ -182,10 +187,10 @@ async fn sync_stores(
     // past its budget, or needing a lookup of its own) is fetched below like
     // any changed item.
     let mut to_fetch: Vec<&PageRef> = stale;
-    to_fetch.retain(|r| !streamed.received.contains_key(&r.id));
-    report.fetched = streamed
-        .staged()
-        .filter(|id| listed_ids.contains(id))
+    to_fetch.retain(|r| !streamed.received(&r.id));
+    report.fetched = listed
+        .iter()
+        .filter(|r| streamed.staged.contains(&r.id))
         .count() as u64;
     // Groups are fetched a few at once (the client's per-site limit still
     // bounds requests in flight) in the listing's page size, so each
@@ -216,23 +221,24 @@ async fn sync_stores(
     let confirmed = confirm_gone(source, req, &missing, &mut report).await?;
     // A page handed over early that the complete listing does not keep (a
     // later record restricted it) goes too: fail closed.
-    let unkept: Vec<&str> = streamed
-        .staged()
+    let unkept: Vec<String> = streamed
+        .staged
+        .iter()
         .filter(|id| !listed_ids.contains(id))
         .collect();
     let mut deleted: BTreeSet<String> = BTreeSet::new();
     for (store, versions) in stores.iter().zip(&stored) {
         let mut gone: Vec<String> = versions
             .keys()
-            .filter(|id| !listed_ids.contains(id.as_str()))
+            .filter(|id| !listed_ids.contains(id))
             .filter(|id| listing.seen.contains(id.as_str()) || confirmed.contains(*id))
             .cloned()
             .collect();
         gone.extend(
             unkept
                 .iter()
-                .filter(|id| !versions.contains_key(**id))
-                .map(|id| id.to_string()),
+                .filter(|id| !versions.contains_key(id.as_str()))
+                .cloned(),
         );
         if gone.is_empty() {
             continue;
@@ -253,20 +259,18 @@ async fn sync_stores(
 /// Page batches a streaming listing may queue ahead of the stores.
 const STREAM_AHEAD: usize = 2;
 
-/// What the stores took from a streaming listing.
+/// What the stores took from a streaming listing: every page handed over,
+/// as staged (some store lacked its version) or already up to date
+/// everywhere. Kept for the whole listing, so kept compact.
 #[derive(Debug, Default)]
 struct Streamed {
-    /// Every page handed over, and whether it was staged (some store lacked
-    /// its version) or was already up to date everywhere.
-    received: HashMap<String, bool>,
+    staged: IdSet,
+    current: IdSet,
 }
 
 impl Streamed {
-    fn staged(&self) -> impl Iterator<Item = &str> {
-        self.received
-            .iter()
-            .filter(|(_, staged)| **staged)
-            .map(|(id, _)| id.as_str())
+    fn received(&self, id: &str) -> bool {
+        self.staged.contains(id) || self.current.contains(id)
     }
 }
 
@@ -283,15 +287,17 @@ async fn stage_streamed(
     while let Some(arrived) = pages.recv().await {
         let mut fresh: Vec<Page> = Vec::with_capacity(arrived.len());
         for page in arrived {
-            if streamed.received.contains_key(&page.id) {
+            if streamed.received(&page.id) {
                 continue;
             }
             let stale = stored
                 .iter()
                 .any(|s| s.get(&page.id) != Some(&page.version));
-            streamed.received.insert(page.id.clone(), stale);
             if stale {
+                streamed.staged.insert(&page.id);
                 fresh.push(page);
+            } else {
+                streamed.current.insert(&page.id);
             }
         }
         commit_batches(stores, req, fresh, batch_size).await?;

@@ -968,3 +968,68 @@ async fn totals_are_exact_up_to_ten_thousand_matches_and_omitted_beyond() {
         .expect("search");
     assert_eq!(hidden.total, None, "public pages are visible to everyone");
 }
+
+/// A page staged again replaces its earlier copy, whether that copy is
+/// still staged, committed, or committed before a restart: never two copies
+/// of one page in search results or counts.
+#[tokio::test]
+async fn a_page_staged_again_replaces_its_earlier_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scope = public_scope();
+    let staged = |version: u64, word: &str| {
+        vec![doc(
+            &scope,
+            "KB",
+            Audience::Everyone,
+            page("7", version, "Gateway notes", word),
+        )]
+    };
+    let only = |store: EmbeddedStore, version: u64, word: &'static str| {
+        let scope = scope.clone();
+        async move {
+            assert_eq!(store.count(&scope).await.expect("count"), 1);
+            assert_eq!(
+                store.versions(&scope).await.expect("versions")["7"],
+                version
+            );
+            let hits = store.search("gateway", &[], 10).await.expect("search");
+            assert_eq!(hits.len(), 1, "one copy of the page");
+            assert_eq!(
+                store.search(word, &[], 10).await.expect("search").len(),
+                1,
+                "the copy is version {version}"
+            );
+        }
+    };
+    {
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        // Twice before a commit.
+        store.stage(&staged(1, "alpha")).await.expect("stage");
+        store.stage(&staged(2, "bravo")).await.expect("stage");
+        store.flush(&scope).await.expect("flush");
+        only(store.clone(), 2, "bravo").await;
+        assert!(
+            store
+                .search("alpha", &[], 10)
+                .await
+                .expect("search")
+                .is_empty()
+        );
+        // Again after that commit.
+        store.stage(&staged(3, "charlie")).await.expect("stage");
+        store.flush(&scope).await.expect("flush");
+        only(store.clone(), 3, "charlie").await;
+    }
+    // And after a restart.
+    let store = EmbeddedStore::open(dir.path()).expect("reopen");
+    store.stage(&staged(4, "delta")).await.expect("stage");
+    store.flush(&scope).await.expect("flush");
+    only(store.clone(), 4, "delta").await;
+    assert!(
+        store
+            .search("charlie", &[], 10)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+}

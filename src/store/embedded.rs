@@ -32,7 +32,7 @@ mod visible_top;
 use super::{Hit, Search, SearchResults, Store, StoreError};
 use crate::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
 use async_trait::async_trait;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -345,6 +345,9 @@ struct Staged {
     bytes: usize,
     since: Option<Instant>,
     scopes: BTreeSet<String>,
+    /// Their document ids: a page staged twice before a commit must replace
+    /// its first copy, which the committed index cannot show yet.
+    ids: HashSet<String>,
 }
 
 /// A document converted for the index, with what staging accounts for.
@@ -658,9 +661,20 @@ impl Inner {
         }
         let n = docs.len();
         let mut bytes = 0;
+        // Reflects the last commit: every commit reloads the reader under
+        // the writer lock held here.
+        let committed = self.reader.searcher();
         for d in docs {
             bytes += d.bytes;
-            w.writer.delete_term(self.term(self.fields.id, &d.id));
+            let term = self.term(self.fields.id, &d.id);
+            // A delete is only queued for a document that may exist. tantivy
+            // keeps each queued delete (a query weight of about 1 KiB) until
+            // the commit; in a first sync every page is new, and those
+            // deletes were the largest part of what a commit held.
+            if w.staged.ids.contains(&d.id) || may_hold(&committed, &term) {
+                w.writer.delete_term(term);
+            }
+            w.staged.ids.insert(d.id);
             if let Err(e) = w.writer.add_document(d.doc) {
                 Self::discard(&mut w);
                 return Err(self.explain(index_err(e)));
@@ -1021,6 +1035,13 @@ impl Inner {
         }
         Ok(out)
     }
+}
+
+/// Whether a committed segment may hold a document with `term`: deleted
+/// documents still count (a needless delete is harmless), and so does an
+/// index that cannot answer.
+fn may_hold(searcher: &Searcher, term: &Term) -> bool {
+    searcher.num_docs() > 0 && searcher.doc_freq(term).map_or(true, |n| n > 0)
 }
 
 fn leading_chars(text: &str, n: usize) -> String {
