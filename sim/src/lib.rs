@@ -59,7 +59,7 @@ use serde::{Deserialize, Serialize};
 pub use server::NewPage;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use tls::TlsIdentity;
 use tokio::sync::watch;
 
@@ -232,7 +232,7 @@ impl Stats {
 }
 
 pub(crate) struct State {
-    pub data: Mutex<data::Data>,
+    pub data: RwLock<data::Data>,
     pub stats: Mutex<Stats>,
     pub faults: Mutex<(FaultConfig, StdRng)>,
     pub origin: String,
@@ -260,6 +260,18 @@ pub const CLOUD_ID: &str = "5a1c0ffe-0000-4000-8000-000000000042";
 /// is consistent even if a holder panicked.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The content for reading: many requests render side by side, as a real
+/// server serves them (one lock for every request made side-by-side
+/// listings render one after another on the machine's cores).
+pub(crate) fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The content for changing (test setup, deletions, moves).
+pub(crate) fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -291,7 +303,7 @@ impl Simulator {
         let dc_url = parse(format!("{scheme}://{addr}/"))?;
         let (stop, stopped) = watch::channel(false);
         let state = Arc::new(State {
-            data: Mutex::new(data::generate(
+            data: RwLock::new(data::generate(
                 config.seed,
                 config.spaces,
                 config.pages,
@@ -398,12 +410,12 @@ impl Simulator {
     }
 
     pub fn spaces(&self) -> Vec<SimSpace> {
-        lock(&self.state.data).spaces.clone()
+        read(&self.state.data).spaces.clone()
     }
 
     /// Every item of a space, ordered by id.
     pub fn pages(&self, space_key: &str) -> Vec<SimPage> {
-        lock(&self.state.data)
+        read(&self.state.data)
             .pages
             .values()
             .filter(|p| p.space_key == space_key)
@@ -412,7 +424,7 @@ impl Simulator {
     }
 
     pub fn page(&self, id: u64) -> Option<SimPage> {
-        lock(&self.state.data).pages.get(&id).cloned()
+        read(&self.state.data).pages.get(&id).cloned()
     }
 
     /// Creates a page (version 1) and returns its id.
@@ -479,7 +491,7 @@ impl Simulator {
     /// with creation, this is how a tree gets a parent with a higher id
     /// than its child, which listings ordered by id return after the child.
     pub fn move_page(&self, id: u64, parent_id: Option<u64>) -> Result<(), SimError> {
-        let mut data = lock(&self.state.data);
+        let mut data = write(&self.state.data);
         let space = data
             .pages
             .get(&id)
@@ -504,7 +516,7 @@ impl Simulator {
     }
 
     pub fn delete_page(&self, id: u64) -> Result<(), SimError> {
-        lock(&self.state.data)
+        write(&self.state.data)
             .pages
             .remove(&id)
             .map(|_| ())
@@ -515,7 +527,7 @@ impl Simulator {
     /// Confluence does: it leaves default listings, and direct lookups
     /// report the new status.
     pub fn set_status(&self, id: u64, status: data::Status) -> Result<(), SimError> {
-        let mut data = lock(&self.state.data);
+        let mut data = write(&self.state.data);
         let page = data.pages.get_mut(&id).ok_or(SimError::NoSuchPage(id))?;
         page.status = status;
         Ok(())
@@ -540,7 +552,7 @@ impl Simulator {
     /// Sets or clears a view restriction. Like Confluence, this does not
     /// change the page's version.
     pub fn set_restricted(&self, id: u64, restricted: bool) -> Result<(), SimError> {
-        let mut data = lock(&self.state.data);
+        let mut data = write(&self.state.data);
         let page = data.pages.get_mut(&id).ok_or(SimError::NoSuchPage(id))?;
         page.restricted = restricted;
         Ok(())

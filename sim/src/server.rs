@@ -2,7 +2,7 @@
 //! API, authentication, request counting and fault injection.
 
 use super::data::{ContentType, Data, SimPage, SimSpace, Status};
-use super::{Hostile, SimError, State, Stats, lock};
+use super::{Hostile, SimError, State, Stats, lock, read, write};
 use axum::body::{Body, to_bytes};
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -749,7 +749,7 @@ async fn v1_user(AxState(ctx): AxState<Ctx>) -> Response {
 }
 
 async fn v1_space(AxState(ctx): AxState<Ctx>, Path(key): Path<String>) -> Response {
-    let d = lock(&ctx.state.data);
+    let d = read(&ctx.state.data);
     match d.space(&key) {
         Some(s) => Json(v1_space_json(&ctx, s)).into_response(),
         None => error_json(StatusCode::NOT_FOUND, &format!("No space with key : {key}")),
@@ -763,7 +763,7 @@ async fn v1_spaces(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Respo
         (Err(e), _) | (_, Err(e)) => return *e,
     };
     let kind = q.get("type").map(str::to_string);
-    let d = lock(&ctx.state.data);
+    let d = read(&ctx.state.data);
     let all: Vec<&SimSpace> = d
         .spaces
         .iter()
@@ -785,7 +785,7 @@ async fn v1_content_list(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) ->
     if start > 0
         && let Some(id) = lock(&ctx.state.delete_mid_listing).take()
     {
-        lock(&ctx.state.data).pages.remove(&id);
+        write(&ctx.state.data).pages.remove(&id);
     }
     let Some(space_key) = q.get("spaceKey") else {
         return error_json(
@@ -794,7 +794,7 @@ async fn v1_content_list(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) ->
         );
     };
     let body = {
-        let d = lock(&ctx.state.data);
+        let d = read(&ctx.state.data);
         if d.space(space_key).is_none() {
             return error_json(
                 StatusCode::NOT_FOUND,
@@ -824,7 +824,7 @@ async fn v1_content_get(
     let ex = Expand::parse(&q);
     let statuses = wanted_status(&q, V1_DEFAULT_STATUS);
     let hidden = lock(&ctx.state.hidden).clone();
-    let d = lock(&ctx.state.data);
+    let d = read(&ctx.state.data);
     match id
         .parse::<u64>()
         .ok()
@@ -993,7 +993,7 @@ async fn v1_search(AxState(ctx): AxState<Ctx>, RawQuery(raw): RawQuery) -> Respo
         Ok(c) => c,
         Err(e) => return error_json(StatusCode::BAD_REQUEST, &e),
     };
-    let d = lock(&ctx.state.data);
+    let d = read(&ctx.state.data);
     let mut all: Vec<&SimPage> = candidates(&d, cql.ids.as_deref())
         .filter(|p| p.status == Status::Current)
         .filter(|p| cql.space.as_deref().is_none_or(|s| p.space_key == s))
@@ -1207,7 +1207,7 @@ async fn v2_spaces(AxState(st): AxState<St>, RawQuery(raw): RawQuery) -> Respons
     let q = Q::parse(raw);
     let keys = q.list("keys");
     let kinds = q.list("type");
-    let d = lock(&st.data);
+    let d = read(&st.data);
     let mut items: Vec<(u64, &SimSpace)> = d
         .spaces
         .iter()
@@ -1222,7 +1222,7 @@ async fn v2_spaces(AxState(st): AxState<St>, RawQuery(raw): RawQuery) -> Respons
 async fn v2_space_items(st: St, id: String, raw: Option<String>, ct: ContentType) -> Response {
     let q = Q::parse(raw);
     let body = q.get("body-format") == Some("storage");
-    let d = lock(&st.data);
+    let d = read(&st.data);
     let Some(space) = id.parse::<u64>().ok().and_then(|id| d.space_by_id(id)) else {
         return error_json(StatusCode::NOT_FOUND, "Space not found");
     };
@@ -1295,7 +1295,7 @@ fn v2_bulk(st: &State, raw: Option<String>, ct: ContentType, path: &str) -> Resp
         .iter()
         .filter_map(|i| i.parse().ok())
         .collect();
-    let d = lock(&st.data);
+    let d = read(&st.data);
     let wanted = (!ids.is_empty()).then_some(ids.as_slice());
     let statuses = wanted_status(&q, V2_DEFAULT_STATUS);
     let items: Vec<(u64, &SimPage)> = candidates(&d, wanted)
@@ -1340,7 +1340,7 @@ fn v2_single(st: &State, id: &str, raw: Option<String>, ct: ContentType) -> Resp
     let q = Q::parse(raw);
     let body = q.get("body-format") == Some("storage");
     let hidden = lock(&st.hidden).clone();
-    let d = lock(&st.data);
+    let d = read(&st.data);
     match id
         .parse::<u64>()
         .ok()
@@ -1387,7 +1387,7 @@ struct EditPage {
 }
 
 pub(crate) fn create_page(st: &State, new: NewPage) -> Result<u64, SimError> {
-    let mut d = lock(&st.data);
+    let mut d = write(&st.data);
     if d.space(&new.space_key).is_none() {
         return Err(SimError::NoSuchSpace(new.space_key));
     }
@@ -1432,7 +1432,7 @@ pub(crate) fn edit_page(
     body: Option<String>,
     labels: Option<Vec<String>>,
 ) -> Result<u64, SimError> {
-    let mut d = lock(&st.data);
+    let mut d = write(&st.data);
     let page = d.pages.get_mut(&id).ok_or(SimError::NoSuchPage(id))?;
     if let Some(t) = title {
         page.title = t;
@@ -1467,7 +1467,7 @@ async fn admin_reset(AxState(st): AxState<St>) -> StatusCode {
 }
 
 async fn admin_spaces(AxState(st): AxState<St>) -> Json<Value> {
-    let d = lock(&st.data);
+    let d = read(&st.data);
     let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
     for p in d.pages.values() {
         let c = counts.entry(p.space_key.as_str()).or_default();
@@ -1496,7 +1496,7 @@ async fn admin_create(AxState(st): AxState<St>, Json(new): Json<NewPage>) -> Res
 }
 
 async fn admin_get(AxState(st): AxState<St>, Path(id): Path<u64>) -> Response {
-    match lock(&st.data).pages.get(&id) {
+    match read(&st.data).pages.get(&id) {
         Some(p) => Json(p.clone()).into_response(),
         None => sim_error(SimError::NoSuchPage(id)),
     }
@@ -1514,14 +1514,14 @@ async fn admin_edit(
 }
 
 async fn admin_delete(AxState(st): AxState<St>, Path(id): Path<u64>) -> Response {
-    match lock(&st.data).pages.remove(&id) {
+    match write(&st.data).pages.remove(&id) {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => sim_error(SimError::NoSuchPage(id)),
     }
 }
 
 fn restrict(st: &State, id: u64, on: bool) -> Response {
-    match lock(&st.data).pages.get_mut(&id) {
+    match write(&st.data).pages.get_mut(&id) {
         Some(p) => {
             p.restricted = on;
             StatusCode::NO_CONTENT.into_response()

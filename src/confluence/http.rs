@@ -152,6 +152,27 @@ impl Http {
         }
     }
 
+    /// [`Http::get_json`] on a task of its own: the answer is read and
+    /// decoded on whichever worker thread is free, while the caller goes on
+    /// with other answers. Listings keep several requests in flight and
+    /// decoding a page of bodies is real CPU work: polled from one task,
+    /// every answer was decoded one after another on one thread. Dropping
+    /// the returned future cancels the request.
+    pub async fn get_json_spawned<T: DeserializeOwned + Send + 'static>(
+        &self,
+        url: &url::Url,
+    ) -> Result<JsonResponse<T>, HttpFailure> {
+        let http = self.clone();
+        let url = url.clone();
+        let mut task = AbortOnDrop(tokio::spawn(async move { http.get_json::<T>(&url).await }));
+        match (&mut task.0).await {
+            Ok(answer) => answer,
+            Err(e) => Err(HttpFailure::Other(ConfluenceError::Transient(format!(
+                "a Confluence request's task ended early: {e}"
+            )))),
+        }
+    }
+
     /// Full-jitter exponential backoff: uniform in [0, min(max, base·2^n)].
     fn backoff(&self, attempt: u32) -> Duration {
         let base = self.options.backoff_base.as_millis() as u64;
@@ -467,6 +488,16 @@ pub(crate) fn link_next(headers: &HeaderMap) -> Option<String> {
         }
     }
     None
+}
+
+/// A spawned task that is cancelled when its handle is dropped (a listing
+/// that stops early must not leave its requests running).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]

@@ -470,13 +470,13 @@ pub(crate) fn without_expansion(url: &url::Url, expansion: &str) -> Option<url::
     Some(with_query_param(url, "expand", &kept.join(",")))
 }
 
-async fn offset_page<T: serde::de::DeserializeOwned, U>(
+async fn offset_page<T: serde::de::DeserializeOwned + Send + 'static, U>(
     http: &Http,
     url: url::Url,
     paging: &OffsetPaging<'_, T, U>,
     not_found: &(dyn Fn() -> ConfluenceError + Send + Sync),
 ) -> Result<List<T>, ConfluenceError> {
-    match http.get_json::<List<T>>(&url).await {
+    match http.get_json_spawned::<List<T>>(&url).await {
         Ok(r) => Ok(r.body),
         Err(HttpFailure::Other(ConfluenceError::TooLarge { path, limit_mib })) => {
             match (paging.lighter)(&url) {
@@ -527,7 +527,7 @@ fn offset_of(url: &url::Url) -> Option<usize> {
 /// not move forward (a server or proxy ignoring `start`), is an error rather
 /// than a listing of repeated pages; after [`MAX_PAGES`] requests the
 /// listing fails. `next` links without `start` are followed one by one.
-pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send, U: Send>(
+pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send + 'static, U: Send>(
     http: &Http,
     root: &str,
     first: url::Url,
@@ -535,7 +535,8 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send, U: Se
     not_found: &(dyn Fn() -> ConfluenceError + Send + Sync),
 ) -> Result<Offsets<U>, ConfluenceError> {
     use futures::StreamExt;
-    use futures::stream::FuturesOrdered;
+    use futures::stream::FuturesUnordered;
+    use std::collections::BTreeMap;
 
     let first_offset = offset_of(&first).unwrap_or(0);
     let page = offset_page(http, first, paging, not_found).await?;
@@ -556,33 +557,49 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send, U: Se
     };
     let mut step = advance(first_offset, next_offset)?;
     let granted = Some(step);
-    // Offset of the next page to ask for.
+    // Offset of the next page to ask for, and of the next to take.
     let mut issue_at = next_offset;
+    let mut take_at = next_offset;
     let mut issued: usize = 1;
-    let mut in_flight = FuturesOrdered::new();
+    // A slot is freed as soon as any answer arrives, not when the oldest
+    // does: answers are taken in listing order from `arrived`, but waiting
+    // for the oldest would march the requests in lockstep rounds, each
+    // round's decoding after its answers rather than beside other requests'
+    // round trips.
+    let mut in_flight = FuturesUnordered::new();
+    let mut arrived: BTreeMap<usize, Result<List<T>, ConfluenceError>> = BTreeMap::new();
     let window = paging.window.max(1);
     loop {
         while in_flight.len() < window
+            && in_flight.len() + arrived.len() < 2 * window
             && issued < MAX_PAGES
             && paging.at_most.is_none_or(|n| issue_at < n)
         {
             let url = with_query_param(&template, "start", &issue_at.to_string());
             let offset = issue_at;
-            in_flight.push_back(async move {
-                (offset, offset_page(http, url, paging, not_found).await)
-            });
+            in_flight
+                .push(async move { (offset, offset_page(http, url, paging, not_found).await) });
             issue_at += step;
             issued += 1;
         }
-        let Some((offset, page)) = in_flight.next().await else {
-            if paging.at_most.is_some_and(|n| issue_at >= n) {
-                // Every item there can be is read.
-                return Ok(Offsets { items, granted });
+        let Some(page) = arrived.remove(&take_at) else {
+            match in_flight.next().await {
+                Some((offset, page)) => {
+                    arrived.insert(offset, page);
+                    continue;
+                }
+                None => {
+                    if paging.at_most.is_some_and(|n| issue_at >= n) {
+                        // Every item there can be is read.
+                        return Ok(Offsets { items, granted });
+                    }
+                    return Err(ConfluenceError::Protocol(format!(
+                        "listing did not end after {MAX_PAGES} requests"
+                    )));
+                }
             }
-            return Err(ConfluenceError::Protocol(format!(
-                "listing did not end after {MAX_PAGES} requests"
-            )));
         };
+        let offset = take_at;
         let page = page?;
         check_start(&page, offset)?;
         let got = page.results.len();
@@ -596,12 +613,14 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send, U: Se
         let Some(next_offset) = offset_of(&next) else {
             return collect_chain(http, root, next, paging, not_found, items).await;
         };
+        take_at = next_offset;
         if next_offset != offset + step {
             // The server granted another size here: follow it from its own
             // link; the predictions in flight would leave a gap or overlap.
             step = advance(offset, next_offset)?;
             template = next;
-            in_flight = FuturesOrdered::new();
+            in_flight = FuturesUnordered::new();
+            arrived.clear();
             issue_at = next_offset;
         }
     }
@@ -627,7 +646,7 @@ fn check_start<T>(page: &List<T>, asked: usize) -> Result<(), ConfluenceError> {
 }
 
 /// Follows `next` links one after another (paging without offsets).
-async fn collect_chain<T: serde::de::DeserializeOwned + Send, U: Send>(
+async fn collect_chain<T: serde::de::DeserializeOwned + Send + 'static, U: Send>(
     http: &Http,
     root: &str,
     mut url: url::Url,

@@ -1,7 +1,7 @@
 //! Cloud v2 endpoints of the non-page items a page can sit below in the page
 //! tree: folders, whiteboards and databases (`GET /folders/{id}`, ...).
 
-use super::{St, State, cloud_webui, ct_name, error_json, lock, ts};
+use super::{St, State, cloud_webui, ct_name, error_json, lock, read, ts};
 use crate::data::{ContentType, SimPage};
 use axum::Json;
 use axum::extract::{Path, State as AxState};
@@ -14,7 +14,7 @@ use serde_json::json;
 /// types them as non-nullable strings.
 fn single(st: &State, id: &str, ct: ContentType) -> Response {
     let hidden = lock(&st.hidden).clone();
-    let d = lock(&st.data);
+    let d = read(&st.data);
     let Some(item) = id
         .parse::<u64>()
         .ok()

@@ -2,7 +2,7 @@
 //! call (LangChain's ConfluenceLoader, LlamaIndex's ConfluenceReader, both
 //! through atlassian-python-api), shaped like Atlassian's published v1 spec.
 
-use super::{Ctx, error_json, lock};
+use super::{Ctx, error_json, read};
 use crate::data::SimPage;
 use crate::render::{ViewLinks, view_html};
 use axum::Json;
@@ -89,7 +89,7 @@ pub(super) async fn restrictions_by_operation(
     AxState(ctx): AxState<Ctx>,
     Path(id): Path<String>,
 ) -> Response {
-    let d = lock(&ctx.state.data);
+    let d = read(&ctx.state.data);
     let Some(p) = id.parse::<u64>().ok().and_then(|id| d.pages.get(&id)) else {
         return error_json(StatusCode::NOT_FOUND, "No content found with id");
     };

@@ -909,7 +909,7 @@ impl CloudClient {
             let answer = tokio::select! {
                 biased;
                 () = walk.done() => return Ok(()),
-                answer = self.http.get_json::<V2List<V2Content>>(&url) => answer,
+                answer = self.http.get_json_spawned::<V2List<V2Content>>(&url) => answer,
             };
             asked += 1;
             let resp = match answer {
@@ -1024,7 +1024,7 @@ impl CloudClient {
             let answer = tokio::select! {
                 biased;
                 () = walk.done() => return Ok(()),
-                answer = self.http.get_json::<v1::List<V1Note>>(&url) => answer,
+                answer = self.http.get_json_spawned::<v1::List<V1Note>>(&url) => answer,
             };
             records.asking[end.index()].store(false, Relaxed);
             let resp = answer.map_err(|f| {
