@@ -16,7 +16,6 @@ use confluence_operator::sync::sync_space;
 use confluence_sim::{FaultConfig, Simulator};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 fn client(sim: &Simulator, page_limit: usize) -> Arc<dyn ConfluenceApi> {
     sim_site::quick_client(sim, Flavor::Cloud, page_limit)
@@ -189,16 +188,7 @@ async fn a_page_created_while_the_ends_walk_breaks_nothing() {
         latency_ms: 15,
         ..FaultConfig::default()
     });
-    let sync = {
-        let client = Arc::clone(&client);
-        let req = req.clone();
-        tokio::spawn(async move { sync_space(client.as_ref(), &stores, &req).await })
-    };
-    let waited = tokio::time::Instant::now();
-    while empty.documents(&req.scope).is_empty() {
-        assert!(waited.elapsed() < Duration::from_secs(30), "no page stored");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let sync = sim_site::sync_under_way(&client, stores, &req, &empty).await;
     let created = sim
         .create_page("ENG", "Written meanwhile", Some(home), "<p>new</p>")
         .expect("page");

@@ -16,7 +16,6 @@ use confluence_operator::sync::sync_space;
 use confluence_sim::{FaultConfig, Simulator};
 use sim_site::{one_space as sim, quick_client as client, sync_request as request};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Below the home page, a chain listed backwards (ids grow with creation,
 /// listings are ordered by id): `grandchild` < `child` < `parent`.
@@ -181,17 +180,8 @@ async fn a_listing_that_fails_midway_keeps_what_it_stored_and_deletes_nothing(fl
         latency_ms,
         ..FaultConfig::default()
     });
-    let sync = {
-        let client = Arc::clone(&client);
-        let req = req.clone();
-        tokio::spawn(async move { sync_space(client.as_ref(), &stores, &req).await })
-    };
     // Once the first pages are stored, every request fails from then on.
-    let waited = tokio::time::Instant::now();
-    while empty.documents(&req.scope).is_empty() {
-        assert!(waited.elapsed() < Duration::from_secs(30), "no page stored");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let sync = sim_site::sync_under_way(&client, stores, &req, &empty).await;
     sim.set_faults(FaultConfig {
         error_rate: 1.0,
         error_status: 500,

@@ -10,7 +10,9 @@ use confluence_operator::confluence::{
     connect_with,
 };
 use confluence_operator::model::{Audience, SpaceScope};
-use confluence_operator::sync::SyncRequest;
+use confluence_operator::store::Store;
+use confluence_operator::store::memory::MemoryStore;
+use confluence_operator::sync::{SyncError, SyncReport, SyncRequest, sync_space};
 use confluence_sim::{SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,4 +82,26 @@ pub fn sync_request(space: SpaceInfo) -> SyncRequest {
         options: ListOptions::default(),
         batch_size: 7,
     }
+}
+
+/// Starts a sync of `req` into `stores` on a task of its own and returns it
+/// once `watched` holds a first page: the listing is then under way, for a
+/// test to change Confluence in the middle of it.
+pub async fn sync_under_way(
+    client: &Arc<dyn ConfluenceApi>,
+    stores: Vec<Arc<dyn Store>>,
+    req: &SyncRequest,
+    watched: &MemoryStore,
+) -> tokio::task::JoinHandle<Result<SyncReport, SyncError>> {
+    let sync = {
+        let client = Arc::clone(client);
+        let req = req.clone();
+        tokio::spawn(async move { sync_space(client.as_ref(), &stores, &req).await })
+    };
+    let waited = tokio::time::Instant::now();
+    while watched.documents(&req.scope).is_empty() {
+        assert!(waited.elapsed() < Duration::from_secs(30), "no page stored");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    sync
 }
