@@ -91,16 +91,6 @@ struct V2Version {
 }
 
 #[derive(Debug, Deserialize)]
-struct V2Storage {
-    value: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct V2Body {
-    storage: Option<V2Storage>,
-}
-
-#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct V2Content {
     #[serde(deserialize_with = "v1::de_id")]
@@ -117,7 +107,7 @@ struct V2Content {
     #[serde(default)]
     space_id: Option<String>,
     version: Option<V2Version>,
-    body: Option<V2Body>,
+    body: Option<v1::Body>,
     #[serde(rename = "_links", default)]
     links: V2Links,
 }
@@ -518,14 +508,11 @@ impl ConfluenceApi for CloudClient {
 }
 
 fn has_body(c: &V2Content) -> bool {
-    c.body.as_ref().is_some_and(|b| b.storage.is_some())
+    v1::storage_text(c.body.as_ref()).is_some()
 }
 
 fn body_len(c: &V2Content) -> usize {
-    c.body
-        .as_ref()
-        .and_then(|b| b.storage.as_ref())
-        .map_or(0, |s| s.value.len())
+    v1::storage_text(c.body.as_ref()).map_or(0, str::len)
 }
 
 /// The page of a v2 item with its body, labels and ancestors.
@@ -542,11 +529,7 @@ fn to_page(
         space_key: space_key.to_string(),
         page_id: body.id.clone(),
     };
-    let storage_body = body
-        .body
-        .as_ref()
-        .and_then(|b| b.storage.as_ref())
-        .map_or("", |s| s.value.as_str());
+    let storage_body = v1::storage_text(body.body.as_ref()).unwrap_or_default();
     let converted = storage::convert(storage_body, &links);
     let url = match &body.links.webui {
         Some(w) => v1::absolute(base, w),

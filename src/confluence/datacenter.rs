@@ -411,14 +411,11 @@ fn listed(c: &Content, ct: ContentType, annotate: bool) -> Listed {
 }
 
 fn has_body(c: &Content) -> bool {
-    c.body.as_ref().is_some_and(|b| b.storage.is_some())
+    v1::storage_text(c.body.as_ref()).is_some()
 }
 
 fn body_len(c: &Content) -> usize {
-    c.body
-        .as_ref()
-        .and_then(|b| b.storage.as_ref())
-        .map_or(0, |s| s.value.len())
+    v1::storage_text(c.body.as_ref()).map_or(0, str::len)
 }
 
 /// Drops repeated ids (offset paging can repeat an item when the space

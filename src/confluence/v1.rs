@@ -106,6 +106,13 @@ pub(crate) struct Body {
     pub storage: Option<Storage>,
 }
 
+/// An item's text in storage format, when its answer carried it (v1 and
+/// v2 answers nest it alike: `body.storage.value`).
+pub(crate) fn storage_text(body: Option<&Body>) -> Option<&str> {
+    body.and_then(|b| b.storage.as_ref())
+        .map(|s| s.value.as_str())
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct Content {
     #[serde(deserialize_with = "de_id")]
@@ -369,11 +376,7 @@ pub(crate) fn to_page(content: Content, root: &str, space_key: &str) -> Page {
         space_key: space_key.to_string(),
         page_id: content.id.clone(),
     };
-    let storage_body = content
-        .body
-        .as_ref()
-        .and_then(|b| b.storage.as_ref())
-        .map_or("", |s| s.value.as_str());
+    let storage_body = storage_text(content.body.as_ref()).unwrap_or_default();
     let converted = storage::convert(storage_body, &links);
     let url = match &content.links.webui {
         Some(w) => absolute(root, w),
