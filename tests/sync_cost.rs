@@ -232,24 +232,13 @@ async fn a_listing_holds_a_bounded_amount_of_waiting_bodies_and_the_rest_is_fetc
         )
         .expect("page");
     }
-    let client = connect_with(
-        sim_site::site_config(&sim, Flavor::Cloud),
-        ClientOptions {
-            page_limit: 8,
-            ..ClientOptions::default()
-        },
-    )
-    .expect("client");
+    let client = sim_site::quick_client(&sim, Flavor::Cloud, 8);
     let space = client.space("ENG").await.expect("space");
     let store = Arc::new(MemoryStore::new());
     let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
     let req = SyncRequest {
-        scope: SpaceScope::new("default", "eng"),
-        site_url: "http://sim".into(),
-        space,
-        audience: Audience::Everyone,
-        options: ListOptions::default(),
         batch_size: DEFAULT_BATCH_SIZE,
+        ..sim_site::sync_request(space)
     };
     sim.start_recording();
     let report = sync_space(client.as_ref(), &stores, &req)
@@ -331,24 +320,13 @@ async fn a_data_center_listing_with_bodies_holds_a_bounded_amount_and_the_rest_i
     for id in bigs {
         sim.move_page(id, Some(shelf)).expect("move");
     }
-    let client = connect_with(
-        sim_site::site_config(&sim, Flavor::DataCenter),
-        ClientOptions {
-            page_limit: 8,
-            ..ClientOptions::default()
-        },
-    )
-    .expect("client");
+    let client = sim_site::quick_client(&sim, Flavor::DataCenter, 8);
     let space = client.space("ENG").await.expect("space");
     let store = Arc::new(MemoryStore::new());
     let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
     let req = SyncRequest {
-        scope: SpaceScope::new("default", "eng"),
-        site_url: "http://sim".into(),
-        space,
-        audience: Audience::Everyone,
-        options: ListOptions::default(),
         batch_size: DEFAULT_BATCH_SIZE,
+        ..sim_site::sync_request(space)
     };
     sim.start_recording();
     let report = sync_space(client.as_ref(), &stores, &req)
