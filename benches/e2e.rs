@@ -514,15 +514,21 @@ async fn operator_run(
     let started = Instant::now();
     apply_site(client, &ns, sim, flavor, concurrency).await?;
     apply_space(client, &ns, "eng", BIG).await?;
-    let items = wait_synced(
-        client,
-        &ns,
-        1,
-        Duration::from_millis(50),
+    // A watch, not polling: the time is when the status says Synced.
+    let spaces: Api<ConfluenceSpace> = Api::namespaced(client.clone(), &ns);
+    let done = tokio::time::timeout(
         Duration::from_secs(1800),
+        kube::runtime::wait::await_condition(spaces, "eng", |s: Option<&ConfluenceSpace>| {
+            s.is_some_and(synced)
+        }),
     )
-    .await?;
+    .await
+    .map_err(|_| format!("{ns}: space not Synced after 30 minutes"))??;
     let seconds = started.elapsed().as_secs_f64();
+    let items = done
+        .and_then(|s| s.status)
+        .and_then(|st| st.items)
+        .unwrap_or(0);
     let requests = sim.stats().total;
     let peak = status_kib(&op.pid(), "VmHWM:");
     drop(op);

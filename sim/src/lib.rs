@@ -80,7 +80,8 @@ pub enum SimError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FaultConfig {
-    /// Added to every API request.
+    /// The least time every API answer takes from the request's arrival,
+    /// rendering included.
     pub latency_ms: u64,
     /// Share of requests answered 429.
     pub rate_limit_rate: f64,

@@ -23,7 +23,7 @@ struct Args {
     blogposts: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Latency added to every API request.
+    /// Least time each API answer takes from the request's arrival, rendering included.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
     /// Share of API requests answered 429.

@@ -163,8 +163,20 @@ fn retry_after_value(secs: u64, as_date: bool) -> HeaderValue {
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("1"))
 }
 
-async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> Response {
-    let (latency, fault, truncate, retry_after, hostile) = {
+/// The latency is the whole time an answer takes, counted from the
+/// request's arrival: the simulator's own rendering is part of it, as a
+/// remote server's work is part of its response time. (Added after the
+/// answer instead, rendering on the client's cores would count twice.)
+async fn faults_and_auth(st: AxState<St>, req: Request, next: Next) -> Response {
+    let arrived = tokio::time::Instant::now();
+    let latency = Duration::from_millis(lock(&st.faults).0.latency_ms);
+    let resp = answer(st, req, next).await;
+    tokio::time::sleep_until(arrived + latency).await;
+    resp
+}
+
+async fn answer(AxState(st): AxState<St>, req: Request, next: Next) -> Response {
+    let (fault, truncate, retry_after, hostile) = {
         let mut guard = lock(&st.faults);
         let (cfg, rng) = &mut *guard;
         let hostile = match &cfg.hostile {
@@ -201,16 +213,12 @@ async fn faults_and_auth(AxState(st): AxState<St>, req: Request, next: Next) -> 
         };
         let truncate = cfg.truncate_rate > 0.0 && rng.random_bool(cfg.truncate_rate.min(1.0));
         (
-            Duration::from_millis(cfg.latency_ms),
             fault,
             truncate,
             retry_after_value(cfg.retry_after_secs, cfg.retry_after_as_date),
             hostile,
         )
     };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
     match fault {
         Fault::None => {}
         Fault::RateLimit => {
