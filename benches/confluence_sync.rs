@@ -80,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let req = SyncRequest {
             scope: SpaceScope::new("bench", "eng"),
             site_url: sim.base_url(),
-            space,
+            space: space.into(),
             audience: Audience::Everyone,
             options: ListOptions::default(),
             batch_size: DEFAULT_BATCH_SIZE,

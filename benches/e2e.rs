@@ -23,7 +23,7 @@ use confluence_operator::api::crds;
 use confluence_operator::api::space::SyncPhase;
 use confluence_operator::api::{ConfluenceSite, ConfluenceSpace};
 use confluence_operator::confluence::{
-    ConfluenceApi, Credentials, Flavor, ListOptions, SiteConfig, connect,
+    ConfluenceApi, Credentials, Flavor, ListOptions, SiteConfig, SpaceRef, connect,
 };
 use confluence_operator::model::{Audience, SpaceScope};
 use confluence_operator::store::Store;
@@ -165,16 +165,16 @@ async fn engine_child() -> Result<(), BoxError> {
     })?;
     let store = Arc::new(MemoryStore::new());
     let stores: Vec<Arc<dyn Store>> = vec![store];
-    let space = client.space(BIG).await?;
+    // The space is looked up beside the listing, as the operator does.
     let req = SyncRequest {
         scope: SpaceScope::new("bench", "eng"),
         site_url: url.to_string(),
-        space,
+        space: SpaceRef::lookup(client.as_ref(), BIG),
         audience: Audience::Everyone,
         options: ListOptions::default(),
         batch_size: DEFAULT_BATCH_SIZE,
     };
-    // The parent resets the simulator's counters when told the space is looked up.
+    // The parent resets the simulator's counters when told the child is ready.
     println!("ready");
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;

@@ -489,7 +489,7 @@ async fn bench_sync(site: &str, options: EmbeddedOptions) -> Result<(), String> 
     let req = SyncRequest {
         scope: SpaceScope::new("bench", "sync"),
         site_url: site.to_string(),
-        space,
+        space: space.into(),
         audience: Audience::Everyone,
         options: ListOptions::default(),
         batch_size: DEFAULT_BATCH_SIZE,

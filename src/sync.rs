@@ -2,7 +2,7 @@
 //! a space, fetching bodies only for new or changed items.
 
 use crate::confluence::{
-    ConfluenceApi, ConfluenceError, LeftOut, ListOptions, Presence, SpaceInfo,
+    ConfluenceApi, ConfluenceError, LeftOut, ListOptions, Presence, SpaceInfo, SpaceRef,
 };
 use crate::model::{Audience, Document, Page, PageRef, SpaceScope};
 use crate::store::{Store, StoreError};
@@ -61,10 +61,12 @@ impl SyncError {
 
 /// What to sync and where it belongs.
 #[derive(Debug, Clone)]
-pub struct SyncRequest {
+pub struct SyncRequest<'a> {
     pub scope: SpaceScope,
     pub site_url: String,
-    pub space: SpaceInfo,
+    /// Looked up beside the listing where the listing allows; nothing is
+    /// stored before the lookup has answered and the space is not personal.
+    pub space: SpaceRef<'a>,
     pub audience: Audience,
     pub options: ListOptions,
     pub batch_size: usize,
@@ -99,7 +101,7 @@ pub struct SyncReport {
 pub async fn sync_space(
     source: &dyn ConfluenceApi,
     stores: &[Arc<dyn Store>],
-    req: &SyncRequest,
+    req: &SyncRequest<'_>,
 ) -> Result<SyncReport, SyncError> {
     let result = sync_stores(source, stores, req).await;
     // Staged batches become durable here, also after a failure, so whatever
@@ -121,7 +123,7 @@ pub async fn sync_space(
 async fn sync_stores(
     source: &dyn ConfluenceApi,
     stores: &[Arc<dyn Store>],
-    req: &SyncRequest,
+    req: &SyncRequest<'_>,
 ) -> Result<SyncReport, SyncError> {
     let mut stored: Vec<HashMap<String, u64>> = Vec::with_capacity(stores.len());
     for store in stores {
@@ -154,16 +156,19 @@ async fn sync_stores(
                 source.list_streaming(&req.space, &req.options, sink),
                 stage_streamed(stores, req, &stored, pages, batch_size)
             );
-            // The stores' own failure is the reason a listing stopped early.
+            // The stores' own failure (or the space's lookup) is the reason
+            // a listing stopped early.
             let streamed = streamed?;
             (listing?, streamed)
         }
         Plan::ListIdsFetchChanged => {
-            let listing = source.list_detailed(&req.space, &req.options).await?;
+            let space = looked_up(&req.space).await?;
+            let listing = source.list_detailed(&space, &req.options).await?;
             set_audience(stores, req).await?;
             (listing, Streamed::default())
         }
     };
+    let space = looked_up(&req.space).await?;
     let listed = &listing.items;
     let mut listed_ids = IdSet::default();
     for r in listed {
@@ -200,13 +205,14 @@ async fn sync_stores(
         .chunks(FETCH_GROUP)
         .map(|group| group.iter().map(|r| (*r).clone()).collect())
         .collect();
+    let space = &space;
     let mut fetches = futures::stream::iter(groups)
-        .map(|refs| async move { source.fetch(&req.space, &refs).await })
+        .map(|refs| async move { source.fetch(space, &refs).await })
         .buffered(FETCH_AHEAD);
     while let Some(pages) = fetches.next().await {
         let pages = pages?;
         report.fetched += pages.len() as u64;
-        commit_batches(stores, req, pages, batch_size).await?;
+        commit_batches(stores, req, space, pages, batch_size).await?;
     }
 
     // Stored items the listing returned but left out (now restricted or
@@ -218,7 +224,7 @@ async fn sync_stores(
         .filter(|id| !listing.seen.contains(id.as_str()))
         .cloned()
         .collect();
-    let confirmed = confirm_gone(source, req, &missing, &mut report).await?;
+    let confirmed = confirm_gone(source, req, space, &missing, &mut report).await?;
     // A page handed over early that the complete listing does not keep (a
     // later record restricted it) goes too: fail closed.
     let unkept: Vec<String> = streamed
@@ -278,11 +284,13 @@ impl Streamed {
 /// come; pages every store already holds at that version are skipped.
 async fn stage_streamed(
     stores: &[Arc<dyn Store>],
-    req: &SyncRequest,
+    req: &SyncRequest<'_>,
     stored: &[HashMap<String, u64>],
     mut pages: tokio::sync::mpsc::Receiver<Vec<Page>>,
     batch_size: usize,
 ) -> Result<Streamed, SyncError> {
+    // The first answers of a listing come no sooner than the lookup's.
+    let space = looked_up(&req.space).await?;
     let mut streamed = Streamed::default();
     while let Some(arrived) = pages.recv().await {
         let mut fresh: Vec<Page> = Vec::with_capacity(arrived.len());
@@ -300,7 +308,7 @@ async fn stage_streamed(
                 streamed.current.insert(&page.id);
             }
         }
-        commit_batches(stores, req, fresh, batch_size).await?;
+        commit_batches(stores, req, &space, fresh, batch_size).await?;
     }
     Ok(streamed)
 }
@@ -308,19 +316,20 @@ async fn stage_streamed(
 /// [`commit`]s `pages` in batches of `batch_size`, in order.
 async fn commit_batches(
     stores: &[Arc<dyn Store>],
-    req: &SyncRequest,
+    req: &SyncRequest<'_>,
+    space: &SpaceInfo,
     pages: Vec<Page>,
     batch_size: usize,
 ) -> Result<(), SyncError> {
     let mut pages = pages.into_iter().peekable();
     while pages.peek().is_some() {
         let batch: Vec<Page> = pages.by_ref().take(batch_size).collect();
-        commit(stores, req, batch).await?;
+        commit(stores, req, space, batch).await?;
     }
     Ok(())
 }
 
-async fn set_audience(stores: &[Arc<dyn Store>], req: &SyncRequest) -> Result<(), SyncError> {
+async fn set_audience(stores: &[Arc<dyn Store>], req: &SyncRequest<'_>) -> Result<(), SyncError> {
     for store in stores {
         store
             .set_audience(&req.scope, &req.audience)
@@ -334,7 +343,8 @@ async fn set_audience(stores: &[Arc<dyn Store>], req: &SyncRequest) -> Result<()
 /// be committed together with later batches).
 async fn commit(
     stores: &[Arc<dyn Store>],
-    req: &SyncRequest,
+    req: &SyncRequest<'_>,
+    space: &SpaceInfo,
     pages: Vec<Page>,
 ) -> Result<(), SyncError> {
     let docs: Vec<Document> = pages
@@ -342,8 +352,8 @@ async fn commit(
         .map(|page| Document {
             scope: req.scope.clone(),
             site: req.site_url.clone(),
-            space_key: req.space.key.clone(),
-            space_name: req.space.name.clone(),
+            space_key: space.key.clone(),
+            space_name: space.name.clone(),
             page,
             audience: req.audience.clone(),
         })
@@ -362,7 +372,8 @@ async fn commit(
 /// item is gone, and otherwise only the sampled items found gone are.
 async fn confirm_gone(
     source: &dyn ConfluenceApi,
-    req: &SyncRequest,
+    req: &SyncRequest<'_>,
+    space: &SpaceInfo,
     missing: &BTreeSet<String>,
     report: &mut SyncReport,
 ) -> Result<BTreeSet<String>, SyncError> {
@@ -386,7 +397,7 @@ async fn confirm_gone(
         .cloned()
         .map(|id| async move {
             let presence = source
-                .presence(&req.space, &id, &req.options.content_types)
+                .presence(space, &id, &req.options.content_types)
                 .await;
             presence.map(|p| (id, p))
         })
@@ -430,6 +441,16 @@ async fn confirm_gone(
         });
     }
     Ok(confirmed)
+}
+
+/// What the space's lookup answered. A personal space is refused here,
+/// before anything of it is stored.
+async fn looked_up(space: &SpaceRef<'_>) -> Result<SpaceInfo, SyncError> {
+    let info = space.info().await?;
+    if info.is_personal() {
+        return Err(ConfluenceError::PersonalSpace(info.key).into());
+    }
+    Ok(info)
 }
 
 /// Removes a space's content from every store (disconnect / deletion).

@@ -44,11 +44,11 @@ fn client(sim: &Simulator, flavor: Flavor, page_limit: usize) -> Arc<dyn Conflue
     connect_with(config(sim, flavor), fast_options(page_limit)).expect("client")
 }
 
-fn request(space: SpaceInfo, options: ListOptions) -> SyncRequest {
+fn request(space: SpaceInfo, options: ListOptions) -> SyncRequest<'static> {
     SyncRequest {
         scope: SpaceScope::new("default", "eng"),
         site_url: "http://sim".into(),
-        space,
+        space: space.into(),
         audience: Audience::Everyone,
         options,
         batch_size: 20,

@@ -112,7 +112,7 @@ async fn exercise(sim: &Simulator, client: &dyn ConfluenceApi) {
     let mut req = SyncRequest {
         scope: SpaceScope::new("default", "eng"),
         site_url: "http://sim".into(),
-        space,
+        space: space.into(),
         audience: Audience::Everyone,
         options: ListOptions {
             content_types: vec![ContentType::Page, ContentType::Blogpost],
@@ -261,7 +261,7 @@ async fn production_page_sizes_stay_within_the_specs_bounds() {
     let req = SyncRequest {
         scope: SpaceScope::new("default", "eng"),
         site_url: "http://sim".into(),
-        space,
+        space: space.into(),
         audience: Audience::Everyone,
         options: ListOptions::default(),
         batch_size: 300,

@@ -31,7 +31,7 @@ fn client(sim: &Simulator, flavor: Flavor) -> Arc<dyn ConfluenceApi> {
 struct Setup {
     client: Arc<dyn ConfluenceApi>,
     store: Arc<MemoryStore>,
-    req: SyncRequest,
+    req: SyncRequest<'static>,
 }
 
 impl Setup {

@@ -74,7 +74,7 @@ async fn full_sync(
     let req = SyncRequest {
         scope: SpaceScope::new("load", name),
         site_url: "http://sim".into(),
-        space,
+        space: space.into(),
         audience: Audience::Everyone,
         options: Default::default(),
         batch_size: DEFAULT_BATCH_SIZE,

@@ -122,7 +122,7 @@ fn client(sim: &Simulator, flavor: Flavor) -> Arc<dyn ConfluenceApi> {
     sim_site::quick_client(sim, flavor, 5)
 }
 
-fn request(space: confluence_operator::confluence::SpaceInfo) -> SyncRequest {
+fn request(space: confluence_operator::confluence::SpaceInfo) -> SyncRequest<'static> {
     SyncRequest {
         batch_size: 4,
         ..sim_site::sync_request(space)

@@ -202,7 +202,7 @@ async fn agree_with_the_operator(flavor: Flavor) {
         &SyncRequest {
             scope: scope.clone(),
             site_url: sim.base_url(),
-            space,
+            space: space.into(),
             audience: Audience::Everyone,
             options: ListOptions::default(),
             batch_size: 20,

@@ -259,7 +259,7 @@ async fn viewer_change_applies_without_refetching_pages() {
     let mut req = SyncRequest {
         scope: internal_scope(),
         site_url: "https://wiki.example.com".into(),
-        space: space("OPS"),
+        space: space("OPS").into(),
         audience: segments(&[AGENTS]),
         options: ListOptions::default(),
         batch_size: 50,
@@ -479,7 +479,7 @@ async fn a_sync_interrupted_between_batches_converges_on_resync() {
     let req = SyncRequest {
         scope: scope.clone(),
         site_url: "https://wiki.example.com".into(),
-        space: space("OPS"),
+        space: space("OPS").into(),
         audience: Audience::Everyone,
         options: ListOptions::default(),
         batch_size: 50,
@@ -703,7 +703,7 @@ async fn a_sync_killed_with_batches_staged_refetches_them_on_resync() {
     let req = SyncRequest {
         scope: scope.clone(),
         site_url: "https://wiki.example.com".into(),
-        space: space("OPS"),
+        space: space("OPS").into(),
         audience: Audience::Everyone,
         options: ListOptions::default(),
         batch_size: 50,

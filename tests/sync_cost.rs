@@ -77,7 +77,7 @@ async fn full_sync_stays_within_budget_and_an_unchanged_resync_fetches_and_write
         let req = SyncRequest {
             scope: SpaceScope::new("default", "eng"),
             site_url: "http://sim".into(),
-            space,
+            space: space.into(),
             audience: Audience::Everyone,
             options: ListOptions {
                 content_types: vec![
@@ -122,8 +122,9 @@ async fn full_sync_stays_within_budget_and_an_unchanged_resync_fetches_and_write
         // The pages a sync stored (on Cloud built from the listing) are
         // exactly what a fetch by id returns (ancestors with titles, labels,
         // links, times).
-        let listed = client.list(&req.space, &req.options).await.expect("list");
-        let mut fetched = client.fetch(&req.space, &listed).await.expect("fetch");
+        let space = req.space.info().await.expect("space");
+        let listed = client.list(&space, &req.options).await.expect("list");
+        let mut fetched = client.fetch(&space, &listed).await.expect("fetch");
         fetched.sort_by(|a, b| a.id.cmp(&b.id));
         let mut from_listing: Vec<_> = before.iter().map(|d| d.page.clone()).collect();
         from_listing.sort_by(|a, b| a.id.cmp(&b.id));

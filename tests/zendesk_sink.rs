@@ -255,7 +255,7 @@ async fn versions_survive_a_restart_and_lost_state_is_rebuilt() {
     let req = SyncRequest {
         scope: scope(),
         site_url: "https://wiki.example.com".into(),
-        space: space("KB"),
+        space: space("KB").into(),
         audience: Audience::Everyone,
         options: ListOptions::default(),
         batch_size: 50,
@@ -289,7 +289,7 @@ async fn sync_publishes_exactly_the_space() {
     let mut req = SyncRequest {
         scope: scope(),
         site_url: "https://wiki.example.com".into(),
-        space: space("KB"),
+        space: space("KB").into(),
         audience: segments(&["agents-and-admins"]),
         options: ListOptions::default(),
         batch_size: 2,

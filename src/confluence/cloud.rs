@@ -47,7 +47,7 @@ use super::storage::{self, SiteLinks};
 use super::v1::{self, Content, MAX_PAGES};
 use super::{
     ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listing, PageSink, Presence,
-    SiteConfig, SpaceInfo,
+    SiteConfig, SpaceInfo, SpaceRef,
 };
 use crate::model::{Ancestor, ContentType, Page, PageRef};
 use async_trait::async_trait;
@@ -396,7 +396,8 @@ impl ConfluenceApi for CloudClient {
         space: &SpaceInfo,
         options: &ListOptions,
     ) -> Result<Listing, ConfluenceError> {
-        self.stream_listing(space, options, None).await
+        self.stream_listing(&SpaceRef::known(space.clone()), options, None)
+            .await
     }
 
     fn lists_bodies(&self) -> bool {
@@ -405,7 +406,7 @@ impl ConfluenceApi for CloudClient {
 
     async fn list_streaming(
         &self,
-        space: &SpaceInfo,
+        space: &SpaceRef<'_>,
         options: &ListOptions,
         sink: PageSink,
     ) -> Result<Listing, ConfluenceError> {

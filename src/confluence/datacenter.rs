@@ -29,7 +29,8 @@ use super::http::Http;
 use super::v1::{self, Content, OffsetPaging, SpaceJson};
 use super::{
     ClientOptions, ConfluenceApi, ConfluenceError, ListOptions, Listed, Listing, PageSink,
-    Presence, SiteConfig, SpaceInfo, apply_filters, needs_annotations, unlisted_ancestors,
+    Presence, SiteConfig, SpaceInfo, SpaceRef, apply_filters, needs_annotations,
+    unlisted_ancestors,
 };
 use crate::model::{ContentType, Page, PageRef};
 use async_trait::async_trait;
@@ -78,13 +79,13 @@ impl DataCenterClient {
     /// only, with `expand`.
     fn space_listing(
         &self,
-        space: &SpaceInfo,
+        key: &str,
         ct: ContentType,
         expand: &str,
     ) -> Result<url::Url, ConfluenceError> {
         let mut url = self.api("/content")?;
         url.query_pairs_mut()
-            .append_pair("spaceKey", &space.key)
+            .append_pair("spaceKey", key)
             .append_pair("type", ct.as_str())
             .append_pair("status", "current")
             .append_pair("limit", &self.limit())
@@ -191,7 +192,8 @@ impl ConfluenceApi for DataCenterClient {
             }
             pages
         };
-        let (listing, mut pages) = tokio::join!(self.stream_listing(space, options, sink), collect);
+        let (listing, mut pages) =
+            tokio::join!(self.stream_listing(&space.key, options, sink), collect);
         let listing = listing?;
         let have: HashSet<&str> = pages.iter().map(|p| p.id.as_str()).collect();
         let missing: Vec<PageRef> = listing
@@ -206,13 +208,14 @@ impl ConfluenceApi for DataCenterClient {
         Ok((listing, pages))
     }
 
+    /// Asks by key only, so it does not wait for the space's lookup.
     async fn list_streaming(
         &self,
-        space: &SpaceInfo,
+        space: &SpaceRef<'_>,
         options: &ListOptions,
         sink: PageSink,
     ) -> Result<Listing, ConfluenceError> {
-        self.stream_listing(space, options, sink).await
+        self.stream_listing(space.key(), options, sink).await
     }
 
     async fn presence(
@@ -333,7 +336,7 @@ impl DataCenterClient {
             } else {
                 LIST_EXPAND_MIN
             };
-            let url = self.space_listing(space, *ct, expand)?;
+            let url = self.space_listing(&space.key, *ct, expand)?;
             let not_found = || ConfluenceError::SpaceNotFound(space.key.clone());
             let keep = |c: Content| listed(&c, *ct, annotate);
             let paging = OffsetPaging {

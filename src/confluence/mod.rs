@@ -3,6 +3,8 @@
 
 use crate::model::{ContentType, Page, PageRef};
 use async_trait::async_trait;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
@@ -115,6 +117,60 @@ impl SpaceInfo {
     }
 }
 
+/// The space a sync is for: its key at once, and what Confluence says about
+/// it (id, name, link, kind) once its lookup answers. The lookup is one
+/// request whose answer only some requests need (Cloud's v2 listing asks by
+/// id; its search and Data Center's listing ask by key), so listings start
+/// beside it instead of after it. Cheap to clone; the lookup runs once.
+#[derive(Clone)]
+pub struct SpaceRef<'a> {
+    key: String,
+    info: Shared<BoxFuture<'a, Result<SpaceInfo, ConfluenceError>>>,
+}
+
+impl<'a> SpaceRef<'a> {
+    /// A space already looked up.
+    pub fn known(info: SpaceInfo) -> Self {
+        SpaceRef {
+            key: info.key.clone(),
+            info: futures::future::ready(Ok(info)).boxed().shared(),
+        }
+    }
+
+    /// A space whose lookup on `source` starts when first awaited.
+    pub fn lookup(source: &'a dyn ConfluenceApi, key: &str) -> Self {
+        let owned = key.to_string();
+        SpaceRef {
+            key: key.to_string(),
+            info: async move { source.space(&owned).await }.boxed().shared(),
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// What the lookup answered (the same answer every time).
+    pub async fn info(&self) -> Result<SpaceInfo, ConfluenceError> {
+        self.info.clone().await
+    }
+}
+
+impl From<SpaceInfo> for SpaceRef<'_> {
+    fn from(info: SpaceInfo) -> Self {
+        SpaceRef::known(info)
+    }
+}
+
+impl fmt::Debug for SpaceRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpaceRef")
+            .field("key", &self.key)
+            .field("info", &self.info.peek())
+            .finish()
+    }
+}
+
 /// What to list from a space.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListOptions {
@@ -140,7 +196,7 @@ impl Default for ListOptions {
 }
 
 /// Errors from the source client. Messages never contain credentials.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConfluenceError {
     #[error("Confluence rejected the credentials (HTTP 401): check the Secret's token")]
     Unauthorized,
@@ -255,14 +311,15 @@ pub trait ConfluenceApi: Send + Sync {
     /// past the client's budget, below a parent that is not a listed page,
     /// missed by the search index) is for the caller to fetch. A failed
     /// listing returns the error after the pages already handed over, which
-    /// were current and permitted. The default lists and fetches first.
+    /// were current and permitted. Requests that ask by key need not wait
+    /// for `space`'s lookup. The default looks up, lists and fetches first.
     async fn list_streaming(
         &self,
-        space: &SpaceInfo,
+        space: &SpaceRef<'_>,
         options: &ListOptions,
         sink: PageSink,
     ) -> Result<Listing, ConfluenceError> {
-        let (listing, pages) = self.list_with_bodies(space, options).await?;
+        let (listing, pages) = self.list_with_bodies(&space.info().await?, options).await?;
         let mut pages = pages.into_iter().peekable();
         while pages.peek().is_some() {
             let chunk: Vec<Page> = pages.by_ref().take(SINK_CHUNK).collect();

@@ -11,7 +11,7 @@ use crate::api::{
     CONNECTED_BY_ANNOTATION, ConfluenceSite, ConfluenceSpace, RESYNC_ANNOTATION, SPACE_FINALIZER,
     duration,
 };
-use crate::confluence::ListOptions;
+use crate::confluence::{ListOptions, SpaceInfo, SpaceRef};
 use crate::model::{ContentType, SpaceScope};
 use crate::sync::{self, SyncRequest};
 use crate::telemetry::{SpaceLabels, SyncLabels};
@@ -288,16 +288,10 @@ async fn run_sync(
             .sources
             .get(&site_key(&scope.namespace, &site.name_any()), &config)
             .map_err(|e| confluence_error(&e))?;
-        let info = source.space(&space_key).await.map_err(|e| confluence_error(&e))?;
-        if info.is_personal() {
-            return Err((
-                reason::PERSONAL_SPACE,
-                format!("space {space_key:?} is a personal space; personal spaces are never synced"),
-                true,
-            ));
-        }
-        status.url = Some(info.url.clone());
-        status.space_name = Some(info.name.clone());
+        // The lookup (link, name, kind) runs beside the listing, which
+        // asks by key where it can; the engine refuses a personal space
+        // before storing anything.
+        let space_ref = SpaceRef::lookup(source.as_ref(), &space_key);
 
         status.phase = Some(SyncPhase::Syncing);
         // Name the request a resync answers, so `kubectl get events` tells syncs apart.
@@ -319,15 +313,25 @@ async fn run_sync(
         let request = SyncRequest {
             scope: scope.clone(),
             site_url: config.base_url.to_string(),
-            space: info,
+            space: space_ref.clone(),
             audience: space.spec.viewers.audience(),
             options: list_options(space),
             batch_size: ctx.settings.batch_size,
         };
         // Telling users the sync started costs API server round trips the
         // sync need not wait for; both are done before the result is written.
+        // It waits for the lookup, so it names the space's link and never
+        // announces a space the sync will refuse.
         let announce = async {
-            patch_status(api, space, &status).await?;
+            let Ok(info) = space_ref.info().await else {
+                return Ok(());
+            };
+            if info.is_personal() {
+                return Ok(());
+            }
+            let mut syncing = status.clone();
+            describe_space(&mut syncing, &info);
+            patch_status(api, space, &syncing).await?;
             ctx.event(space, EventType::Normal, "SyncStarted", "Sync", msg).await;
             Ok::<_, Error>(())
         };
@@ -335,6 +339,9 @@ async fn run_sync(
             announce,
             sync::sync_space(source.as_ref(), &ctx.stores, &request)
         );
+        if let Ok(info) = space_ref.info().await {
+            describe_space(&mut status, &info);
+        }
         let report = synced.map_err(|e| match e {
             sync::SyncError::Source(c) => confluence_error(&c),
             other => (reason::STORE_FAILED, other.to_string(), false),
@@ -445,6 +452,12 @@ async fn run_sync(
             Ok(Action::requeue(delay))
         }
     }
+}
+
+/// The link and name the status shows for the space.
+fn describe_space(status: &mut ConfluenceSpaceStatus, info: &SpaceInfo) {
+    status.url = Some(info.url.clone());
+    status.space_name = Some(info.name.clone());
 }
 
 /// `"3 restricted, 2 under a restricted parent"`, or `None` when nothing

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use confluence_operator::confluence::{
-    ClientOptions, ConfluenceApi, Credentials, Flavor, ListOptions, SiteConfig, SpaceInfo,
+    ClientOptions, ConfluenceApi, Credentials, Flavor, ListOptions, SiteConfig, SpaceRef,
     connect_with,
 };
 use confluence_operator::model::{Audience, SpaceScope};
@@ -71,13 +71,14 @@ pub fn quick_client(sim: &Simulator, flavor: Flavor, page_limit: usize) -> Arc<d
     .expect("client")
 }
 
-/// A sync of `space` into the `default/eng` scope for everyone, with the
-/// default options and small batches (several commits in a small space).
-pub fn sync_request(space: SpaceInfo) -> SyncRequest {
+/// A sync of `space` (looked up already, or a lookup to run beside the
+/// listing) into the `default/eng` scope for everyone, with the default
+/// options and small batches (several commits in a small space).
+pub fn sync_request<'a>(space: impl Into<SpaceRef<'a>>) -> SyncRequest<'a> {
     SyncRequest {
         scope: SpaceScope::new("default", "eng"),
         site_url: "http://sim".into(),
-        space,
+        space: space.into(),
         audience: Audience::Everyone,
         options: ListOptions::default(),
         batch_size: 7,
@@ -90,7 +91,7 @@ pub fn sync_request(space: SpaceInfo) -> SyncRequest {
 pub async fn sync_under_way(
     client: &Arc<dyn ConfluenceApi>,
     stores: Vec<Arc<dyn Store>>,
-    req: &SyncRequest,
+    req: &SyncRequest<'static>,
     watched: &MemoryStore,
 ) -> tokio::task::JoinHandle<Result<SyncReport, SyncError>> {
     let sync = {

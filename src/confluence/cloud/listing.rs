@@ -21,7 +21,7 @@ use crate::confluence::http::{HttpFailure, link_next};
 use crate::confluence::v1::{self, MAX_PAGES};
 use crate::confluence::verdict::{Known, Verdict, verdict};
 use crate::confluence::{
-    ConfluenceError, LabelFilter, LeftOutReason, ListOptions, Listing, PageSink, SpaceInfo,
+    ConfluenceError, LabelFilter, LeftOutReason, ListOptions, Listing, PageSink, SpaceRef,
     needs_annotations, sink_closed,
 };
 use crate::model::{Ancestor, ContentType, Page, PageRef};
@@ -708,7 +708,7 @@ impl CloudClient {
     /// soon as it is vetted (see the module's documentation).
     pub(super) async fn stream_listing(
         &self,
-        space: &SpaceInfo,
+        space: &SpaceRef<'_>,
         options: &ListOptions,
         sink: Option<PageSink>,
     ) -> Result<Listing, ConfluenceError> {
@@ -727,18 +727,22 @@ impl CloudClient {
         let listing = {
             let events = events.clone();
             async move {
+                // The v2 listing asks by the space's id; the search pass
+                // below starts without it.
+                let id = space.info().await?.id;
                 let walks = options.content_types.iter().map(|ct| {
                     let events = &events;
+                    let id = &id;
                     async move {
                         let mut url =
-                            self.v2(&format!("/spaces/{}/{}", space.id, Self::collection(*ct)))?;
+                            self.v2(&format!("/spaces/{id}/{}", Self::collection(*ct)))?;
                         url.query_pairs_mut()
                             .append_pair("status", "current")
                             .append_pair("limit", &self.limit().to_string());
                         if pages {
                             url.query_pairs_mut().append_pair("body-format", "storage");
                         }
-                        self.list_both_ends(url, space, *ct, events).await
+                        self.list_both_ends(url, space.key(), *ct, events).await
                     }
                 });
                 futures::future::try_join_all(walks).await?;
@@ -758,7 +762,7 @@ impl CloudClient {
                 let types: Vec<&str> = options.content_types.iter().map(|c| c.as_str()).collect();
                 let cql = format!(
                     "space=\"{}\" and type in ({})",
-                    space.key.replace('"', "\\\""),
+                    space.key().replace('"', "\\\""),
                     types.join(",")
                 );
                 let expand = if annotate {
@@ -820,7 +824,7 @@ impl CloudClient {
                 return Ok(());
             };
             while let Some((root, batch)) = converting.recv().await {
-                let key = space.key.clone();
+                let key = space.key().to_string();
                 // Conversion is CPU work: off the threads that drive requests.
                 let pages: Vec<Page> = tokio::task::spawn_blocking(move || {
                     batch
@@ -856,7 +860,7 @@ impl CloudClient {
     async fn list_both_ends(
         &self,
         first: url::Url,
-        space: &SpaceInfo,
+        key: &str,
         content_type: ContentType,
         events: &mpsc::Sender<Event>,
     ) -> Result<(), ConfluenceError> {
@@ -867,22 +871,8 @@ impl CloudClient {
             url
         };
         tokio::try_join!(
-            self.list_end(
-                End::Front,
-                ordered("id"),
-                space,
-                content_type,
-                events,
-                &walk
-            ),
-            self.list_end(
-                End::Back,
-                ordered("-id"),
-                space,
-                content_type,
-                events,
-                &walk
-            ),
+            self.list_end(End::Front, ordered("id"), key, content_type, events, &walk),
+            self.list_end(End::Back, ordered("-id"), key, content_type, events, &walk),
         )?;
         Ok(())
     }
@@ -894,7 +884,7 @@ impl CloudClient {
         &self,
         end: End,
         first: url::Url,
-        space: &SpaceInfo,
+        key: &str,
         content_type: ContentType,
         events: &mpsc::Sender<Event>,
         walk: &Walk,
@@ -924,7 +914,7 @@ impl CloudClient {
                 Err(f) => {
                     return Err(v1::not_found_as(
                         f,
-                        ConfluenceError::SpaceNotFound(space.key.clone()),
+                        ConfluenceError::SpaceNotFound(key.to_string()),
                     ));
                 }
             };

@@ -19,7 +19,7 @@ use super::{
 use crate::confluence::v1::{self, Content, OffsetPaging};
 use crate::confluence::verdict::{self, Known, Verdict};
 use crate::confluence::{
-    ConfluenceError, LabelFilter, ListOptions, Listed, Listing, PageSink, SpaceInfo, apply_filters,
+    ConfluenceError, LabelFilter, ListOptions, Listed, Listing, PageSink, apply_filters,
     needs_annotations, sink_closed,
 };
 use crate::model::{ContentType, Page};
@@ -194,7 +194,7 @@ impl DataCenterClient {
     /// as it may be stored (see the module's documentation).
     pub(super) async fn stream_listing(
         &self,
-        space: &SpaceInfo,
+        key: &str,
         options: &ListOptions,
         sink: PageSink,
     ) -> Result<Listing, ConfluenceError> {
@@ -208,7 +208,7 @@ impl DataCenterClient {
             let types = options
                 .content_types
                 .iter()
-                .map(|ct| self.list_type(space, *ct, annotate, &records));
+                .map(|ct| self.list_type(key, *ct, annotate, &records));
             futures::future::try_join_all(types).await?;
             Ok::<_, ConfluenceError>(())
         };
@@ -224,7 +224,7 @@ impl DataCenterClient {
         };
         let convert = async {
             while let Some(batch) = converting.recv().await {
-                self.hand_over(batch, space, &sink).await?;
+                self.hand_over(batch, key, &sink).await?;
             }
             Ok::<_, ConfluenceError>(())
         };
@@ -235,7 +235,7 @@ impl DataCenterClient {
         let mut still = still.into_iter().peekable();
         while still.peek().is_some() {
             let chunk: Vec<Content> = still.by_ref().take(HAND_OVER_CHUNK).collect();
-            self.hand_over(chunk, space, &sink).await?;
+            self.hand_over(chunk, key, &sink).await?;
         }
         Ok(listing)
     }
@@ -244,7 +244,7 @@ impl DataCenterClient {
     /// on as it is taken.
     async fn list_type(
         &self,
-        space: &SpaceInfo,
+        key: &str,
         ct: ContentType,
         annotate: bool,
         records: &mpsc::Sender<Vec<Record>>,
@@ -254,8 +254,8 @@ impl DataCenterClient {
         } else {
             BODY_LIST_EXPAND_MIN
         };
-        let url = self.space_listing(space, ct, expand)?;
-        let not_found = || ConfluenceError::SpaceNotFound(space.key.clone());
+        let url = self.space_listing(key, ct, expand)?;
+        let not_found = || ConfluenceError::SpaceNotFound(key.to_string());
         // An answer over the client's size cap is asked for again without
         // bodies: those pages are fetched after the listing.
         let lighter = |u: &url::Url| v1::without_expansion(u, BODY);
@@ -281,11 +281,11 @@ impl DataCenterClient {
     async fn hand_over(
         &self,
         batch: Vec<Content>,
-        space: &SpaceInfo,
+        key: &str,
         sink: &PageSink,
     ) -> Result<(), ConfluenceError> {
         let root = self.root.clone();
-        let key = space.key.clone();
+        let key = key.to_string();
         let pages: Vec<Page> = tokio::task::spawn_blocking(move || {
             batch
                 .into_iter()
