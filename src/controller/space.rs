@@ -2,6 +2,7 @@
 //! create / spec change / interval / resync annotation, and content cleanup
 //! through a finalizer.
 
+use super::credentials::SiteError;
 use super::schedule::{self, Decision, Trigger};
 use super::site::{confluence_error, site_error, site_key};
 use super::{Context, Error, credentials, object_key};
@@ -11,7 +12,7 @@ use crate::api::{
     CONNECTED_BY_ANNOTATION, ConfluenceSite, ConfluenceSpace, RESYNC_ANNOTATION, SPACE_FINALIZER,
     duration,
 };
-use crate::confluence::{ListOptions, SpaceInfo, SpaceRef};
+use crate::confluence::{ListOptions, SiteConfig, SpaceInfo, SpaceRef};
 use crate::model::{ContentType, SpaceScope};
 use crate::sync::{self, SyncRequest};
 use crate::telemetry::{SpaceLabels, SyncLabels};
@@ -110,9 +111,10 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
         // The site watch wakes us when it appears; this is a safety net.
         return Ok(Action::requeue(ctx.settings.max_backoff));
     };
-    ensure_owner(&api, &space, &site).await?;
-
+    // The owner reference only matters when the site is deleted: a sync
+    // writes it beside its work (see `run_sync`), every other path first.
     if space.spec.suspend == Some(true) || site.spec.suspend == Some(true) {
+        ensure_owner(&api, &space, &site).await?;
         status.phase = Some(SyncPhase::Suspended);
         status.observed_generation = generation;
         let msg = if space.spec.suspend == Some(true) {
@@ -162,6 +164,7 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
     let trigger = match decision(&space) {
         Decision::Wait(_) if rebuilt.is_some() => Trigger::StoreOutOfDate,
         Decision::Wait(d) if stores_in_step(&ctx, &space, &status).await => {
+            ensure_owner(&api, &space, &site).await?;
             patch_status(&api, &space, &status).await?;
             return Ok(Action::requeue(d));
         }
@@ -169,22 +172,55 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
         Decision::SyncNow(_) => {
             // The cache may lag behind our last status write; confirm with
             // the API server so one annotation change gives exactly one sync.
-            let Some(fresh) = api.get_opt(&space.name_any()).await? else {
+            // The site's credentials are read meanwhile.
+            let name = space.name_any();
+            let (fresh, config) = tokio::join!(
+                api.get_opt(&name),
+                credentials::site_config(&ctx.client, &site)
+            );
+            let Some(fresh) = fresh? else {
                 return Ok(Action::await_change());
             };
             match decision(&fresh) {
-                Decision::Wait(d) => return Ok(Action::requeue(d)),
+                Decision::Wait(d) => {
+                    ensure_owner(&api, &fresh, &site).await?;
+                    return Ok(Action::requeue(d));
+                }
                 // Sync what the API server holds: with the stale copy the
                 // status would name an older request as handled, and its
                 // `Syncing` write could be skipped as "unchanged".
                 Decision::SyncNow(t) => {
                     let status = base_status(&fresh);
-                    return run_sync(&ctx, &api, &fresh, &site, status, t, interval).await;
+                    let sync = Sync {
+                        space: &fresh,
+                        site: &site,
+                        config,
+                        trigger: t,
+                        interval,
+                    };
+                    return run_sync(&ctx, &api, sync, status).await;
                 }
             }
         }
     };
-    run_sync(&ctx, &api, &space, &site, status, trigger, interval).await
+    let sync = Sync {
+        space: &space,
+        site: &site,
+        config: credentials::site_config(&ctx.client, &site).await,
+        trigger,
+        interval,
+    };
+    run_sync(&ctx, &api, sync, status).await
+}
+
+/// A sync about to run: the space and site as last read, the site's
+/// connection settings (or why they could not be read), and why it runs.
+struct Sync<'a> {
+    space: &'a ConfluenceSpace,
+    site: &'a ConfluenceSite,
+    config: Result<SiteConfig, SiteError>,
+    trigger: Trigger,
+    interval: Duration,
 }
 
 /// The status as this reconcile starts from: the object's, with the fields
@@ -263,12 +299,16 @@ fn list_options(space: &ConfluenceSpace) -> ListOptions {
 async fn run_sync(
     ctx: &Context,
     api: &Api<ConfluenceSpace>,
-    space: &ConfluenceSpace,
-    site: &ConfluenceSite,
+    sync: Sync<'_>,
     mut status: ConfluenceSpaceStatus,
-    trigger: Trigger,
-    interval: Duration,
 ) -> Result<Action, Error> {
+    let Sync {
+        space,
+        site,
+        config,
+        trigger,
+        interval,
+    } = sync;
     let key = object_key("space", space);
     let generation = space.metadata.generation;
     let scope = scope_of(space);
@@ -280,9 +320,7 @@ async fn run_sync(
 
     let started = Instant::now();
     let outcome: Result<sync::SyncReport, (&'static str, String, bool)> = async {
-        let mut config = credentials::site_config(&ctx.client, site)
-            .await
-            .map_err(|e| site_error(&e))?;
+        let mut config = config.map_err(|e| site_error(&e))?;
         config.request_timeout = ctx.settings.request_timeout;
         let source = ctx
             .sources
@@ -323,6 +361,7 @@ async fn run_sync(
         // It waits for the lookup, so it names the space's link and never
         // announces a space the sync will refuse.
         let announce = async {
+            ensure_owner(api, space, site).await?;
             let Ok(info) = space_ref.info().await else {
                 return Ok(());
             };
