@@ -12,7 +12,7 @@ use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::sync::{SyncError, sync_space};
 use confluence_sim::FaultConfig;
-use sim_site::{one_space as sim, quick_client as client, sync_request as request};
+use sim_site::{both_flavors, one_space as sim, quick_client as client, sync_request as request};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,22 +87,7 @@ async fn an_unknown_space_fails_as_not_found(flavor: Flavor) {
     assert_eq!(store.count(&req.scope).await.expect("count"), 0);
 }
 
-#[tokio::test]
-async fn cloud_refuses_a_personal_space_with_nothing_stored() {
-    a_personal_space_is_refused_with_nothing_stored(Flavor::Cloud).await;
-}
-
-#[tokio::test]
-async fn data_center_refuses_a_personal_space_with_nothing_stored() {
-    a_personal_space_is_refused_with_nothing_stored(Flavor::DataCenter).await;
-}
-
-#[tokio::test]
-async fn cloud_fails_an_unknown_space_as_not_found() {
-    an_unknown_space_fails_as_not_found(Flavor::Cloud).await;
-}
-
-#[tokio::test]
-async fn data_center_fails_an_unknown_space_as_not_found() {
-    an_unknown_space_fails_as_not_found(Flavor::DataCenter).await;
-}
+both_flavors!(
+    a_personal_space_is_refused_with_nothing_stored,
+    an_unknown_space_fails_as_not_found,
+);

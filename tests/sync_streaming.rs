@@ -14,7 +14,7 @@ use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::sync::sync_space;
 use confluence_sim::{FaultConfig, Simulator};
-use sim_site::{one_space as sim, quick_client as client, sync_request as request};
+use sim_site::{both_flavors, one_space as sim, quick_client as client, sync_request as request};
 use std::sync::Arc;
 
 /// Below the home page, a chain listed backwards (ids grow with creation,
@@ -238,27 +238,6 @@ async fn label_filters_and_included_restrictions_apply_to_streamed_pages(flavor:
         .collect();
     assert_eq!(ids, [tree.home.to_string()]);
     assert_eq!(report.left_out.restricted_ancestor, 2);
-}
-
-macro_rules! both_flavors {
-    ($($scenario:ident),* $(,)?) => {
-        mod cloud {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Flavor::Cloud).await;
-                }
-            )*
-        }
-        mod data_center {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Flavor::DataCenter).await;
-                }
-            )*
-        }
-    };
 }
 
 both_flavors!(

@@ -106,3 +106,30 @@ pub async fn sync_under_way(
     }
     sync
 }
+
+/// One test per flavor of each scenario `async fn scenario(flavor: Flavor)`
+/// of the calling file (which imports `Flavor`): `cloud::scenario` and
+/// `data_center::scenario`.
+#[allow(unused_macros)]
+macro_rules! both_flavors {
+    ($($scenario:ident),* $(,)?) => {
+        mod cloud {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Flavor::Cloud).await;
+                }
+            )*
+        }
+        mod data_center {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Flavor::DataCenter).await;
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use both_flavors;
