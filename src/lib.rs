@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod confluence;
 pub mod controller;
+pub mod kubeclient;
 pub mod leader;
 pub mod model;
 pub mod reflect;

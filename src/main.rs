@@ -220,9 +220,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     })
     .await?;
 
-    let client = kube::Client::try_default()
+    let client = confluence_operator::kubeclient::connect()
         .await
-        .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
+        .context("connecting to Kubernetes")?;
     let (auth, gateway_auth) = authenticators(&args, &client).await?;
     let (spaces, watch_spaces) = SpaceIndex::watch(client.clone(), args.namespace.as_deref());
     tokio::spawn(watch_spaces);

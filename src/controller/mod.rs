@@ -7,6 +7,7 @@ pub mod schedule;
 pub mod site;
 pub mod sources;
 pub mod space;
+pub mod written;
 
 use crate::api::{ConfluenceSite, ConfluenceSpace};
 use crate::reflect::WatchBackoff;
@@ -106,6 +107,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, (u32, Timestamp)>>,
     /// Spaces already told about `settings.store_rebuilt`.
     told_rebuilt: Mutex<std::collections::HashSet<String>>,
+    /// This process's latest write to each space.
+    pub written: written::Written,
 }
 
 impl Context {
@@ -130,6 +133,7 @@ impl Context {
             recorder,
             failures: Mutex::new(HashMap::new()),
             told_rebuilt: Mutex::new(std::collections::HashSet::new()),
+            written: written::Written::default(),
         })
     }
 
@@ -211,26 +215,28 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// Writes `status` with a merge patch, skipping the call when the object
 /// already carries exactly this status (our own writes trigger reconciles).
+/// Returns the object as written, if it was.
 pub async fn patch_status<K, S>(
     api: &Api<K>,
     name: &str,
     current: Option<&S>,
     status: &S,
-) -> Result<(), Error>
+) -> Result<Option<K>, Error>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: serde::Serialize + PartialEq,
 {
     if current == Some(status) {
-        return Ok(());
+        return Ok(None);
     }
-    api.patch_status(
-        name,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(serde_json::json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
+    let written = api
+        .patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({ "status": status })),
+        )
+        .await?;
+    Ok(Some(written))
 }
 
 /// Key for per-object bookkeeping.

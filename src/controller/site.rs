@@ -194,7 +194,8 @@ async fn patch_status(
 ) -> Result<(), Error> {
     let api: Api<ConfluenceSite> =
         Api::namespaced(ctx.client.clone(), &site.namespace().unwrap_or_default());
-    super::patch_status(&api, &site.name_any(), site.status.as_ref(), status).await
+    super::patch_status(&api, &site.name_any(), site.status.as_ref(), status).await?;
+    Ok(())
 }
 
 pub fn error_policy(site: Arc<ConfluenceSite>, err: &Error, ctx: Arc<Context>) -> Action {

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 pub async fn reconcile(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<ConfluenceSpace> =
         Api::namespaced(ctx.client.clone(), &space.namespace().unwrap_or_default());
+    let space = with_finalizer(&ctx, &api, space).await?;
     finalizer(&api, SPACE_FINALIZER, space, |event| async {
         match event {
             FinalizerEvent::Apply(space) => apply(space, ctx.clone()).await,
@@ -43,6 +44,45 @@ pub async fn reconcile(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result
     })
 }
 
+/// Adds our finalizer to a live space that lacks it and goes on with the
+/// object as written. (`finalizer` would add it and end the reconcile,
+/// leaving the sync to the next one, one watch round trip later.) The patch
+/// tests the list it extends, so a concurrent change fails it rather than
+/// being overwritten.
+async fn with_finalizer(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    space: Arc<ConfluenceSpace>,
+) -> Result<Arc<ConfluenceSpace>, Error> {
+    let finalizers = space.finalizers();
+    if space.metadata.deletion_timestamp.is_some()
+        || finalizers.iter().any(|f| f == SPACE_FINALIZER)
+    {
+        return Ok(space);
+    }
+    let patch: json_patch::Patch = serde_json::from_value(if finalizers.is_empty() {
+        json!([
+            { "op": "test", "path": "/metadata/finalizers", "value": null },
+            { "op": "add", "path": "/metadata/finalizers", "value": [SPACE_FINALIZER] },
+        ])
+    } else {
+        json!([
+            { "op": "test", "path": "/metadata/finalizers", "value": finalizers },
+            { "op": "add", "path": "/metadata/finalizers/-", "value": SPACE_FINALIZER },
+        ])
+    })
+    .map_err(|e| Error::Finalizer(format!("building the finalizer patch: {e}")))?;
+    let written = api
+        .patch(
+            &space.name_any(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(patch),
+        )
+        .await?;
+    ctx.written.record(&object_key("space", &written), &written);
+    Ok(Arc::new(written))
+}
+
 pub fn scope_of(space: &ConfluenceSpace) -> SpaceScope {
     SpaceScope::new(space.namespace().unwrap_or_default(), space.name_any())
 }
@@ -52,6 +92,7 @@ pub fn scope_of(space: &ConfluenceSpace) -> SpaceScope {
 async fn cleanup(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let scope = scope_of(&space);
     sync::purge_space(&ctx.stores, &scope).await?;
+    ctx.written.forget(&object_key("space", space.as_ref()));
     ctx.metrics.items.remove(&SpaceLabels {
         namespace: scope.namespace.clone(),
         space: scope.name.clone(),
@@ -107,14 +148,14 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
             &msg,
             generation,
         );
-        patch_status(&api, &space, &status).await?;
+        patch_status(&ctx, &api, &space, &status).await?;
         // The site watch wakes us when it appears; this is a safety net.
         return Ok(Action::requeue(ctx.settings.max_backoff));
     };
     // The owner reference only matters when the site is deleted: a sync
     // writes it beside its work (see `run_sync`), every other path first.
     if space.spec.suspend == Some(true) || site.spec.suspend == Some(true) {
-        ensure_owner(&api, &space, &site).await?;
+        ensure_owner(&ctx, &api, &space, &site).await?;
         status.phase = Some(SyncPhase::Suspended);
         status.observed_generation = generation;
         let msg = if space.spec.suspend == Some(true) {
@@ -130,7 +171,7 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
             msg,
             generation,
         );
-        patch_status(&api, &space, &status).await?;
+        patch_status(&ctx, &api, &space, &status).await?;
         return Ok(Action::await_change());
     }
 
@@ -164,18 +205,17 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
     let trigger = match decision(&space) {
         Decision::Wait(_) if rebuilt.is_some() => Trigger::StoreOutOfDate,
         Decision::Wait(d) if stores_in_step(&ctx, &space, &status).await => {
-            ensure_owner(&api, &space, &site).await?;
-            patch_status(&api, &space, &status).await?;
+            ensure_owner(&ctx, &api, &space, &site).await?;
+            patch_status(&ctx, &api, &space, &status).await?;
             return Ok(Action::requeue(d));
         }
         Decision::Wait(_) => Trigger::StoreOutOfDate,
         Decision::SyncNow(_) => {
-            // The cache may lag behind our last status write; confirm with
-            // the API server so one annotation change gives exactly one sync.
+            // The cache may lag behind our last status write; confirm
+            // against it so one annotation change gives exactly one sync.
             // The site's credentials are read meanwhile.
-            let name = space.name_any();
             let (fresh, config) = tokio::join!(
-                api.get_opt(&name),
+                ctx.written.fresh(&api, &key, &space),
                 credentials::site_config(&ctx.client, &site)
             );
             let Some(fresh) = fresh? else {
@@ -183,7 +223,7 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
             };
             match decision(&fresh) {
                 Decision::Wait(d) => {
-                    ensure_owner(&api, &fresh, &site).await?;
+                    ensure_owner(&ctx, &api, &fresh, &site).await?;
                     return Ok(Action::requeue(d));
                 }
                 // Sync what the API server holds: with the stale copy the
@@ -361,7 +401,7 @@ async fn run_sync(
         // It waits for the lookup, so it names the space's link and never
         // announces a space the sync will refuse.
         let announce = async {
-            ensure_owner(api, space, site).await?;
+            ensure_owner(ctx, api, space, site).await?;
             let Ok(info) = space_ref.info().await else {
                 return Ok(());
             };
@@ -370,7 +410,7 @@ async fn run_sync(
             }
             let mut syncing = status.clone();
             describe_space(&mut syncing, &info);
-            patch_status(api, space, &syncing).await?;
+            patch_status(ctx, api, space, &syncing).await?;
             ctx.event(space, EventType::Normal, "SyncStarted", "Sync", msg).await;
             Ok::<_, Error>(())
         };
@@ -446,7 +486,7 @@ async fn run_sync(
                 message: msg.clone(),
             });
             conditions::mark_ready(&mut status.conditions, reason::SYNCED, &msg, generation);
-            patch_status(api, space, &status).await?;
+            patch_status(ctx, api, space, &status).await?;
             tracing::info!(space = %scope, items = report.items, fetched = report.fetched, deleted = report.deleted, "sync finished");
             ctx.event(space, EventType::Normal, reason::SYNCED, "Sync", msg)
                 .await;
@@ -478,7 +518,7 @@ async fn run_sync(
             } else {
                 conditions::mark_retrying(&mut status.conditions, why, &message, generation);
             }
-            patch_status(api, space, &status).await?;
+            patch_status(ctx, api, space, &status).await?;
             tracing::warn!(space = %scope, reason = why, error = %message, retry_in = ?delay, "sync failed");
             ctx.event(
                 space,
@@ -534,7 +574,7 @@ async fn stall(
     status.phase = Some(SyncPhase::Failed);
     status.observed_generation = generation;
     conditions::mark_stalled(&mut status.conditions, why, &message, generation);
-    patch_status(&api, space, &status).await?;
+    patch_status(ctx, &api, space, &status).await?;
     if first {
         ctx.event(space, EventType::Warning, why, "Sync", message)
             .await;
@@ -545,6 +585,7 @@ async fn stall(
 /// Makes the site an owner of the space, so deleting the site
 /// garbage-collects its spaces (whose finalizers then purge the stores).
 async fn ensure_owner(
+    ctx: &Context,
     api: &Api<ConfluenceSpace>,
     space: &ConfluenceSpace,
     site: &ConfluenceSite,
@@ -566,21 +607,29 @@ async fn ensure_owner(
         controller: Some(false),
         block_owner_deletion: Some(true),
     });
-    api.patch(
-        &space.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "metadata": { "ownerReferences": owners } })),
-    )
-    .await?;
+    let written = api
+        .patch(
+            &space.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "ownerReferences": owners } })),
+        )
+        .await?;
+    ctx.written.record(&object_key("space", space), &written);
     Ok(())
 }
 
 async fn patch_status(
+    ctx: &Context,
     api: &Api<ConfluenceSpace>,
     space: &ConfluenceSpace,
     status: &ConfluenceSpaceStatus,
 ) -> Result<(), Error> {
-    super::patch_status(api, &space.name_any(), space.status.as_ref(), status).await
+    let written =
+        super::patch_status(api, &space.name_any(), space.status.as_ref(), status).await?;
+    if let Some(written) = written {
+        ctx.written.record(&object_key("space", space), &written);
+    }
+    Ok(())
 }
 
 pub fn error_policy(space: Arc<ConfluenceSpace>, err: &Error, ctx: Arc<Context>) -> Action {

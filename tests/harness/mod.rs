@@ -343,5 +343,5 @@ async fn impersonating_with_groups(user: &str, groups: &[String]) -> Client {
     if !groups.is_empty() {
         config.auth_info.impersonate_groups = Some(groups.to_vec());
     }
-    Client::try_from(config).unwrap()
+    confluence_operator::kubeclient::client(config).unwrap()
 }

@@ -185,7 +185,7 @@ pub async fn client() -> Client {
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .unwrap_or_else(|e| panic!("bad kubeconfig {}: {e}", cp.kubeconfig.to_string_lossy()));
-    Client::try_from(config).expect("kube client")
+    confluence_operator::kubeclient::client(config).expect("kube client")
 }
 
 /// Path or list of paths to pass as `KUBECONFIG` to tools run by tests.
