@@ -351,3 +351,57 @@ async fn applying_the_generated_crds_prints_no_warning() {
         "applying crds/ printed warnings:\n{stderr}"
     );
 }
+
+/// What the space reconciler relies on to skip a quorum read before a sync
+/// (`controller::written`): a GET at the resourceVersion of our own write is
+/// answered with that write or newer, even when the copy in hand is older,
+/// and an object deleted since reads as gone.
+#[tokio::test]
+async fn a_read_at_our_own_write_sees_it_even_from_a_stale_copy() {
+    use confluence_operator::controller::written::Written;
+    let client = support::client().await;
+    let ns = support::test_namespace(&client, "written").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let stale = cms
+        .create(&PostParams::default(), &config_map("cm", None))
+        .await
+        .expect("create");
+    let written = Written::default();
+    // Nothing of ours recorded: the copy in hand is taken as it is.
+    let same = written.fresh(&cms, "cm", &stale).await.expect("read");
+    assert_eq!(same.and_then(|c| c.data), stale.data);
+
+    let ours = cms
+        .patch(
+            "cm",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"k": "ours"}})),
+        )
+        .await
+        .expect("patch");
+    written.record("cm", &ours);
+    let fresh = written
+        .fresh(&cms, "cm", &stale)
+        .await
+        .expect("read")
+        .expect("still there");
+    assert_eq!(
+        fresh.data.and_then(|d| d.get("k").cloned()).as_deref(),
+        Some("ours"),
+        "a stale copy must be replaced by one that shows our write"
+    );
+
+    cms.delete("cm", &DeleteParams::default())
+        .await
+        .expect("delete");
+    support::wait_for("the ConfigMap to be gone", TIMEOUT, || gone(&cms, "cm")).await;
+    assert!(
+        written
+            .fresh(&cms, "cm", &stale)
+            .await
+            .expect("read")
+            .is_none(),
+        "a deleted object reads as gone"
+    );
+    support::delete_namespace(&client, &ns).await;
+}
