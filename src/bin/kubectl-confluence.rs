@@ -61,9 +61,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let client = Client::try_default()
+    let client = confluence_operator::kubeclient::connect()
         .await
-        .context("connecting to Kubernetes (KUBECONFIG or in-cluster)")?;
+        .context("connecting to Kubernetes")?;
     let namespace = cli
         .namespace
         .clone()
