@@ -368,3 +368,69 @@ async fn a_data_center_listing_with_bodies_holds_a_bounded_amount_and_the_rest_i
         "the pages whose bodies were dropped are fetched by id"
     );
 }
+
+/// Issue #12's Cloud budget, 2·⌈N/250⌉ + 10 requests, at 10,000 pages: met
+/// where Cloud's restriction/label search grants the 250 records the
+/// client asks for. Where it grants fewer (L′), that search alone costs
+/// ⌈N/L′⌉: the full sync then stays within ⌈N/250⌉ + ⌈N/L′⌉ plus the space
+/// lookup and where the two ends of each pass meet (three at most with
+/// one content type). See docs/confluence-contract.md, "Request budget".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_full_sync_of_ten_thousand_pages_costs_what_the_search_page_size_allows() {
+    const N: usize = 10_000;
+    for granted in [250, 200] {
+        let sim = Simulator::start(SimConfig {
+            spaces: 1,
+            pages: N,
+            blogposts: 0,
+            max_limit_v1: granted,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("simulator starts");
+        let n = sim.pages("ENG").len();
+        let client = connect_with(
+            sim_site::site_config(&sim, Flavor::Cloud),
+            ClientOptions::default(),
+        )
+        .expect("client");
+        let store = Arc::new(MemoryStore::new());
+        let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
+        let req = SyncRequest {
+            scope: SpaceScope::new("default", "eng"),
+            site_url: "http://sim".into(),
+            space: confluence_operator::confluence::SpaceRef::lookup(client.as_ref(), "ENG"),
+            audience: Audience::Everyone,
+            options: ListOptions::default(),
+            batch_size: DEFAULT_BATCH_SIZE,
+        };
+        sim.reset_stats();
+        let report = sync_space(client.as_ref(), &stores, &req)
+            .await
+            .expect("full sync");
+        let cost = sim.stats();
+        assert_eq!(report.items as usize, n, "L′={granted}: every page synced");
+        let floor = ceil_div(n, 250) + ceil_div(n, granted);
+        assert!(
+            cost.total <= floor + 4,
+            "L′={granted}: {n} pages took {} requests, at most {} expected: {:?}",
+            cost.total,
+            floor + 4,
+            cost.by_endpoint
+        );
+        if granted == 250 {
+            assert!(
+                cost.total <= full_sync_budget(Flavor::Cloud, n),
+                "{n} pages took {} requests, issue #12's budget is {}",
+                cost.total,
+                full_sync_budget(Flavor::Cloud, n)
+            );
+        }
+        println!(
+            "Cloud, search page {granted}: {n} pages, full sync {} requests (issue budget {}): {:?}",
+            cost.total,
+            full_sync_budget(Flavor::Cloud, n),
+            cost.by_endpoint
+        );
+    }
+}

@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 pub async fn reconcile(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<ConfluenceSpace> =
         Api::namespaced(ctx.client.clone(), &space.namespace().unwrap_or_default());
-    let space = with_finalizer(&ctx, &api, space).await?;
+    let (space, prefetched) = with_finalizer(&ctx, &api, space).await?;
     finalizer(&api, SPACE_FINALIZER, space, |event| async {
         match event {
-            FinalizerEvent::Apply(space) => apply(space, ctx.clone()).await,
+            FinalizerEvent::Apply(space) => apply(space, ctx.clone(), prefetched).await,
             FinalizerEvent::Cleanup(space) => cleanup(space, ctx.clone()).await,
         }
     })
@@ -44,6 +44,24 @@ pub async fn reconcile(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result
     })
 }
 
+/// The site and its connection settings, read beside the finalizer write of
+/// a new space: its first sync needs both, and neither depends on the write.
+struct Prefetched {
+    site: Option<ConfluenceSite>,
+    config: Option<Result<SiteConfig, SiteError>>,
+}
+
+async fn prefetch(ctx: &Context, space: &ConfluenceSpace) -> Result<Prefetched, Error> {
+    let sites: Api<ConfluenceSite> =
+        Api::namespaced(ctx.client.clone(), &space.namespace().unwrap_or_default());
+    let site = sites.get_opt(&space.spec.site_ref.name).await?;
+    let config = match &site {
+        Some(site) => Some(credentials::site_config(&ctx.client, site).await),
+        None => None,
+    };
+    Ok(Prefetched { site, config })
+}
+
 /// Adds our finalizer to a live space that lacks it and goes on with the
 /// object as written. (`finalizer` would add it and end the reconcile,
 /// leaving the sync to the next one, one watch round trip later.) The patch
@@ -53,13 +71,24 @@ async fn with_finalizer(
     ctx: &Context,
     api: &Api<ConfluenceSpace>,
     space: Arc<ConfluenceSpace>,
+) -> Result<(Arc<ConfluenceSpace>, Option<Prefetched>), Error> {
+    if space.metadata.deletion_timestamp.is_some()
+        || space.finalizers().iter().any(|f| f == SPACE_FINALIZER)
+    {
+        return Ok((space, None));
+    }
+    let (written, prefetched) =
+        tokio::join!(add_finalizer(ctx, api, &space), prefetch(ctx, &space));
+    // A failed read is only a missed shortcut: `apply` reads again.
+    Ok((written?, prefetched.ok()))
+}
+
+async fn add_finalizer(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
 ) -> Result<Arc<ConfluenceSpace>, Error> {
     let finalizers = space.finalizers();
-    if space.metadata.deletion_timestamp.is_some()
-        || finalizers.iter().any(|f| f == SPACE_FINALIZER)
-    {
-        return Ok(space);
-    }
     let patch: json_patch::Patch = serde_json::from_value(if finalizers.is_empty() {
         json!([
             { "op": "test", "path": "/metadata/finalizers", "value": null },
@@ -113,7 +142,11 @@ async fn cleanup(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Actio
     Ok(Action::await_change())
 }
 
-async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn apply(
+    space: Arc<ConfluenceSpace>,
+    ctx: Arc<Context>,
+    prefetched: Option<Prefetched>,
+) -> Result<Action, Error> {
     let namespace = space.namespace().unwrap_or_default();
     let api: Api<ConfluenceSpace> = Api::namespaced(ctx.client.clone(), &namespace);
     let key = object_key("space", space.as_ref());
@@ -138,7 +171,11 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
 
     let sites: Api<ConfluenceSite> = Api::namespaced(ctx.client.clone(), &namespace);
     let site_name = &space.spec.site_ref.name;
-    let Some(site) = sites.get_opt(site_name).await? else {
+    let (site, mut config) = match prefetched {
+        Some(p) => (p.site, p.config),
+        None => (sites.get_opt(site_name).await?, None),
+    };
+    let Some(site) = site else {
         let msg = format!("ConfluenceSite {site_name:?} not found in namespace {namespace:?}");
         status.phase = Some(SyncPhase::Pending);
         status.observed_generation = generation;
@@ -214,10 +251,12 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
             // The cache may lag behind our last status write; confirm
             // against it so one annotation change gives exactly one sync.
             // The site's credentials are read meanwhile.
-            let (fresh, config) = tokio::join!(
-                ctx.written.fresh(&api, &key, &space),
-                credentials::site_config(&ctx.client, &site)
-            );
+            let (fresh, config) = tokio::join!(ctx.written.fresh(&api, &key, &space), async {
+                match config.take() {
+                    Some(c) => c,
+                    None => credentials::site_config(&ctx.client, &site).await,
+                }
+            });
             let Some(fresh) = fresh? else {
                 return Ok(Action::await_change());
             };
@@ -246,7 +285,10 @@ async fn apply(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Action,
     let sync = Sync {
         space: &space,
         site: &site,
-        config: credentials::site_config(&ctx.client, &site).await,
+        config: match config {
+            Some(c) => c,
+            None => credentials::site_config(&ctx.client, &site).await,
+        },
         trigger,
         interval,
     };
