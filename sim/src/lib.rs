@@ -43,6 +43,7 @@
 //! # Ok(()) }
 //! ```
 
+mod alarm;
 pub mod data;
 mod journal;
 mod other_host;

@@ -168,10 +168,10 @@ fn retry_after_value(secs: u64, as_date: bool) -> HeaderValue {
 /// remote server's work is part of its response time. (Added after the
 /// answer instead, rendering on the client's cores would count twice.)
 async fn faults_and_auth(st: AxState<St>, req: Request, next: Next) -> Response {
-    let arrived = tokio::time::Instant::now();
+    let arrived = std::time::Instant::now();
     let latency = Duration::from_millis(lock(&st.faults).0.latency_ms);
     let resp = answer(st, req, next).await;
-    tokio::time::sleep_until(arrived + latency).await;
+    crate::alarm::sleep_until(arrived + latency).await;
     resp
 }
 
