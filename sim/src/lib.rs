@@ -328,7 +328,16 @@ impl Simulator {
         });
         let app = server::router(state.clone());
         let task = match &config.tls {
-            None => spawn_server(listener, app, stopped),
+            // Answers leave at once, as from a web server or proxy in front
+            // of Confluence (nginx and most others set TCP_NODELAY): the
+            // last segment of an answer never waits for the client's ACK.
+            None => spawn_server(
+                axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                app,
+                stopped,
+            ),
             Some(identity) => {
                 let tls = tls::TlsListener::new(listener, tls::acceptor(identity)?)?;
                 spawn_server(tls, app, stopped)
