@@ -3,7 +3,7 @@
 //! ids and versions only and writes nothing.
 
 mod sim_site;
-use confluence_operator::confluence::{ClientOptions, Flavor, ListOptions, connect_with};
+use confluence_operator::confluence::{ClientOptions, Flavor, ListOptions, SpaceRef, connect_with};
 use confluence_operator::model::{Audience, SpaceScope};
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
@@ -397,12 +397,8 @@ async fn a_cloud_full_sync_of_ten_thousand_pages_costs_what_the_search_page_size
         let store = Arc::new(MemoryStore::new());
         let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
         let req = SyncRequest {
-            scope: SpaceScope::new("default", "eng"),
-            site_url: "http://sim".into(),
-            space: confluence_operator::confluence::SpaceRef::lookup(client.as_ref(), "ENG"),
-            audience: Audience::Everyone,
-            options: ListOptions::default(),
             batch_size: DEFAULT_BATCH_SIZE,
+            ..sim_site::sync_request(SpaceRef::lookup(client.as_ref(), "ENG"))
         };
         sim.reset_stats();
         let report = sync_space(client.as_ref(), &stores, &req)
