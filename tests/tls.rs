@@ -9,12 +9,13 @@ mod support;
 
 use confluence_operator::api::conditions;
 use confluence_operator::confluence::{
-    CaBundle, ConfluenceError, Flavor, ListOptions, connect, is_cloud_gateway,
+    CaBundle, ConfluenceError, Flavor, ListOptions, SpaceRef, connect, is_cloud_gateway,
 };
 use confluence_operator::controller::ClientFactory;
 use confluence_operator::model::SpaceScope;
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
+use confluence_operator::sync::sync_space;
 use confluence_sim::{SimConfig, Simulator};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
@@ -300,4 +301,36 @@ async fn gateway_site_syncs_through_the_gateway_and_links_to_the_site() {
     let stats = sim.stats();
     assert!(stats.total > 0);
     assert_eq!(stats.matching("/ex/confluence/"), stats.total, "{stats:?}");
+}
+
+/// Over HTTPS the client speaks HTTP/2 where the site offers it: a sync's
+/// side-by-side requests (both ends of each pass, the lookup, bodies) share
+/// the connection the connection check opened, instead of each opening
+/// its own (over a real network a TCP and TLS handshake, two round trips,
+/// at the start of every chain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_over_https_shares_one_http2_connection() {
+    let ca = pki::TestCa::new("Acme Private Root CA");
+    for flavor in FLAVORS {
+        // Past one answer per pass, so every chain walks from both ends.
+        let sim = https_sim(&ca, 600).await;
+        let mut config = sim_site::site_config(&sim, flavor);
+        config.ca_bundle = Some(CaBundle::from_pem(ca.pem().as_bytes()).expect("bundle"));
+        let client = connect(config).expect("client");
+        client.whoami().await.expect("connection check");
+        let store = Arc::new(MemoryStore::new());
+        let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
+        let req = sim_site::sync_request(SpaceRef::lookup(client.as_ref(), "ENG"));
+        let report = sync_space(client.as_ref(), &stores, &req)
+            .await
+            .expect("sync");
+        let stats = sim.stats();
+        assert!(report.items >= 500, "{flavor:?}: {} items", report.items);
+        assert!(stats.total > 5, "{flavor:?}: {} requests", stats.total);
+        assert_eq!(
+            stats.connections, 1,
+            "{flavor:?}: {} requests over {} connections",
+            stats.total, stats.connections
+        );
+    }
 }

@@ -215,6 +215,8 @@ pub struct Stats {
     pub truncated: u64,
     /// Requests given a [`Hostile`] answer.
     pub hostile: u64,
+    /// Connections accepted (TLS: sessions established).
+    pub connections: u64,
 }
 
 impl Stats {
@@ -331,16 +333,27 @@ impl Simulator {
             // Answers leave at once, as from a web server or proxy in front
             // of Confluence (nginx and most others set TCP_NODELAY): the
             // last segment of an answer never waits for the client's ACK.
-            None => spawn_server(
-                axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                }),
-                app,
-                stopped,
-            ),
+            None => {
+                let counted = state.clone();
+                spawn_server(
+                    axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+                        let _ = tcp.set_nodelay(true);
+                        lock(&counted.stats).connections += 1;
+                    }),
+                    app,
+                    stopped,
+                )
+            }
             Some(identity) => {
                 let tls = tls::TlsListener::new(listener, tls::acceptor(identity)?)?;
-                spawn_server(tls, app, stopped)
+                let counted = state.clone();
+                spawn_server(
+                    axum::serve::ListenerExt::tap_io(tls, move |_| {
+                        lock(&counted.stats).connections += 1;
+                    }),
+                    app,
+                    stopped,
+                )
             }
         };
         tracing::info!(%addr, scheme, "Confluence simulator listening");

@@ -52,7 +52,9 @@ pub(crate) fn acceptor(identity: &TlsIdentity) -> Result<TlsAcceptor, SimError> 
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| SimError::Invalid(format!("TLS identity: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Both, as HTTPS front ends commonly offer: a client that speaks
+    // HTTP/2 sends every request over one connection.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
