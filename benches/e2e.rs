@@ -14,8 +14,13 @@
 //! `BENCH_PARTS` (`flavors,many`: which parts run), `BENCH_FLAVORS`
 //! (`cloud,datacenter`: which flavors the `flavors` part runs), `BENCH_STORES` (the
 //! operator's `--stores`, `embedded`). The operator binary is the one cargo builds for
-//! this benchmark (release settings), or `BENCH_OPERATOR`.
+//! this benchmark (release settings), or `BENCH_OPERATOR`. The simulator
+//! speaks HTTPS, as every Cloud site does, behind a CA made for the run
+//! (trusted by the operator through its site's `caBundleRef`, by the Python
+//! peers through `REQUESTS_CA_BUNDLE`); `BENCH_TLS=0` runs plain HTTP.
 
+#[path = "../tests/pki/mod.rs"]
+mod pki;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -23,14 +28,14 @@ use confluence_operator::api::crds;
 use confluence_operator::api::space::SyncPhase;
 use confluence_operator::api::{ConfluenceSite, ConfluenceSpace};
 use confluence_operator::confluence::{
-    ConfluenceApi, Credentials, Flavor, ListOptions, SiteConfig, SpaceRef, connect,
+    CaBundle, ConfluenceApi, Credentials, Flavor, ListOptions, SiteConfig, SpaceRef, connect,
 };
 use confluence_operator::model::{Audience, SpaceScope};
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::sync::{DEFAULT_BATCH_SIZE, SyncRequest, sync_space};
 use confluence_sim::{FaultConfig, SimConfig, Simulator};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -161,7 +166,10 @@ async fn engine_child() -> Result<(), BoxError> {
         max_concurrency: env_num("BENCH_CONCURRENCY", 8) as usize,
         request_timeout: Duration::from_secs(30),
         max_retries: 5,
-        ca_bundle: None,
+        ca_bundle: match std::env::var("BENCH_CA") {
+            Ok(path) => Some(CaBundle::from_pem(&std::fs::read(path)?)?),
+            Err(_) => None,
+        },
     })?;
     let store = Arc::new(MemoryStore::new());
     let stores: Vec<Arc<dyn Store>> = vec![store];
@@ -198,6 +206,7 @@ fn engine_run(sim: &Simulator, flavor: Flavor) -> Result<(EngineRun, u64), BoxEr
         .env("BENCH_URL", site_url(sim, flavor))
         .env("BENCH_USER", sim.user())
         .env("BENCH_TOKEN", sim.token())
+        .envs(trust().map(|t| ("BENCH_CA", t.path.clone())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
@@ -256,6 +265,7 @@ fn peer_run(
         .env("HTTPS_PROXY", "http://127.0.0.1:9")
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("PYTHONWARNINGS", "ignore")
+        .envs(trust().map(|t| ("REQUESTS_CA_BUNDLE", t.path.clone())))
         .stderr(Stdio::inherit())
         .output()?;
     if !out.status.success() {
@@ -369,7 +379,32 @@ async fn fresh_namespace(client: &Client, name: &str) -> Result<(), BoxError> {
         &serde_json::from_value(json!({"metadata": {"name": name}}))?,
     )
     .await?;
+    // The trust bundle is there before a site names it, as a cluster's
+    // CA bundles are (trust-manager, cert-manager): not part of the apply.
+    if let Some(trust) = trust() {
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), name);
+        maps.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "sim-ca"}, "data": {"ca.crt": trust.pem}
+            }))?,
+        )
+        .await?;
+    }
     Ok(())
+}
+
+/// The CA the simulator's HTTPS certificate is signed by, when it speaks
+/// HTTPS (`BENCH_TLS`, on unless `0`): its PEM, and a file holding it.
+struct Trust {
+    pem: String,
+    path: PathBuf,
+}
+
+static TRUST: std::sync::OnceLock<Option<Trust>> = std::sync::OnceLock::new();
+
+fn trust() -> Option<&'static Trust> {
+    TRUST.get().and_then(Option::as_ref)
 }
 
 async fn apply_site(
@@ -397,19 +432,23 @@ async fn apply_site(
         Flavor::Cloud => "Cloud",
         Flavor::DataCenter => "DataCenter",
     };
+    let mut spec = json!({
+        "url": site_url(sim, flavor),
+        "flavor": kind,
+        "credentialsSecretRef": {"name": "creds"},
+        "insecureAllowHttp": trust().is_none(),
+        "maxConcurrency": concurrency,
+    });
+    if trust().is_some() {
+        spec["caBundleRef"] = json!({"kind": "ConfigMap", "name": "sim-ca"});
+    }
     sites
         .create(
             &PostParams::default(),
             &serde_json::from_value(json!({
                 "apiVersion": "confluence-operator.io/v1alpha1", "kind": "ConfluenceSite",
                 "metadata": {"name": "sim"},
-                "spec": {
-                    "url": site_url(sim, flavor),
-                    "flavor": kind,
-                    "credentialsSecretRef": {"name": "creds"},
-                    "insecureAllowHttp": true,
-                    "maxConcurrency": concurrency,
-                }
+                "spec": spec,
             }))?,
         )
         .await?;
@@ -698,10 +737,25 @@ async fn main() -> Result<(), BoxError> {
 
     // One simulator: the big space first, then `many` small ones.
     let setup = Instant::now();
+    let identity = if std::env::var("BENCH_TLS").as_deref() == Ok("0") {
+        let _ = TRUST.set(None);
+        None
+    } else {
+        let ca = pki::TestCa::new("confluence-operator bench CA");
+        let path = support::repo_root().join("target/bench/ca.pem");
+        std::fs::create_dir_all(path.parent().ok_or("no target/bench")?)?;
+        std::fs::write(&path, ca.pem())?;
+        let _ = TRUST.set(Some(Trust {
+            pem: ca.pem(),
+            path,
+        }));
+        Some(ca.server_identity())
+    };
     let sim = Simulator::start(SimConfig {
         spaces: many + 1,
         pages: space_pages,
         blogposts: 0,
+        tls: identity,
         ..SimConfig::default()
     })
     .await?;
