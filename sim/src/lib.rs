@@ -333,27 +333,17 @@ impl Simulator {
             // Answers leave at once, as from a web server or proxy in front
             // of Confluence (nginx and most others set TCP_NODELAY): the
             // last segment of an answer never waits for the client's ACK.
-            None => {
-                let counted = state.clone();
-                spawn_server(
-                    axum::serve::ListenerExt::tap_io(listener, move |tcp| {
-                        let _ = tcp.set_nodelay(true);
-                        lock(&counted.stats).connections += 1;
-                    }),
-                    app,
-                    stopped,
-                )
-            }
+            None => spawn_server(
+                axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                app,
+                stopped,
+                state.clone(),
+            ),
             Some(identity) => {
                 let tls = tls::TlsListener::new(listener, tls::acceptor(identity)?)?;
-                let counted = state.clone();
-                spawn_server(
-                    axum::serve::ListenerExt::tap_io(tls, move |_| {
-                        lock(&counted.stats).connections += 1;
-                    }),
-                    app,
-                    stopped,
-                )
+                spawn_server(tls, app, stopped, state.clone())
             }
         };
         tracing::info!(%addr, scheme, "Confluence simulator listening");
@@ -591,16 +581,22 @@ impl Simulator {
     }
 }
 
+/// Serves `app` on `listener`, counting the connections it accepts in
+/// `state`'s stats.
 fn spawn_server<L>(
     listener: L,
     app: axum::Router,
     mut signal: watch::Receiver<bool>,
+    state: Arc<State>,
 ) -> tokio::task::JoinHandle<()>
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
 {
+    let counted = axum::serve::ListenerExt::tap_io(listener, move |_| {
+        lock(&state.stats).connections += 1;
+    });
     tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let serve = axum::serve(counted, app).with_graceful_shutdown(async move {
             let _ = signal.wait_for(|s| *s).await;
         });
         if let Err(e) = serve.await {

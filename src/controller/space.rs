@@ -44,22 +44,37 @@ pub async fn reconcile(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result
     })
 }
 
-/// The site and its connection settings, read beside the finalizer write of
-/// a new space: its first sync needs both, and neither depends on the write.
+/// The site (`None`: not found) and its connection settings, read beside
+/// the finalizer write of a new space: its first sync needs both, and
+/// neither depends on the write.
 struct Prefetched {
-    site: Option<ConfluenceSite>,
-    config: Option<Result<SiteConfig, SiteError>>,
+    site: Option<(ConfluenceSite, Result<SiteConfig, SiteError>)>,
 }
 
 async fn prefetch(ctx: &Context, space: &ConfluenceSpace) -> Result<Prefetched, Error> {
     let sites: Api<ConfluenceSite> =
         Api::namespaced(ctx.client.clone(), &space.namespace().unwrap_or_default());
-    let site = sites.get_opt(&space.spec.site_ref.name).await?;
-    let config = match &site {
-        Some(site) => Some(credentials::site_config(&ctx.client, site).await),
+    let site = match sites.get_opt(&space.spec.site_ref.name).await? {
+        Some(site) => {
+            let config = credentials::site_config(&ctx.client, &site).await;
+            Some((site, config))
+        }
         None => None,
     };
-    Ok(Prefetched { site, config })
+    Ok(Prefetched { site })
+}
+
+/// The site's connection settings: those read ahead, if any (once), else
+/// read now.
+async fn site_config(
+    ctx: &Context,
+    site: &ConfluenceSite,
+    read_ahead: &mut Option<Result<SiteConfig, SiteError>>,
+) -> Result<SiteConfig, SiteError> {
+    match read_ahead.take() {
+        Some(config) => config,
+        None => credentials::site_config(&ctx.client, site).await,
+    }
 }
 
 /// Adds our finalizer to a live space that lacks it and goes on with the
@@ -172,7 +187,10 @@ async fn apply(
     let sites: Api<ConfluenceSite> = Api::namespaced(ctx.client.clone(), &namespace);
     let site_name = &space.spec.site_ref.name;
     let (site, mut config) = match prefetched {
-        Some(p) => (p.site, p.config),
+        Some(Prefetched {
+            site: Some((site, config)),
+        }) => (Some(site), Some(config)),
+        Some(Prefetched { site: None }) => (None, None),
         None => (sites.get_opt(site_name).await?, None),
     };
     let Some(site) = site else {
@@ -251,12 +269,10 @@ async fn apply(
             // The cache may lag behind our last status write; confirm
             // against it so one annotation change gives exactly one sync.
             // The site's credentials are read meanwhile.
-            let (fresh, config) = tokio::join!(ctx.written.fresh(&api, &key, &space), async {
-                match config.take() {
-                    Some(c) => c,
-                    None => credentials::site_config(&ctx.client, &site).await,
-                }
-            });
+            let (fresh, config) = tokio::join!(
+                ctx.written.fresh(&api, &key, &space),
+                site_config(&ctx, &site, &mut config)
+            );
             let Some(fresh) = fresh? else {
                 return Ok(Action::await_change());
             };
@@ -285,10 +301,7 @@ async fn apply(
     let sync = Sync {
         space: &space,
         site: &site,
-        config: match config {
-            Some(c) => c,
-            None => credentials::site_config(&ctx.client, &site).await,
-        },
+        config: site_config(&ctx, &site, &mut config).await,
         trigger,
         interval,
     };
