@@ -12,7 +12,7 @@ mod support;
 
 use confluence_operator::api::space::SyncPhase;
 use confluence_operator::model::{Audience, SpaceScope};
-use confluence_operator::store::embedded::damaged_copy_path;
+use confluence_operator::store::embedded::{damaged_copy_path, other_schema_copy_path};
 use confluence_sim::Simulator;
 use fault_table::Outcome;
 use operator_process::{Cluster, Restartable, Rng};
@@ -74,9 +74,10 @@ impl Rig {
         SpaceScope::new(&self.cluster.namespace, SPACE)
     }
 
-    /// Waits for a Warning Event `IndexRebuilt` not among `seen` and for the
-    /// rebuilding sync to have run (not only the old status); the event.
-    async fn wait_rebuilt(&self, seen: &[String]) -> Option<(String, String, String)> {
+    /// Waits for a Warning Event `IndexRebuilt` whose note contains `why`,
+    /// not among `seen`, and for the rebuilding sync to have run (not only
+    /// the old status); the event.
+    async fn wait_rebuilt(&self, why: &str, seen: &[String]) -> Option<(String, String, String)> {
         let deadline = Instant::now() + TIMEOUT;
         let mut event = None;
         while Instant::now() < deadline {
@@ -86,10 +87,7 @@ impl Rig {
                 .await
                 .into_iter()
                 .find(|(t, r, n)| {
-                    t == "Warning"
-                        && r == "IndexRebuilt"
-                        && n.contains("damaged")
-                        && !seen.contains(n)
+                    t == "Warning" && r == "IndexRebuilt" && n.contains(why) && !seen.contains(n)
                 });
             if event.is_some() && self.op.log().contains("sync finished") {
                 break;
@@ -399,7 +397,7 @@ async fn damaged_index_is_rebuilt() {
                 };
                 let t = Instant::now();
                 rig.op.start();
-                let rebuilt_event = rig.wait_rebuilt(&seen).await;
+                let rebuilt_event = rig.wait_rebuilt("damaged", &seen).await;
                 took.push(t.elapsed());
                 let log = rig.op.log();
                 o.check(
@@ -499,7 +497,7 @@ async fn index_damaged_while_the_operator_runs() {
             // the kubelet's part: start it again
             let restarted = Instant::now();
             rig.op.start();
-            let rebuilt_event = rig.wait_rebuilt(&[]).await;
+            let rebuilt_event = rig.wait_rebuilt("damaged", &[]).await;
             let rebuilt_in = restarted.elapsed();
             o.check(rebuilt_event.is_some(), "no Warning Event IndexRebuilt after the restart");
             o.check(
@@ -524,6 +522,71 @@ async fn index_damaged_while_the_operator_runs() {
                 found.as_secs_f64(),
                 rebuilt_in.as_secs_f64()
             );
+            o
+        },
+    )
+    .await;
+}
+
+/// Replaces the index with one another release could have written: the same
+/// directory, another schema.
+fn index_of_another_release(dir: &Path) -> Result<(), String> {
+    use tantivy::schema::{STORED, STRING, Schema};
+    std::fs::remove_dir_all(dir).map_err(|e| format!("remove the index: {e}"))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("index dir: {e}"))?;
+    let mut schema = Schema::builder();
+    let id = schema.add_text_field("id", STRING | STORED);
+    let index = tantivy::Index::create_in_dir(dir, schema.build()).map_err(|e| e.to_string())?;
+    let mut writer: tantivy::IndexWriter = index.writer(15_000_000).map_err(|e| e.to_string())?;
+    writer
+        .add_document(tantivy::doc!(id => "old"))
+        .map_err(|e| e.to_string())?;
+    writer.commit().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_of_another_release_is_rebuilt() {
+    let _serial = SERIAL.lock().await;
+    fault_table::run_fault(
+        "the operator starts on an index another release wrote (another schema), as after an upgrade that changes the index",
+        "detected at start; the old index is moved aside (index.other-schema, for a rollback), never served; a Warning Event IndexRebuilt on the space; the operator stays up and resyncs the space at once; then store = Confluence; a clean restart rebuilds nothing",
+        async {
+            let mut o = outcome();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut rig = Rig::new("vol-schema", dir.path().join("data"), 150).await;
+            rig.op.kill();
+            if let Err(e) = index_of_another_release(&rig.index_dir()) {
+                o.check(false, e);
+                return o;
+            }
+            let t = Instant::now();
+            rig.op.start();
+            let event = rig.wait_rebuilt("another release", &[]).await;
+            let took = t.elapsed();
+            o.check(
+                rig.op.log().contains("was written by another release"),
+                format!("the other schema was not detected at start: {}", rig.op.log_tail()),
+            );
+            o.check(event.is_some(), "no Warning Event IndexRebuilt");
+            o.check(
+                other_schema_copy_path(&rig.index_dir()).join("meta.json").exists(),
+                "the old index was not kept aside",
+            );
+            o.check(rig.op.alive(), format!("the operator exited: {}", rig.op.log_tail()));
+            if let Err(e) = rig.cluster.wait_synced(SPACE, None, TIMEOUT).await {
+                o.check(false, format!("after the rebuild: {e}"));
+            }
+            rig.check_invariant(&mut o).await;
+            rig.op.start();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            o.check(
+                !rig.op.log().contains("another release"),
+                "a clean restart rebuilt the index",
+            );
+            rig.check_invariant(&mut o).await;
+            o.observed = "the old index moved aside, IndexRebuilt on the space, the space resynced at once; store = Confluence; a clean restart kept the index".into();
+            o.figures = format!("restart to rebuilt and Synced: {:.1}s", took.as_secs_f64());
             o
         },
     )

@@ -1033,3 +1033,64 @@ async fn a_page_staged_again_replaces_its_earlier_copy() {
             .is_empty()
     );
 }
+
+/// An index of another release: the same directory, another schema.
+fn write_index_of_another_schema(dir: &std::path::Path) {
+    use tantivy::schema::{STORED, STRING, Schema};
+    let mut schema = Schema::builder();
+    let id = schema.add_text_field("id", STRING | STORED);
+    std::fs::create_dir_all(dir).expect("index dir");
+    let index = tantivy::Index::create_in_dir(dir, schema.build()).expect("old index");
+    let mut writer: tantivy::IndexWriter = index.writer(15_000_000).expect("old writer");
+    writer
+        .add_document(tantivy::doc!(id => "old"))
+        .expect("old document");
+    writer.commit().expect("old commit");
+}
+
+#[tokio::test]
+async fn an_index_written_by_another_release_is_moved_aside_and_rebuilt() {
+    use confluence_operator::store::embedded::{
+        EmbeddedOptions, RebuildCause, other_schema_copy_path,
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("index");
+    write_index_of_another_schema(&dir);
+
+    // Opened as is, it is refused with a reason, not misread.
+    let refused = EmbeddedStore::open(&dir).expect_err("another schema must not open");
+    assert!(
+        refused.to_string().contains("another schema"),
+        "unclear error: {refused}"
+    );
+
+    // At start-up the operator moves it aside and starts empty.
+    let (store, rebuilt) =
+        EmbeddedStore::open_or_rebuild(&dir, EmbeddedOptions::default()).expect("rebuilt");
+    let rebuilt = rebuilt.expect("the old index must be reported as rebuilt");
+    assert_eq!(rebuilt.cause, RebuildCause::OtherSchema);
+    assert_eq!(rebuilt.moved_to, other_schema_copy_path(&dir));
+    assert!(
+        rebuilt.moved_to.join("meta.json").exists(),
+        "the old index was not kept aside for a rollback"
+    );
+    assert_eq!(store.total().await.expect("total"), 0);
+
+    // The new index takes documents and keeps them over a restart, which
+    // rebuilds nothing.
+    let scope = public_scope();
+    store
+        .upsert(&[doc(
+            &scope,
+            "KB",
+            Audience::Everyone,
+            page("1", 1, "Router", "reset the router"),
+        )])
+        .await
+        .expect("upsert");
+    drop(store);
+    let (store, rebuilt) =
+        EmbeddedStore::open_or_rebuild(&dir, EmbeddedOptions::default()).expect("reopen");
+    assert!(rebuilt.is_none(), "a clean restart rebuilt the index");
+    assert_eq!(store.count(&scope).await.expect("count"), 1);
+}

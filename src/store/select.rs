@@ -1,7 +1,7 @@
 //! Which stores the operator writes to, from flags: the embedded index by
 //! default, optionally OpenSearch, the Zendesk sink and an in-memory store.
 
-use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
+use crate::store::embedded::{EmbeddedOptions, EmbeddedStore, RebuildCause};
 use crate::store::memory::MemoryStore;
 use crate::store::opensearch::{OpenSearchConfig, OpenSearchStore};
 use crate::store::zendesk::{ZendeskConfig, ZendeskSink};
@@ -158,9 +158,15 @@ pub async fn open(opts: StoreOptions<'_>) -> Result<Stores, StoresError> {
                         },
                     )?;
                 if let Some(d) = damaged {
-                    tracing::warn!(reason = %d.reason, moved_to = %d.moved_to.display(), "embedded index was damaged; rebuilding it from Confluence");
+                    let what = match d.cause {
+                        RebuildCause::Damaged => "was damaged",
+                        RebuildCause::OtherSchema => {
+                            "was written by another release of the operator (another schema)"
+                        }
+                    };
+                    tracing::warn!(reason = %d.reason, moved_to = %d.moved_to.display(), "embedded index {what}; rebuilding it from Confluence");
                     rebuilt = Some(format!(
-                        "The embedded index was damaged ({}); it was moved aside to {} and is rebuilt from Confluence",
+                        "The embedded index {what} ({}); it was moved aside to {} and is rebuilt from Confluence",
                         d.reason,
                         d.moved_to.display()
                     ));
