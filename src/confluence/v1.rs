@@ -571,12 +571,18 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send + 'sta
     // round trips.
     let mut in_flight = FuturesUnordered::new();
     let mut arrived: BTreeMap<usize, Result<List<T>, ConfluenceError>> = BTreeMap::new();
+    // The lowest offset whose answer showed the end (no next link, or no
+    // items). Answers come back in any order, and those past the end are
+    // empty and quick: without this bound each one would free a slot for
+    // yet another page past the end while the last real page is on its way.
+    let mut end_at: Option<usize> = None;
     let window = paging.window.max(1);
     loop {
         while in_flight.len() < window
             && in_flight.len() + arrived.len() < 2 * window
             && issued < MAX_PAGES
             && paging.at_most.is_none_or(|n| issue_at < n)
+            && end_at.is_none_or(|end| issue_at < end)
         {
             let url = with_query_param(&template, "start", &issue_at.to_string());
             let offset = issue_at;
@@ -588,6 +594,12 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send + 'sta
         let Some(page) = arrived.remove(&take_at) else {
             match in_flight.next().await {
                 Some((offset, page)) => {
+                    let ends = page
+                        .as_ref()
+                        .is_ok_and(|p| p.results.is_empty() || p.links.next.is_none());
+                    if ends {
+                        end_at = Some(end_at.map_or(offset, |end| end.min(offset)));
+                    }
                     arrived.insert(offset, page);
                     continue;
                 }
@@ -624,6 +636,7 @@ pub(crate) async fn collect_offsets<T: serde::de::DeserializeOwned + Send + 'sta
             template = next;
             in_flight = FuturesUnordered::new();
             arrived.clear();
+            end_at = None;
             issue_at = next_offset;
         }
     }
