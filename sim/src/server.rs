@@ -167,24 +167,10 @@ fn retry_after_value(secs: u64, as_date: bool) -> HeaderValue {
 /// request's arrival: the simulator's own rendering is part of it, as a
 /// remote server's work is part of its response time. (Added after the
 /// answer instead, rendering on the client's cores would count twice.)
-///
-/// Answers are rendered on the blocking pool, not on the async workers: a
-/// large answer takes several milliseconds of CPU, and with every worker
-/// rendering, requests arriving meanwhile would not be taken in (nor their
-/// clocks started) until one was free. A server with cores of its own takes
-/// in a request while it renders others.
 async fn faults_and_auth(st: AxState<St>, req: Request, next: Next) -> Response {
     let arrived = std::time::Instant::now();
     let latency = Duration::from_millis(lock(&st.faults).0.latency_ms);
-    let runtime = tokio::runtime::Handle::current();
-    let rendered =
-        tokio::task::spawn_blocking(move || runtime.block_on(answer(st, req, next))).await;
-    let resp = rendered.unwrap_or_else(|e| {
-        error_json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("the simulator failed to render an answer: {e}"),
-        )
-    });
+    let resp = answer(st, req, next).await;
     crate::alarm::sleep_until(arrived + latency).await;
     resp
 }
