@@ -623,6 +623,37 @@ fn dc_listing_requests(sim: &Simulator) -> u64 {
 }
 
 #[tokio::test]
+async fn data_center_asks_for_no_more_pages_past_the_end_when_the_last_page_answers_late() {
+    // Answers come back in any order: here the empty pages past the end
+    // overtake the last real page (offset 200 of 230).
+    let sim = sim(230).await;
+    let client = client(&sim, Flavor::DataCenter, 250);
+    let store = Arc::new(MemoryStore::new());
+    let stores: Vec<Arc<dyn Store>> = vec![store.clone()];
+    let space = client.space("ENG").await.expect("space");
+    let req = request(space, ListOptions::default());
+    sim.set_faults(FaultConfig {
+        slow_match: "start=200".into(),
+        slow_ms: 300,
+        ..FaultConfig::default()
+    });
+    sim.reset_stats();
+    let report = sync_space(client.as_ref(), &stores, &req)
+        .await
+        .expect("sync");
+    assert_eq!((report.items, report.fetched), (230, 230), "{report:?}");
+    assert_eq!(stored_ids(&store, &req.scope).await, page_ids(&sim, "ENG"));
+    // 5 pages, and at most maxConcurrency - 1 = 7 asked for past the end:
+    // the first empty answer bounds the offsets still to ask for.
+    let listing = dc_listing_requests(&sim);
+    assert!(
+        (5..=12).contains(&listing),
+        "{listing} listing requests: {:?}",
+        sim.stats()
+    );
+}
+
+#[tokio::test]
 async fn data_center_full_sync_is_one_listing_with_bodies_within_its_request_budget() {
     let sim = sim(230).await;
     let client = client(&sim, Flavor::DataCenter, 250);

@@ -111,6 +111,11 @@ pub struct FaultConfig {
     pub hostile_path: String,
     /// Only the next N matching requests get it; `None`: all of them.
     pub hostile_budget: Option<u64>,
+    /// API requests whose path and query (`/rest/api/content?...&start=200`)
+    /// contain this take [`FaultConfig::slow_ms`] longer: one answer late,
+    /// so that the others overtake it. Empty: none.
+    pub slow_match: String,
+    pub slow_ms: u64,
 }
 
 /// Answers no well-behaved Confluence gives, for testing clients against
@@ -158,6 +163,8 @@ impl Default for FaultConfig {
             hostile: None,
             hostile_path: String::new(),
             hostile_budget: None,
+            slow_match: String::new(),
+            slow_ms: 0,
         }
     }
 }

@@ -169,7 +169,15 @@ fn retry_after_value(secs: u64, as_date: bool) -> HeaderValue {
 /// answer instead, rendering on the client's cores would count twice.)
 async fn faults_and_auth(st: AxState<St>, req: Request, next: Next) -> Response {
     let arrived = std::time::Instant::now();
-    let latency = Duration::from_millis(lock(&st.faults).0.latency_ms);
+    let latency = {
+        let faults = &lock(&st.faults).0;
+        let slow = !faults.slow_match.is_empty()
+            && req
+                .uri()
+                .path_and_query()
+                .is_some_and(|pq| pq.as_str().contains(faults.slow_match.as_str()));
+        Duration::from_millis(faults.latency_ms + if slow { faults.slow_ms } else { 0 })
+    };
     let resp = answer(st, req, next).await;
     crate::alarm::sleep_until(arrived + latency).await;
     resp
