@@ -5,6 +5,7 @@
 //! `IndexRebuilt` Event), never crash-loop, never serve a damaged index, and
 //! come back to the invariant: the store holds exactly what Confluence lists.
 
+mod common;
 mod fault_table;
 mod harness;
 mod operator_process;
@@ -528,23 +529,6 @@ async fn index_damaged_while_the_operator_runs() {
     .await;
 }
 
-/// Replaces the index with one another release could have written: the same
-/// directory, another schema.
-fn index_of_another_release(dir: &Path) -> Result<(), String> {
-    use tantivy::schema::{STORED, STRING, Schema};
-    std::fs::remove_dir_all(dir).map_err(|e| format!("remove the index: {e}"))?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("index dir: {e}"))?;
-    let mut schema = Schema::builder();
-    let id = schema.add_text_field("id", STRING | STORED);
-    let index = tantivy::Index::create_in_dir(dir, schema.build()).map_err(|e| e.to_string())?;
-    let mut writer: tantivy::IndexWriter = index.writer(15_000_000).map_err(|e| e.to_string())?;
-    writer
-        .add_document(tantivy::doc!(id => "old"))
-        .map_err(|e| e.to_string())?;
-    writer.commit().map_err(|e| e.to_string())?;
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_of_another_release_is_rebuilt() {
     let _serial = SERIAL.lock().await;
@@ -556,7 +540,7 @@ async fn an_index_of_another_release_is_rebuilt() {
             let dir = tempfile::tempdir().expect("tempdir");
             let mut rig = Rig::new("vol-schema", dir.path().join("data"), 150).await;
             rig.op.kill();
-            if let Err(e) = index_of_another_release(&rig.index_dir()) {
+            if let Err(e) = common::write_index_of_another_release(&rig.index_dir()) {
                 o.check(false, e);
                 return o;
             }

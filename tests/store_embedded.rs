@@ -1034,20 +1034,6 @@ async fn a_page_staged_again_replaces_its_earlier_copy() {
     );
 }
 
-/// An index of another release: the same directory, another schema.
-fn write_index_of_another_schema(dir: &std::path::Path) {
-    use tantivy::schema::{STORED, STRING, Schema};
-    let mut schema = Schema::builder();
-    let id = schema.add_text_field("id", STRING | STORED);
-    std::fs::create_dir_all(dir).expect("index dir");
-    let index = tantivy::Index::create_in_dir(dir, schema.build()).expect("old index");
-    let mut writer: tantivy::IndexWriter = index.writer(15_000_000).expect("old writer");
-    writer
-        .add_document(tantivy::doc!(id => "old"))
-        .expect("old document");
-    writer.commit().expect("old commit");
-}
-
 #[tokio::test]
 async fn an_index_written_by_another_release_is_moved_aside_and_rebuilt() {
     use confluence_operator::store::embedded::{
@@ -1055,7 +1041,7 @@ async fn an_index_written_by_another_release_is_moved_aside_and_rebuilt() {
     };
     let root = tempfile::tempdir().expect("tempdir");
     let dir = root.path().join("index");
-    write_index_of_another_schema(&dir);
+    write_index_of_another_release(&dir).expect("index of another release");
 
     // Opened as is, it is refused with a reason, not misread.
     let refused = EmbeddedStore::open(&dir).expect_err("another schema must not open");

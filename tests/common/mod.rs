@@ -142,3 +142,22 @@ impl ConfluenceApi for FakeConfluence {
             .collect())
     }
 }
+
+/// Writes in `dir` (replacing any index there) an index another release of
+/// the operator could have left: the embedded store's place, another schema.
+pub fn write_index_of_another_release(dir: &std::path::Path) -> Result<(), String> {
+    use tantivy::schema::{STORED, STRING, Schema};
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("remove the index: {e}"))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("index dir: {e}"))?;
+    let mut schema = Schema::builder();
+    let id = schema.add_text_field("id", STRING | STORED);
+    let index = tantivy::Index::create_in_dir(dir, schema.build()).map_err(|e| e.to_string())?;
+    let mut writer: tantivy::IndexWriter = index.writer(15_000_000).map_err(|e| e.to_string())?;
+    writer
+        .add_document(tantivy::doc!(id => "old"))
+        .map_err(|e| e.to_string())?;
+    writer.commit().map_err(|e| e.to_string())?;
+    Ok(())
+}
