@@ -267,10 +267,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let identity = settings.instance.clone();
     let opensearch = stores.opensearch.clone();
-    let index_damage = stores
-        .embedded
-        .clone()
-        .filter(|_| !index_check_interval.is_zero());
+    let index_trouble = stores.embedded.clone();
     let ctx = Context::new(
         client.clone(),
         stores.writers,
@@ -347,15 +344,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         } => {
             res.context("gateway listener task")?.context("gateway listener")?;
         }
-        why = async {
-            match index_damage {
-                Some(store) => integrity::wait_for_damage(store, index_check_interval).await,
+        trouble = async {
+            match index_trouble {
+                Some(store) => integrity::wait_for_trouble(store, index_check_interval).await,
                 None => std::future::pending().await,
             }
         } => {
-            return Err(anyhow::anyhow!(
-                "the embedded index is damaged ({why}); exiting so that the restart moves it aside and rebuilds it from Confluence"
-            ));
+            return Err(anyhow::anyhow!("{trouble}"));
         }
         () = &mut shutdown => {
             tracing::info!("shutting down");

@@ -576,3 +576,70 @@ async fn an_index_of_another_release_is_rebuilt() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_removed_while_the_operator_runs() {
+    let _serial = SERIAL.lock().await;
+    fault_table::run_fault(
+        "the index directory removed while the operator runs, then a resync with changes",
+        "the write fails with an error, never a panic; the operator exits at once (not at the next hourly check) naming the directory; its restart starts an empty index and resyncs the space, whose count no longer matches; then store = Confluence",
+        async {
+            let mut o = outcome();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut rig = Rig::new("vol-removed", dir.path().join("data"), 150).await;
+            if let Err(e) = std::fs::remove_dir_all(rig.index_dir()) {
+                o.check(false, format!("cannot remove the index: {e}"));
+                return o;
+            }
+            if let Err(e) = change_pages(&rig.sim, "after-removal") {
+                o.check(false, e);
+                return o;
+            }
+            let t = Instant::now();
+            if let Err(e) = rig.cluster.request_resync(SPACE, "after-removal").await {
+                o.check(false, e);
+                return o;
+            }
+            let deadline = t + Duration::from_secs(30);
+            while rig.op.alive() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let exited_in = t.elapsed();
+            let log = rig.op.log();
+            o.check(
+                !rig.op.alive(),
+                format!("the operator kept running on a removed index: {}", rig.op.log_tail()),
+            );
+            o.check(
+                log.contains("the embedded index is unusable")
+                    && log.contains(&rig.index_dir().display().to_string()),
+                format!("no reason in the log: {}", rig.op.log_tail()),
+            );
+            o.check(!log.contains("panicked"), format!("a panic: {}", rig.op.log_tail()));
+            let restarted = Instant::now();
+            rig.op.start();
+            let resynced = rig
+                .cluster
+                .wait_synced(SPACE, Some("after-removal"), TIMEOUT)
+                .await;
+            if let Err(e) = &resynced {
+                o.check(false, format!("after the restart: {e}"));
+            }
+            let resynced_in = restarted.elapsed();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            o.check(
+                rig.op.alive(),
+                format!("the restarted operator exited: {}", rig.op.log_tail()),
+            );
+            rig.check_invariant(&mut o).await;
+            o.observed = "the write failed with an error, the operator exited at once naming the directory; restarted, it started an empty index and resynced the space; store = Confluence".into();
+            o.figures = format!(
+                "exit {:.1}s after the resync request, restart to Synced {:.1}s",
+                exited_in.as_secs_f64(),
+                resynced_in.as_secs_f64()
+            );
+            o
+        },
+    )
+    .await;
+}

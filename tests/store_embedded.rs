@@ -1080,3 +1080,46 @@ async fn an_index_written_by_another_release_is_moved_aside_and_rebuilt() {
     assert!(rebuilt.is_none(), "a clean restart rebuilt the index");
     assert_eq!(store.count(&scope).await.expect("count"), 1);
 }
+
+#[tokio::test]
+async fn an_index_removed_under_a_running_store_fails_writes_with_a_reason() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("index");
+    let store = EmbeddedStore::open(&dir).expect("open");
+    let scope = public_scope();
+    let one = |id: &str| {
+        doc(
+            &scope,
+            "KB",
+            Audience::Everyone,
+            page(id, 1, "Router", "reset the router"),
+        )
+    };
+    store.upsert(&[one("1")]).await.expect("upsert");
+    assert!(store.unusable().is_none());
+
+    // Someone empties the volume while the operator runs.
+    std::fs::remove_dir_all(&dir).expect("remove the index directory");
+
+    // Every later write fails with an error (never a panic), and the store
+    // says why it cannot be written any more.
+    for id in ["2", "3", "4"] {
+        let err = store
+            .upsert(&[one(id)])
+            .await
+            .expect_err("a write to a removed index must fail");
+        assert!(!err.to_string().contains("panicked"), "{err}");
+    }
+    let why = store
+        .unusable()
+        .expect("the store must report it is unusable");
+    assert!(why.contains(&dir.display().to_string()), "{why}");
+    // Searches still answer from what the process has open.
+    assert_eq!(
+        store.search("router", &[], 10).await.expect("search").len(),
+        1
+    );
+    // The periodic check names it too.
+    let damage = store.find_damage().expect("check").expect("damage");
+    assert!(damage.contains("removed"), "{damage}");
+}

@@ -353,6 +353,10 @@ struct Inner {
     writer: Mutex<WriterState>,
     policy: CommitPolicy,
     dir: PathBuf,
+    /// Why the writer can take no more writes (its directory was removed
+    /// under it, say). Set once; the operator exits on it so that its
+    /// restart opens the index afresh.
+    unusable: tokio::sync::watch::Sender<Option<String>>,
 }
 
 /// The writer and what it holds that is not committed yet; one lock, so a
@@ -471,6 +475,15 @@ impl EmbeddedStore {
     /// could not run to its end (a merge may have removed a file meanwhile),
     /// which says nothing about damage.
     pub fn find_damage(&self) -> Result<Option<String>, StoreError> {
+        // tantivy replaces `meta.json` by a rename and never removes it, so
+        // its absence means the files were removed under the process (which
+        // keeps serving what it has mapped, and can write nothing).
+        if !self.inner.dir.join("meta.json").exists() {
+            return Ok(Some(format!(
+                "the index files were removed from {}",
+                self.inner.dir.display()
+            )));
+        }
         match self.inner.index.validate_checksum() {
             Ok(damaged) if damaged.is_empty() => Ok(None),
             Ok(damaged) => Ok(Some(checksum_mismatch(&damaged))),
@@ -541,8 +554,26 @@ impl EmbeddedStore {
                 }),
                 policy: options.commit.clone(),
                 dir: dir.to_path_buf(),
+                unusable: tokio::sync::watch::Sender::new(None),
             }),
         })
+    }
+
+    /// Why the index can take no more writes, once a failed write has left
+    /// its writer unable to start again; `None` while it is usable.
+    pub fn unusable(&self) -> Option<String> {
+        self.inner.unusable.borrow().clone()
+    }
+
+    /// Waits until the index can take no more writes (see
+    /// [`EmbeddedStore::unusable`]) and returns why.
+    pub async fn wait_unusable(&self) -> String {
+        let mut seen = self.inner.unusable.subscribe();
+        match seen.wait_for(Option::is_some).await {
+            Ok(why) => why.clone().unwrap_or_default(),
+            // The sender lives as long as the store this borrows.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     /// Directory holding the index.
@@ -609,6 +640,9 @@ impl EmbeddedStore {
 
 impl Inner {
     fn lock_writer(&self) -> Result<MutexGuard<'_, WriterState>, StoreError> {
+        if let Some(why) = self.unusable.borrow().as_ref() {
+            return Err(StoreError::Index(why.clone()));
+        }
         match self.writer.lock() {
             Ok(guard) => Ok(guard),
             Err(poisoned) => {
@@ -617,7 +651,7 @@ impl Inner {
                 // half-applied call.
                 let mut guard = poisoned.into_inner();
                 self.writer.clear_poison();
-                Self::discard(&mut guard);
+                self.discard(&mut guard);
                 Ok(guard)
             }
         }
@@ -625,16 +659,34 @@ impl Inner {
 
     /// Drops every uncommitted operation; scopes that had documents staged
     /// learn it at their next `flush`.
-    fn discard(w: &mut WriterState) {
-        let _ = w.writer.rollback();
+    fn discard(&self, w: &mut WriterState) {
+        self.rollback(w);
         let staged = std::mem::take(&mut w.staged);
         w.lost.extend(staged.scopes);
+    }
+
+    /// Drops the writer's uncommitted operations. tantivy's rollback starts a
+    /// new writer; when that fails (the directory is gone), the writer has
+    /// given up its lock and a second rollback would panic, so it is marked
+    /// unusable and never touched again.
+    fn rollback(&self, w: &mut WriterState) {
+        if self.unusable.borrow().is_some() {
+            return;
+        }
+        if let Err(e) = w.writer.rollback() {
+            let why = format!(
+                "the index at {} can take no more writes: its writer could not start again after a failed write ({e})",
+                self.dir.display()
+            );
+            tracing::error!(reason = %why, "embedded index unusable");
+            self.unusable.send_replace(Some(why));
+        }
     }
 
     /// Commits whatever the writer holds and makes it visible to searches.
     fn commit(&self, w: &mut WriterState) -> Result<(), StoreError> {
         if let Err(e) = w.writer.commit() {
-            Self::discard(w);
+            self.discard(w);
             // A commit that failed half-way (disk full) leaves files named
             // after the opstamp the retry reuses; the retry would then fail
             // on them for ever (`FileAlreadyExists`).
@@ -669,7 +721,7 @@ impl Inner {
         let changed = match ops(&w.writer, &searcher) {
             Ok(changed) => changed,
             Err(e) => {
-                let _ = w.writer.rollback();
+                self.rollback(&mut w);
                 return Err(self.explain(e));
             }
         };
@@ -709,7 +761,7 @@ impl Inner {
             }
             w.staged.ids.insert(d.id);
             if let Err(e) = w.writer.add_document(d.doc) {
-                Self::discard(&mut w);
+                self.discard(&mut w);
                 return Err(self.explain(index_err(e)));
             }
         }

@@ -8,15 +8,53 @@
 //! in a row (a single failure could be a file being replaced) ends the wait
 //! with the reason, and the caller restarts the process, whose start-up
 //! check moves the index aside and rebuilds it.
+//!
+//! A write that leaves the index writer unable to start again (its
+//! directory removed under the process) ends the wait at once, whatever the
+//! interval: nothing more can be stored until a restart opens the index
+//! afresh, and the spaces' counts then no longer match, so they resync.
 
 use crate::store::embedded::EmbeddedStore;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why the running operator must give up its index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trouble {
+    /// Files fail their checksums, or were removed.
+    Damaged(String),
+    /// The writer can take no more writes.
+    Unusable(String),
+}
+
+impl std::fmt::Display for Trouble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trouble::Damaged(why) => write!(
+                f,
+                "the embedded index is damaged ({why}); exiting so that the restart rebuilds it from Confluence"
+            ),
+            Trouble::Unusable(why) => write!(
+                f,
+                "the embedded index is unusable ({why}); exiting so that the restart opens it afresh and refills it from Confluence"
+            ),
+        }
+    }
+}
+
+/// Waits until `store` must be given up: its writer unusable, or (when
+/// `every` is not zero) its files failing the check made every `every`.
+pub async fn wait_for_trouble(store: Arc<EmbeddedStore>, every: Duration) -> Trouble {
+    tokio::select! {
+        why = store.wait_unusable() => Trouble::Unusable(why),
+        why = wait_for_damage(store.clone(), every), if !every.is_zero() => Trouble::Damaged(why),
+    }
+}
+
 /// Checks `store` every `every` until its files fail their checksums twice
 /// in a row; returns why. Checks that cannot run to their end are retried at
 /// the next tick.
-pub async fn wait_for_damage(store: Arc<EmbeddedStore>, every: Duration) -> String {
+async fn wait_for_damage(store: Arc<EmbeddedStore>, every: Duration) -> String {
     let mut suspect: Option<String> = None;
     loop {
         tokio::time::sleep(every).await;
