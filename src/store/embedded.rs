@@ -275,26 +275,36 @@ fn low_priority_writer(
     index: &Index,
     options: &EmbeddedOptions,
 ) -> tantivy::Result<IndexWriter<TantivyDocument>> {
-    let index = index.clone();
-    let (threads, memory, niceness) = (
-        options.writer_threads.max(1),
-        options.writer_memory_bytes,
-        options.writer_niceness.clamp(0, 19),
-    );
-    let create = move || {
-        if niceness > 0 {
-            lower_this_threads_priority(niceness);
-        }
+    let (threads, memory) = (options.writer_threads.max(1), options.writer_memory_bytes);
+    at_niceness(options.writer_niceness, || {
         index.writer_with_num_threads(threads, memory)
-    };
-    std::thread::Builder::new()
-        .name("index-writer-start".into())
-        .spawn(create)
-        .map_err(|e| tantivy::TantivyError::SystemError(format!("cannot start a thread: {e}")))?
-        .join()
-        .map_err(|_| {
-            tantivy::TantivyError::SystemError("creating the index writer panicked".into())
-        })?
+    })
+}
+
+/// Runs `f` on a thread of its own at `niceness`, for tantivy calls that
+/// start the writer's threads (creating a writer, and a rollback, which
+/// replaces it): those inherit the nice value of the thread that starts
+/// them.
+fn at_niceness<T: Send>(
+    niceness: i32,
+    f: impl FnOnce() -> tantivy::Result<T> + Send,
+) -> tantivy::Result<T> {
+    let niceness = niceness.clamp(0, 19);
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("index-writer-start".into())
+            .spawn_scoped(scope, move || {
+                if niceness > 0 {
+                    lower_this_threads_priority(niceness);
+                }
+                f()
+            })
+            .map_err(|e| tantivy::TantivyError::SystemError(format!("cannot start a thread: {e}")))?
+            .join()
+            .map_err(|_| {
+                tantivy::TantivyError::SystemError("starting the index writer panicked".into())
+            })?
+    })
 }
 
 /// Raises the calling thread's nice value by `niceness` (Linux keeps a nice
@@ -353,6 +363,8 @@ struct Inner {
     writer: Mutex<WriterState>,
     policy: CommitPolicy,
     dir: PathBuf,
+    /// The writer threads' nice value, kept when a rollback replaces them.
+    niceness: i32,
     /// Why the writer can take no more writes (its directory was removed
     /// under it, say). Set once; the operator exits on it so that its
     /// restart opens the index afresh.
@@ -554,6 +566,7 @@ impl EmbeddedStore {
                 }),
                 policy: options.commit.clone(),
                 dir: dir.to_path_buf(),
+                niceness: options.writer_niceness,
                 unusable: tokio::sync::watch::Sender::new(None),
             }),
         })
@@ -673,7 +686,8 @@ impl Inner {
         if self.unusable.borrow().is_some() {
             return;
         }
-        if let Err(e) = w.writer.rollback() {
+        let writer = &mut w.writer;
+        if let Err(e) = at_niceness(self.niceness, || writer.rollback()) {
             let why = format!(
                 "the index at {} can take no more writes: its writer could not start again after a failed write ({e})",
                 self.dir.display()
@@ -1284,5 +1298,90 @@ impl Search for EmbeddedStore {
         let id = id.to_string();
         let segments = segments.to_vec();
         self.blocking(move |inner| inner.get(&id, &segments)).await
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// Nice values of this process's index writer threads.
+    fn writer_thread_nice_values() -> Vec<i64> {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return Vec::new();
+        };
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+            .filter_map(|stat| {
+                // "tid (comm) state ..." : the comm may hold spaces, so split
+                // after its closing parenthesis; nice is the 19th field.
+                let (head, rest) = stat.rsplit_once(')')?;
+                head.contains("thrd-tantivy-in")
+                    .then(|| rest.split_whitespace().nth(16)?.parse().ok())?
+            })
+            .collect()
+    }
+
+    /// [`writer_thread_nice_values`] once the threads have named
+    /// themselves (a thread sets its name after it starts).
+    async fn started_writer_threads() -> Vec<i64> {
+        for _ in 0..100 {
+            let found = writer_thread_nice_values();
+            if !found.is_empty() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Vec::new()
+    }
+
+    fn document(id: &str) -> Document {
+        Document {
+            scope: SpaceScope::new("ns", "space"),
+            site: "https://wiki.example.com".into(),
+            space_key: "KB".into(),
+            space_name: "KB".into(),
+            page: Page {
+                id: id.into(),
+                content_type: ContentType::Page,
+                title: "Router".into(),
+                body_markdown: "reset the router".into(),
+                body_text: "reset the router".into(),
+                url: format!("https://wiki.example.com/pages/{id}"),
+                version: 1,
+                labels: Vec::new(),
+                ancestors: Vec::new(),
+                updated_at: None,
+            },
+            audience: Audience::Everyone,
+        }
+    }
+
+    #[tokio::test]
+    async fn writer_threads_keep_their_priority_after_a_rollback() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let base = started_writer_threads().await;
+        assert!(!base.is_empty(), "no index writer threads found");
+        let lowered = *base.iter().min().expect("a thread");
+        assert!(lowered > 0, "writer threads run at nice {lowered}");
+
+        // A failed write rolls back, and tantivy starts new writer threads.
+        store.stage(&[document("1")]).await.expect("stage");
+        {
+            let mut w = store.inner.lock_writer().expect("writer");
+            store.inner.discard(&mut w);
+        }
+        assert!(store.unusable().is_none());
+        let after = started_writer_threads().await;
+        assert!(
+            !after.is_empty(),
+            "no index writer threads after the rollback"
+        );
+        assert!(
+            after.iter().all(|n| *n >= lowered),
+            "writer threads after a rollback run at {after:?}, before at {base:?}"
+        );
+        store.upsert(&[document("2")]).await.expect("writes go on");
     }
 }
