@@ -78,7 +78,9 @@ struct Args {
     /// How often the embedded index's files are checked against their
     /// checksums while the operator runs (each check reads the whole index).
     /// Damage makes the operator exit, and its restart rebuilds the index from
-    /// Confluence. `0s` turns the check off (it still runs at start-up).
+    /// Confluence. `0s` turns the check off (it still runs at start-up). An
+    /// index that can take no more writes (its files removed under the
+    /// process) makes the operator exit at once, whatever this is.
     #[arg(long, env = "INDEX_CHECK_INTERVAL", default_value = "1h")]
     index_check_interval: String,
 
