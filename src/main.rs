@@ -192,6 +192,9 @@ async fn async_main() -> anyhow::Result<()> {
     tokio::spawn(confluence_operator::allocator::trim_periodically(
         confluence_operator::allocator::TRIM_EVERY,
     ));
+    // Every site's client starts from the system's roots: read them beside
+    // the start-up work, so that no first sync waits for them.
+    tokio::task::spawn_blocking(|| confluence_operator::confluence::tls::system_roots().len());
     if let Err(e) = run(args).await {
         tracing::error!(error = format!("{e:#}"), "confluence-operator failed");
         return Err(e);

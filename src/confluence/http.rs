@@ -74,7 +74,11 @@ impl Http {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.request_timeout)
             .redirect(redirect_policy())
-            .user_agent(concat!("confluence-operator/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("confluence-operator/", env!("CARGO_PKG_VERSION")))
+            .tls_built_in_native_certs(false);
+        for cert in super::tls::system_roots() {
+            builder = builder.add_root_certificate(cert.clone());
+        }
         if let Some(bundle) = &config.ca_bundle {
             for cert in bundle.certificates() {
                 builder = builder.add_root_certificate(cert.clone());

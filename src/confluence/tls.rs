@@ -74,6 +74,32 @@ impl fmt::Debug for CaBundle {
     }
 }
 
+/// The system's root certificates (`SSL_CERT_FILE`, `SSL_CERT_DIR`, else
+/// the platform's store), read and checked once per process. reqwest would
+/// read and parse them again for every client it builds (~2 ms, ~5 ms the
+/// first time), and a new site's first sync waits for its client.
+pub fn system_roots() -> &'static [reqwest::Certificate] {
+    static ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(load_system_roots)
+}
+
+/// Like reqwest's own loading: unreadable files and certificates rustls
+/// cannot use as a trust anchor are skipped, so one bad system certificate
+/// cannot fail every client.
+fn load_system_roots() -> Vec<reqwest::Certificate> {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::debug!(error = %e, "skipping unreadable system root certificates");
+    }
+    let mut check = rustls::RootCertStore::empty();
+    found
+        .certs
+        .into_iter()
+        .filter(|der| check.add(der.clone()).is_ok())
+        .filter_map(|der| reqwest::Certificate::from_der(&der).ok())
+        .collect()
+}
+
 /// The certificate problem behind a failed request, if that is what it was:
 /// rustls' own description (e.g. "invalid peer certificate: UnknownIssuer").
 pub(crate) fn certificate_failure(e: &reqwest::Error) -> Option<String> {
