@@ -16,7 +16,7 @@ use confluence_operator::model::SpaceScope;
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::sync::sync_space;
-use confluence_sim::{SimConfig, Simulator};
+use confluence_sim::Simulator;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::api::PostParams;
@@ -27,17 +27,7 @@ use std::time::Duration;
 const FLAVORS: [Flavor; 2] = [Flavor::Cloud, Flavor::DataCenter];
 
 async fn https_sim(ca: &pki::TestCa, pages: usize) -> Simulator {
-    Simulator::start(SimConfig {
-        spaces: 2,
-        pages,
-        blogposts: 0,
-        tls: Some(ca.server_identity()),
-        user: "operator@example.com".into(),
-        token: "test-token-123".into(),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator")
+    ca.https_simulator(2, pages).await
 }
 
 #[tokio::test]

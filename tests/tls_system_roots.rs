@@ -7,7 +7,6 @@ mod pki;
 mod sim_site;
 
 use confluence_operator::confluence::{Flavor, connect};
-use confluence_sim::{SimConfig, Simulator};
 
 #[tokio::test]
 async fn a_site_without_a_ca_bundle_trusts_the_system_roots() {
@@ -19,17 +18,7 @@ async fn a_site_without_a_ca_bundle_trusts_the_system_roots() {
     // environment (the simulator and the clients come after).
     unsafe { std::env::set_var("SSL_CERT_FILE", &roots) };
 
-    let sim = Simulator::start(SimConfig {
-        spaces: 1,
-        pages: 3,
-        blogposts: 0,
-        tls: Some(ca.server_identity()),
-        user: "operator@example.com".into(),
-        token: "test-token-123".into(),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
+    let sim = ca.https_simulator(1, 3).await;
     // Two clients per flavor: the second uses the roots the first read.
     for flavor in [Flavor::Cloud, Flavor::DataCenter, Flavor::Cloud] {
         let config = sim_site::site_config(&sim, flavor);

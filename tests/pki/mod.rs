@@ -2,7 +2,7 @@
 //! site behind a company PKI would have.
 #![allow(dead_code)]
 
-use confluence_sim::TlsIdentity;
+use confluence_sim::{SimConfig, Simulator, TlsIdentity};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
@@ -33,6 +33,22 @@ impl TestCa {
     }
 
     /// A server identity for the loopback simulator (`127.0.0.1`, `localhost`).
+    /// A simulator serving HTTPS with an identity this CA signed, with
+    /// `spaces` spaces of `pages` pages and known credentials.
+    pub async fn https_simulator(&self, spaces: usize, pages: usize) -> Simulator {
+        Simulator::start(SimConfig {
+            spaces,
+            pages,
+            blogposts: 0,
+            tls: Some(self.server_identity()),
+            user: "operator@example.com".into(),
+            token: "test-token-123".into(),
+            ..SimConfig::default()
+        })
+        .await
+        .expect("simulator")
+    }
+
     pub fn server_identity(&self) -> TlsIdentity {
         let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
             .expect("leaf params");
