@@ -484,13 +484,10 @@ async fn index_damaged_while_the_operator_runs() {
                 }
             };
             let t = Instant::now();
-            let deadline = t + Duration::from_secs(30);
-            while rig.op.alive() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let exited = rig.op.wait_exit(Duration::from_secs(30)).await;
             let found = t.elapsed();
             let log = rig.op.log();
-            o.check(!rig.op.alive(), "the running operator did not notice the damage in 30s");
+            o.check(exited, "the running operator did not notice the damage in 30s");
             o.check(
                 log.contains("the embedded index is damaged") && log.contains("checksum mismatch"),
                 format!("no reason in the log: {}", rig.op.log_tail()),
@@ -600,14 +597,11 @@ async fn index_removed_while_the_operator_runs() {
                 o.check(false, e);
                 return o;
             }
-            let deadline = t + Duration::from_secs(30);
-            while rig.op.alive() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let exited = rig.op.wait_exit(Duration::from_secs(30)).await;
             let exited_in = t.elapsed();
             let log = rig.op.log();
             o.check(
-                !rig.op.alive(),
+                exited,
                 format!("the operator kept running on a removed index: {}", rig.op.log_tail()),
             );
             o.check(

@@ -134,6 +134,16 @@ impl Restartable {
         self.current.as_mut().is_some_and(|o| o.exited().is_none())
     }
 
+    /// Waits up to `within` for the running process to exit on its own;
+    /// whether it did.
+    pub async fn wait_exit(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self.alive() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        !self.alive()
+    }
+
     /// How the last process ended, if it exited while it should have run.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.current.as_mut().and_then(OperatorProcess::exited)
