@@ -373,8 +373,10 @@ async fn a_data_center_listing_with_bodies_holds_a_bounded_amount_and_the_rest_i
 /// where Cloud's restriction/label search grants the 250 records the
 /// client asks for. Where it grants fewer (L′), that search alone costs
 /// ⌈N/L′⌉: the full sync then stays within ⌈N/250⌉ + ⌈N/L′⌉ plus the space
-/// lookup and where the two ends of each pass meet (three at most with
-/// one content type). See docs/confluence-contract.md, "Request budget".
+/// lookup and where the two ends of each pass meet (two per pass at most:
+/// when the ends split the listing exactly at an answer boundary, neither
+/// can know it until each has asked once more; five with one content
+/// type). See docs/confluence-contract.md, "Request budget".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cloud_full_sync_of_ten_thousand_pages_costs_what_the_search_page_size_allows() {
     const N: usize = 10_000;
@@ -408,10 +410,10 @@ async fn a_cloud_full_sync_of_ten_thousand_pages_costs_what_the_search_page_size
         assert_eq!(report.items as usize, n, "L′={granted}: every page synced");
         let floor = ceil_div(n, 250) + ceil_div(n, granted);
         assert!(
-            cost.total <= floor + 4,
+            cost.total <= floor + 5,
             "L′={granted}: {n} pages took {} requests, at most {} expected: {:?}",
             cost.total,
-            floor + 4,
+            floor + 5,
             cost.by_endpoint
         );
         if granted == 250 {
