@@ -920,13 +920,15 @@ async fn main() -> Result<(), BoxError> {
         "| flavor | run | items | time | requests | peak RSS | network limit | time / limit |"
     );
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let limit_of =
+        |flavor: Flavor| network_chain(flavor, pages, concurrency) as f64 * rtt as f64 / 1000.0;
     for row in &rows {
         let flavor = if row.flavor == "cloud" {
             Flavor::Cloud
         } else {
             Flavor::DataCenter
         };
-        let limit = network_chain(flavor, pages, concurrency) as f64 * rtt as f64 / 1000.0;
+        let limit = limit_of(flavor);
         let ratio = if limit > 0.0 {
             format!("{:.2}x", row.seconds / limit)
         } else {
@@ -945,9 +947,8 @@ async fn main() -> Result<(), BoxError> {
         );
     }
     for (flavor, times) in &spreads {
-        let limit = network_chain(*flavor, pages, concurrency) as f64 * rtt as f64 / 1000.0;
         println!();
-        println!("{}", spread_line(*flavor, times, limit));
+        println!("{}", spread_line(*flavor, times, limit_of(*flavor)));
     }
     let (v2_answers, cql_answers) = (pages.div_ceil(V2_LIMIT), pages.div_ceil(V1_LIMIT));
     println!();
@@ -955,7 +956,7 @@ async fn main() -> Result<(), BoxError> {
         "Cloud network limit: each pass walked from both ends, 1+ceil((M-1)/2) of its M answers one after another: v2 {} of {v2_answers}, CQL {} of {cql_answers}, x {rtt} ms = {:.2} s",
         1 + v2_answers.saturating_sub(1).div_ceil(2),
         1 + cql_answers.saturating_sub(1).div_ceil(2),
-        network_chain(Flavor::Cloud, pages, concurrency) as f64 * rtt as f64 / 1000.0
+        limit_of(Flavor::Cloud)
     );
     let cloud_budget = 2 * pages.div_ceil(V2_LIMIT) + 10;
     println!();

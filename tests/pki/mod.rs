@@ -32,7 +32,6 @@ impl TestCa {
         self.issuer.pem()
     }
 
-    /// A server identity for the loopback simulator (`127.0.0.1`, `localhost`).
     /// A simulator serving HTTPS with an identity this CA signed, with
     /// `spaces` spaces of `pages` pages and known credentials.
     pub async fn https_simulator(&self, spaces: usize, pages: usize) -> Simulator {
@@ -49,6 +48,7 @@ impl TestCa {
         .expect("simulator")
     }
 
+    /// A server identity for the loopback simulator (`127.0.0.1`, `localhost`).
     pub fn server_identity(&self) -> TlsIdentity {
         let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
             .expect("leaf params");
