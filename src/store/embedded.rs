@@ -27,6 +27,7 @@
 //! [`CommitPolicy::max_age`]). All tantivy work (which blocks on disk and CPU)
 //! runs on `spawn_blocking`.
 
+mod stems;
 mod visible_top;
 
 use super::{Hit, Search, SearchResults, Store, StoreError};
@@ -162,7 +163,7 @@ impl Fields {
         let text = TextOptions::default()
             .set_indexing_options(
                 TextFieldIndexing::default()
-                    .set_tokenizer("en_stem")
+                    .set_tokenizer(stems::NAME)
                     .set_index_option(IndexRecordOption::WithFreqsAndPositions),
             )
             .set_stored();
@@ -530,6 +531,9 @@ impl EmbeddedStore {
             tantivy::TantivyError::SchemaError(msg) => OpenError::OtherSchema(msg),
             other => OpenError::damaged_or_failed(other),
         })?;
+        // Before any writer or reader exists: each takes its analyzers from
+        // the index when it is made.
+        index.tokenizers().register(stems::NAME, stems::english());
         match index.validate_checksum() {
             Ok(damaged) if damaged.is_empty() => {}
             Ok(damaged) => return Err(OpenError::Damaged(checksum_mismatch(&damaged))),
