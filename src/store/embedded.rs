@@ -531,9 +531,6 @@ impl EmbeddedStore {
             tantivy::TantivyError::SchemaError(msg) => OpenError::OtherSchema(msg),
             other => OpenError::damaged_or_failed(other),
         })?;
-        // Before any writer or reader exists: each takes its analyzers from
-        // the index when it is made.
-        index.tokenizers().register(stems::NAME, stems::english());
         match index.validate_checksum() {
             Ok(damaged) if damaged.is_empty() => {}
             Ok(damaged) => return Err(OpenError::Damaged(checksum_mismatch(&damaged))),
@@ -547,7 +544,13 @@ impl EmbeddedStore {
             .try_into()
             .map_err(OpenError::damaged_or_failed)?;
         drop(check_lock);
-        let writer = low_priority_writer(&index, options).map_err(|e| match e {
+        // Only indexing remembers stems (on a handle of its own: segments
+        // take their analyzers from the handle the writer was made from).
+        // Searches run their few short texts through fresh analyzers, where
+        // filling a memo costs more than it saves (measured).
+        let mut indexing = index.clone();
+        indexing.set_tokenizers(stems::indexing());
+        let writer = low_priority_writer(&indexing, options).map_err(|e| match e {
             tantivy::TantivyError::LockFailure(..) => OpenError::Failed(StoreError::Io(format!(
                 "index at {} is locked by another writer",
                 dir.display()
