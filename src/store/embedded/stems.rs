@@ -1,9 +1,9 @@
 //! The analyzer the index writer runs the text fields through: tantivy's
 //! `en_stem` (split on what is not alphanumeric, drop tokens over 40 bytes,
 //! lowercase, English Snowball stemming), producing the same tokens, with
-//! each word's stem remembered. Stemming was a third of the indexing thread's time, and the
-//! end of every sync waits for that thread; prose repeats its words, so
-//! most stems are looked up instead of computed.
+//! each word's stem remembered. Stemming was a third of the indexing
+//! thread's time, and the end of every sync waits for that thread; prose
+//! repeats its words, so most stems are looked up instead of computed.
 
 use std::collections::HashMap;
 use tantivy::tokenizer::{
@@ -88,12 +88,11 @@ impl Stems {
             word.push_str(stem);
             return;
         }
-        let stem: Box<str> = self.stemmer.stem(word).into();
+        let stem = self.stemmer.stem(word).into_owned();
         if self.memo.len() < REMEMBERED {
-            self.memo.insert(word.as_str().into(), stem.clone());
+            self.memo.insert(word.as_str().into(), stem.as_str().into());
         }
-        word.clear();
-        word.push_str(&stem);
+        *word = stem;
     }
 }
 
