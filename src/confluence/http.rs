@@ -276,8 +276,13 @@ impl Http {
                 }
             };
             // JSON is UTF-8; stray bytes become U+FFFD rather than failing
-            // the whole listing that carries them (no copy when valid).
-            let text = String::from_utf8_lossy(&bytes);
+            // the whole listing that carries them. Valid text is neither
+            // copied nor checked twice: `from_utf8` is the fast check, and
+            // the lossy pass only runs when it fails.
+            let text = match std::str::from_utf8(&bytes) {
+                Ok(valid) => std::borrow::Cow::Borrowed(valid),
+                Err(_) => String::from_utf8_lossy(&bytes),
+            };
             return match serde_json::from_str::<T>(&text) {
                 Ok(body) => Attempt::Done(JsonResponse { body, headers }),
                 // A body that does not decode is most often a truncated

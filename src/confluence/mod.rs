@@ -431,6 +431,7 @@ impl Listing {
 }
 
 pub mod cloud;
+pub(crate) mod convert;
 pub mod datacenter;
 pub(crate) mod http;
 pub mod storage;

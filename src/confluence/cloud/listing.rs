@@ -17,6 +17,7 @@
 
 use super::v1::without_query_param;
 use super::{CloudClient, ParentLink, V2Content, V2List, has_body, to_page};
+use crate::confluence::convert;
 use crate::confluence::http::{HttpFailure, link_next};
 use crate::confluence::v1::{self, MAX_PAGES};
 use crate::confluence::verdict::{Known, Verdict, verdict};
@@ -24,7 +25,7 @@ use crate::confluence::{
     ConfluenceError, LabelFilter, LeftOutReason, ListOptions, Listing, PageSink, SpaceRef,
     needs_annotations, sink_closed,
 };
-use crate::model::{Ancestor, ContentType, Page, PageRef};
+use crate::model::{Ancestor, ContentType, PageRef};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -825,20 +826,10 @@ impl CloudClient {
             };
             while let Some((root, batch)) = converting.recv().await {
                 let key = space.key().to_string();
-                // Conversion is CPU work: off the threads that drive requests.
-                let pages: Vec<Page> = tokio::task::spawn_blocking(move || {
-                    batch
-                        .into_iter()
-                        .map(|v| {
-                            to_page(v.body, v.labels, v.ancestors, v.content_type, &root, &key)
-                        })
-                        .collect()
-                })
-                .await
-                .map_err(|e| ConfluenceError::Protocol(format!("converting pages failed: {e}")))?;
-                if sink.send(pages).await.is_err() {
-                    return Err(sink_closed());
-                }
+                let to_page = move |v: Vetted| {
+                    to_page(v.body, v.labels, v.ancestors, v.content_type, &root, &key)
+                };
+                convert::hand_over(batch, to_page, &sink).await?;
             }
             Ok(())
         };

@@ -16,13 +16,14 @@
 use super::{
     BODY, BODY_LIST_EXPAND_FULL, BODY_LIST_EXPAND_MIN, DataCenterClient, body_len, has_body, listed,
 };
+use crate::confluence::convert;
 use crate::confluence::v1::{self, Content, OffsetPaging};
 use crate::confluence::verdict::{self, Known, Verdict};
 use crate::confluence::{
     ConfluenceError, LabelFilter, ListOptions, Listed, Listing, PageSink, apply_filters,
     needs_annotations, sink_closed,
 };
-use crate::model::{ContentType, Page};
+use crate::model::ContentType;
 use std::collections::{HashMap, HashSet, VecDeque};
 use tokio::sync::mpsc;
 
@@ -286,15 +287,7 @@ impl DataCenterClient {
     ) -> Result<(), ConfluenceError> {
         let root = self.root.clone();
         let key = key.to_string();
-        let pages: Vec<Page> = tokio::task::spawn_blocking(move || {
-            batch
-                .into_iter()
-                .map(|c| v1::to_page(c, &root, &key))
-                .collect()
-        })
-        .await
-        .map_err(|e| ConfluenceError::Protocol(format!("converting pages failed: {e}")))?;
-        sink.send(pages).await.map_err(|_| sink_closed())
+        convert::hand_over(batch, move |c| v1::to_page(c, &root, &key), sink).await
     }
 }
 
