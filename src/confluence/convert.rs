@@ -10,6 +10,7 @@
 use super::{ConfluenceError, PageSink, sink_closed};
 use crate::model::Page;
 use futures::StreamExt as _;
+use std::sync::LazyLock;
 
 /// Pages converted by one blocking task: a task costs a few microseconds,
 /// a page about ten.
@@ -17,6 +18,16 @@ const CHUNK: usize = 50;
 
 /// Most chunks converted at once by one listing.
 const SIDE_BY_SIDE_AT_MOST: usize = 4;
+
+/// Chunks converted at once: the cores this process may use, up to
+/// [`SIDE_BY_SIDE_AT_MOST`]. Read once: on Linux the answer comes from the
+/// affinity mask and the cgroup's CPU quota files, not worth reading again
+/// for every batch a listing releases.
+static SIDE_BY_SIDE: LazyLock<usize> = LazyLock::new(|| {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(SIDE_BY_SIDE_AT_MOST)
+});
 
 /// Converts `items` with `convert` and hands the pages to `sink` in order,
 /// a chunk at a time, each as soon as it and those before it are done.
@@ -29,9 +40,7 @@ where
     T: Send + 'static,
     F: Fn(T) -> Page + Clone + Send + 'static,
 {
-    let side_by_side = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(SIDE_BY_SIDE_AT_MOST);
+    let side_by_side = *SIDE_BY_SIDE;
     let mut items = items.into_iter();
     let chunks = std::iter::from_fn(move || {
         let chunk: Vec<T> = items.by_ref().take(CHUNK).collect();
