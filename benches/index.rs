@@ -14,7 +14,8 @@
 //! (queries per mode), `BENCH_WRITER_THREADS`, `BENCH_WRITER_MB`,
 //! `BENCH_WRITER_NICE` (the writer threads' nice value; on a machine shared
 //! with other work, 0 measures the index rather than the scheduler),
-//! `BENCH_COMMIT_MB` (the commit policy's `max_bytes`), `BENCH_DIR`
+//! `BENCH_COMMIT_MB` and `BENCH_COMMIT_DOCS` (the commit policy's
+//! `max_bytes` and `max_docs`), `BENCH_DIR`
 //! (index directory to use and keep; a temporary one otherwise),
 //! `BENCH_OPENSEARCH` (`0` skips OpenSearch), `OPENSEARCH_URL` (a running
 //! node; otherwise `hack/opensearch/up` starts one and leaves it running).
@@ -596,6 +597,7 @@ async fn bench() {
         writer_niceness: env_usize("BENCH_WRITER_NICE", defaults.writer_niceness as usize) as i32,
         commit: confluence_operator::store::embedded::CommitPolicy {
             max_bytes: env_usize("BENCH_COMMIT_MB", defaults.commit.max_bytes >> 20) << 20,
+            max_docs: env_usize("BENCH_COMMIT_DOCS", defaults.commit.max_docs).max(1),
             ..defaults.commit
         },
     };

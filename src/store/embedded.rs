@@ -158,13 +158,17 @@ struct Fields {
 impl Fields {
     fn schema() -> (Schema, Fields) {
         let mut b = Schema::builder();
-        // English stemming so "deploying" finds "deployment"; positions are
-        // kept for phrase queries and snippets.
+        // English stemming so "deploying" finds "deployment". Frequencies
+        // (for scoring) but no positions: queries are plain terms (see
+        // `text_query`) and snippets re-tokenize the stored text, so
+        // positions only cost indexing time (a seventh of it, measured) and
+        // disk. Adding phrase search means adding them back (a schema
+        // change: the index is rebuilt).
         let text = TextOptions::default()
             .set_indexing_options(
                 TextFieldIndexing::default()
                     .set_tokenizer(stems::NAME)
-                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                    .set_index_option(IndexRecordOption::WithFreqs),
             )
             .set_stored();
         let fields = Fields {

@@ -70,14 +70,14 @@ impl<T: Tokenizer> Tokenizer for StemFilter<T> {
 
 struct Stems {
     stemmer: frostem::Stemmer,
-    memo: HashMap<Box<str>, Box<str>>,
+    memo: HashMap<Box<str>, Box<str>, rustc_hash::FxBuildHasher>,
 }
 
 impl Stems {
     fn new() -> Self {
         Self {
             stemmer: frostem::Stemmer::new(frostem::Algorithm::English),
-            memo: HashMap::new(),
+            memo: HashMap::default(),
         }
     }
 
