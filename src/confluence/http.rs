@@ -156,25 +156,21 @@ impl Http {
         }
     }
 
-    /// [`Http::get_json`] on a task of its own: the answer is read and
-    /// decoded on whichever worker thread is free, while the caller goes on
-    /// with other answers. Listings keep several requests in flight and
-    /// decoding a page of bodies is real CPU work: polled from one task,
-    /// every answer was decoded one after another on one thread. Dropping
-    /// the returned future cancels the request.
-    pub async fn get_json_spawned<T: DeserializeOwned + Send + 'static>(
-        &self,
-        url: &url::Url,
-    ) -> Result<JsonResponse<T>, HttpFailure> {
+    /// [`Http::get_json`] on a task of its own, started now: the answer is
+    /// read and decoded on whichever worker thread is free, while the caller
+    /// goes on with other answers (listings keep several requests in flight,
+    /// and decoding a page of bodies is real CPU work: polled from one task,
+    /// every answer was decoded one after another on one thread). It starts
+    /// here, not when the answer is first awaited, so a chain of requests
+    /// can send its next one before it hands the current answer on, and a
+    /// busy consumer does not hold up the chain. Dropping the [`Pending`]
+    /// cancels the request.
+    pub fn start_json<T: DeserializeOwned + Send + 'static>(&self, url: &url::Url) -> Pending<T> {
         let http = self.clone();
         let url = url.clone();
-        let mut task = AbortOnDrop(tokio::spawn(async move { http.get_json::<T>(&url).await }));
-        match (&mut task.0).await {
-            Ok(answer) => answer,
-            Err(e) => Err(HttpFailure::Other(ConfluenceError::Transient(format!(
-                "a Confluence request's task ended early: {e}"
-            )))),
-        }
+        Pending(AbortOnDrop(tokio::spawn(async move {
+            http.get_json::<T>(&url).await
+        })))
     }
 
     /// Full-jitter exponential backoff: uniform in [0, min(max, base·2^n)].
@@ -503,6 +499,22 @@ pub(crate) fn link_next(headers: &HeaderMap) -> Option<String> {
 /// that stops early must not leave its requests running).
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
+/// A request already on its way (see [`Http::start_json`]).
+pub(crate) struct Pending<T>(AbortOnDrop<Result<JsonResponse<T>, HttpFailure>>);
+
+impl<T> Pending<T> {
+    /// Its answer (cancel-safe: awaiting it in a `select!` that takes
+    /// another branch leaves the request running).
+    pub async fn answer(&mut self) -> Result<JsonResponse<T>, HttpFailure> {
+        match (&mut self.0.0).await {
+            Ok(answer) => answer,
+            Err(e) => Err(HttpFailure::Other(ConfluenceError::Transient(format!(
+                "a Confluence request's task ended early: {e}"
+            )))),
+        }
+    }
+}
+
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
@@ -551,6 +563,59 @@ mod tests {
             ca_bundle: None,
         };
         Http::new(&config, ClientOptions::default()).unwrap()
+    }
+
+    /// A started request is on the wire before anyone awaits its answer (a
+    /// listing sends its next request, then hands the current answer on),
+    /// and dropping it unanswered closes the connection.
+    #[tokio::test]
+    async fn a_started_request_goes_out_before_its_answer_is_awaited() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/confluence", listener.local_addr().unwrap());
+        let http = http_for(&base);
+        let url = url::Url::parse(&format!("{base}/rest/api/content?start=25")).unwrap();
+        let read_request = async |sock: &mut tokio::net::TcpStream| {
+            let mut buf = vec![0u8; 4096];
+            let n = sock.read(&mut buf).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+
+        let mut pending = http.start_json::<serde_json::Value>(&url);
+        let (mut sock, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .expect("the request arrives without being awaited")
+            .unwrap();
+        let request = read_request(&mut sock).await;
+        assert!(
+            request.starts_with("GET /confluence/rest/api/content?start=25 "),
+            "{request}"
+        );
+        sock.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"size\": 0}",
+        )
+        .await
+        .unwrap();
+        let answer = pending.answer().await.expect("answer");
+        assert_eq!(answer.body["size"], 0);
+
+        // Dropped before its answer: the request is cancelled.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/confluence", listener.local_addr().unwrap());
+        let http = http_for(&base);
+        let url = url::Url::parse(&format!("{base}/rest/api/content")).unwrap();
+        let pending = http.start_json::<serde_json::Value>(&url);
+        let (mut sock, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .expect("the request arrives")
+            .unwrap();
+        let _ = read_request(&mut sock).await;
+        drop(pending);
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut rest))
+            .await
+            .expect("the connection is closed");
+        assert!(closed.is_ok_and(|n| n == 0), "{rest:?}");
     }
 
     /// A paging link from the server pointing elsewhere is refused before

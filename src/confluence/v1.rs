@@ -473,13 +473,27 @@ pub(crate) fn without_expansion(url: &url::Url, expansion: &str) -> Option<url::
     Some(with_query_param(url, "expand", &kept.join(",")))
 }
 
-async fn offset_page<T: serde::de::DeserializeOwned + Send + 'static, U>(
+/// One page of an offset listing. The request is sent at once, not when
+/// the returned future is first polled: pages are asked for while earlier
+/// ones are still being taken, and must not wait for that to finish.
+fn offset_page<'a, T: serde::de::DeserializeOwned + Send + 'static, U>(
+    http: &'a Http,
+    url: url::Url,
+    paging: &'a OffsetPaging<'_, T, U>,
+    not_found: &'a (dyn Fn() -> ConfluenceError + Send + Sync),
+) -> impl Future<Output = Result<List<T>, ConfluenceError>> + 'a {
+    let mut pending = http.start_json::<List<T>>(&url);
+    async move { offset_answer(http, url, pending.answer().await, paging, not_found).await }
+}
+
+async fn offset_answer<T: serde::de::DeserializeOwned + Send + 'static, U>(
     http: &Http,
     url: url::Url,
+    answer: Result<super::http::JsonResponse<List<T>>, HttpFailure>,
     paging: &OffsetPaging<'_, T, U>,
     not_found: &(dyn Fn() -> ConfluenceError + Send + Sync),
 ) -> Result<List<T>, ConfluenceError> {
-    match http.get_json_spawned::<List<T>>(&url).await {
+    match answer {
         Ok(r) => Ok(r.body),
         Err(HttpFailure::Other(ConfluenceError::TooLarge { path, limit_mib })) => {
             match (paging.lighter)(&url) {

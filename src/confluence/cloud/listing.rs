@@ -18,7 +18,7 @@
 use super::v1::without_query_param;
 use super::{CloudClient, ParentLink, V2Content, V2List, has_body, to_page};
 use crate::confluence::convert;
-use crate::confluence::http::{HttpFailure, link_next};
+use crate::confluence::http::{HttpFailure, Pending, link_next};
 use crate::confluence::v1::{self, MAX_PAGES};
 use crate::confluence::verdict::{Known, Verdict, verdict};
 use crate::confluence::{
@@ -678,6 +678,12 @@ impl Records {
         });
     }
 
+    /// Whether the v2 listing is still running (until then every CQL
+    /// answer may be needed).
+    fn listing_running(&self) -> bool {
+        self.progress.borrow().1.is_none()
+    }
+
     /// Whether `end` should ask for another answer: once the v2 listing is
     /// complete, only while records are missing that the other end's
     /// answer in flight does not cover, and what fits one answer is left
@@ -886,11 +892,12 @@ impl CloudClient {
         let mut url = first;
         let mut bare = false;
         let mut asked = 0;
+        let mut pending = self.http.start_json::<V2List<V2Content>>(&url);
         while asked < MAX_PAGES {
             let answer = tokio::select! {
                 biased;
                 () = walk.done() => return Ok(()),
-                answer = self.http.get_json_spawned::<V2List<V2Content>>(&url) => answer,
+                answer = pending.answer() => answer,
             };
             asked += 1;
             let resp = match answer {
@@ -900,6 +907,7 @@ impl CloudClient {
                 {
                     url = without_query_param(&url, "body-format");
                     bare = true;
+                    pending = self.http.start_json(&url);
                     continue;
                 }
                 Err(f) => {
@@ -916,6 +924,21 @@ impl CloudClient {
                 walk.first_answer(more);
             }
             let met = walk.arrived(end, resp.body.results.iter().map(|i| i.id.as_str()));
+            // The next request goes out before this answer is handed on:
+            // the chain is the sync's critical path, and the consumer may be
+            // busy with earlier answers.
+            let last = match next {
+                Some(next) if more && !met => {
+                    url = v1::parse_url(&v1::absolute(&self.site, &next))?;
+                    if bare {
+                        url = without_query_param(&url, "body-format");
+                    }
+                    pending = self.http.start_json(&url);
+                    false
+                }
+                // This end walked to the other's extreme: all is listed.
+                _ => true,
+            };
             let event = Event::Listed {
                 content_type,
                 items: resp.body.results,
@@ -924,18 +947,9 @@ impl CloudClient {
             if events.send(event).await.is_err() {
                 return Err(sink_closed());
             }
-            match next {
-                Some(next) if more && !met => {
-                    url = v1::parse_url(&v1::absolute(&self.site, &next))?;
-                    if bare {
-                        url = without_query_param(&url, "body-format");
-                    }
-                }
-                // This end walked to the other's extreme: all is listed.
-                _ => {
-                    walk.finish();
-                    return Ok(());
-                }
+            if last {
+                walk.finish();
+                return Ok(());
             }
         }
         Err(ConfluenceError::Protocol(format!(
@@ -990,8 +1004,10 @@ impl CloudClient {
             return Ok(());
         }
         let mut url = first;
+        // A request sent before the previous answer was handed on.
+        let mut early: Option<Pending<v1::List<V1Note>>> = None;
         for asked in 0..MAX_PAGES {
-            if asked > 0 || end == End::Back {
+            if early.is_none() && (asked > 0 || end == End::Back) {
                 let more = tokio::select! {
                     biased;
                     () = walk.done() => return Ok(()),
@@ -1002,10 +1018,13 @@ impl CloudClient {
                 }
             }
             records.asking[end.index()].store(true, Relaxed);
+            let mut pending = early
+                .take()
+                .unwrap_or_else(|| self.http.start_json::<v1::List<V1Note>>(&url));
             let answer = tokio::select! {
                 biased;
                 () = walk.done() => return Ok(()),
-                answer = self.http.get_json_spawned::<v1::List<V1Note>>(&url) => answer,
+                answer = pending.answer() => answer,
             };
             records.asking[end.index()].store(false, Relaxed);
             let resp = answer.map_err(|f| {
@@ -1023,18 +1042,29 @@ impl CloudClient {
                 walk.first_answer(more);
             }
             let met = walk.arrived(end, resp.body.results.iter().map(|n| n.id.as_str()));
+            let last = match next {
+                Some(next) if more && !met => {
+                    url = v1::parse_url(&v1::absolute(&self.wiki, &next))?;
+                    false
+                }
+                _ => true,
+            };
+            // While the v2 listing runs, `ask_more` says yes without
+            // waiting: the next request goes out before this answer is
+            // handed on, so a busy consumer does not hold up the chain.
+            // Once the listing is complete, what the fold still misses
+            // decides, and that waits for this answer to be folded.
+            if !last && records.listing_running() {
+                records.asking[end.index()].store(true, Relaxed);
+                early = Some(self.http.start_json(&url));
+            }
             records.sent.fetch_add(1, Relaxed);
             if events.send(Event::Notes(resp.body.results)).await.is_err() {
                 return Err(sink_closed());
             }
-            match next {
-                Some(next) if more && !met => {
-                    url = v1::parse_url(&v1::absolute(&self.wiki, &next))?;
-                }
-                _ => {
-                    walk.finish();
-                    return Ok(());
-                }
+            if last {
+                walk.finish();
+                return Ok(());
             }
         }
         Err(ConfluenceError::Protocol(format!(
