@@ -372,15 +372,28 @@ async fn fresh_namespace(client: &Client, name: &str) -> Result<(), BoxError> {
                 .await?;
         }
         api.delete(name, &DeleteParams::default()).await?;
+    }
+    // A namespace being removed can still refuse a create of its name
+    // (409) just after reads stopped finding it: wait and try again.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
         while api.get_opt(name).await?.is_some() {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        let created = api
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+            )
+            .await;
+        match created {
+            Ok(_) => break,
+            Err(kube::Error::Api(e)) if e.code == 409 && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    api.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": name}}))?,
-    )
-    .await?;
     // The trust bundle is there before a site names it, as a cluster's
     // CA bundles are (trust-manager, cert-manager): not part of the apply.
     if let Some(trust) = trust() {
