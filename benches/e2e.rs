@@ -551,6 +551,8 @@ struct Row {
     requests: u64,
     peak_rss_kib: u64,
     items: u64,
+    /// The API server's garbage collections within a timed operator run.
+    api_server_gcs: Option<u64>,
 }
 
 async fn operator_run(
@@ -564,6 +566,7 @@ async fn operator_run(
     fresh_namespace(client, &ns).await?;
     let mut op = OperatorProcess::start(binary, &ns)?;
     wait_process_up(&mut op).await?;
+    let gcs_before = settle_api_server(client).await;
     sim.reset_stats();
     let started = Instant::now();
     apply_site(client, &ns, sim, flavor, concurrency).await?;
@@ -579,6 +582,10 @@ async fn operator_run(
     .await
     .map_err(|_| format!("{ns}: space not Synced after 30 minutes"))??;
     let seconds = started.elapsed().as_secs_f64();
+    let api_server_gcs = match (gcs_before, api_server_gc_cycles(client).await) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
     let items = done
         .and_then(|s| s.status)
         .and_then(|st| st.items)
@@ -594,7 +601,48 @@ async fn operator_run(
         requests,
         peak_rss_kib: peak,
         items,
+        api_server_gcs,
     })
+}
+
+/// Has the API server collect its garbage before a timed run, and returns
+/// its count of collections so far (`None` if it does not say).
+///
+/// On this 2-core machine one collection of the API server's heap (~120 MB
+/// live) burns both cores for about 60 ms. Left to chance, it lands inside
+/// a 0.4 s run every few runs and stalls the operator and the simulator
+/// alike; a control plane on nodes of its own takes no CPU from the
+/// operator. The profiling endpoint (`--profiling`, on by default in
+/// Kubernetes) runs a full collection before it answers.
+async fn settle_api_server(client: &Client) -> Option<u64> {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let asked = axum::http::Request::get("/debug/pprof/heap?gc=1").body(Vec::new());
+    let collected = match asked {
+        Ok(request) => client
+            .request_text(request)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = collected {
+        WARNED.call_once(|| {
+            eprintln!(
+                "the API server did not collect its garbage on request ({e}); a collection may land inside a timed run"
+            );
+        });
+    }
+    api_server_gc_cycles(client).await
+}
+
+/// The API server's count of completed garbage collections.
+async fn api_server_gc_cycles(client: &Client) -> Option<u64> {
+    let request = axum::http::Request::get("/metrics").body(Vec::new()).ok()?;
+    let text = client.request_text(request).await.ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("go_gc_cycles_total_gc_cycles_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
 }
 
 /// The run of median time (of an even number, the later of the two middle
@@ -634,6 +682,24 @@ fn spread_line(flavor: Flavor, times: &[f64], limit: f64) -> String {
         sorted[sorted.len() - 1],
         times.len(),
         each.join(", ")
+    )
+}
+
+/// In how many timed runs the API server collected garbage anyway, so a
+/// sitting shows whether the control plane took CPU from the operator.
+fn gc_line(flavor: Flavor, gcs: &[Option<u64>]) -> String {
+    let known: Vec<u64> = gcs.iter().flatten().copied().collect();
+    if known.len() < gcs.len() {
+        return format!(
+            "{}: unknown whether the API server collected garbage during the runs (its /metrics has no go_gc_cycles_total)",
+            flavor_name(flavor)
+        );
+    }
+    let hit = known.iter().filter(|n| **n > 0).count();
+    format!(
+        "{}: the API server collected garbage during {hit} of {} runs (asked to collect just before each)",
+        flavor_name(flavor),
+        known.len()
     )
 }
 
@@ -849,7 +915,7 @@ async fn main() -> Result<(), BoxError> {
     };
 
     let mut rows: Vec<Row> = Vec::new();
-    let mut spreads: Vec<(Flavor, Vec<f64>)> = Vec::new();
+    let mut spreads: Vec<(Flavor, Vec<f64>, Vec<Option<u64>>)> = Vec::new();
     let which = std::env::var("BENCH_FLAVORS").unwrap_or_else(|_| "cloud,datacenter".into());
     let flavors: Vec<Flavor> = if parts.contains("flavors") {
         [Flavor::Cloud, Flavor::DataCenter]
@@ -867,9 +933,10 @@ async fn main() -> Result<(), BoxError> {
             tries.push(operator_run(&client, &binary, &sim, flavor, concurrency).await?);
         }
         let times: Vec<f64> = tries.iter().map(|r| r.seconds).collect();
+        let gcs: Vec<Option<u64>> = tries.iter().map(|r| r.api_server_gcs).collect();
         rows.push(median_run(tries));
         if runs > 1 {
-            spreads.push((flavor, times));
+            spreads.push((flavor, times, gcs));
         }
         eprintln!("{name}: sync engine alone");
         let (run, requests) = engine_run(&sim, flavor)?;
@@ -880,6 +947,7 @@ async fn main() -> Result<(), BoxError> {
             requests,
             peak_rss_kib: run.peak_rss_kib,
             items: run.items,
+            api_server_gcs: None,
         });
         if let Some(python) = &python {
             // LangChain stops at 1000 pages a space by default; raised to
@@ -913,6 +981,7 @@ async fn main() -> Result<(), BoxError> {
                     requests,
                     peak_rss_kib: run.peak_rss_kib,
                     items: run.documents,
+                    api_server_gcs: None,
                 });
             }
         }
@@ -959,9 +1028,10 @@ async fn main() -> Result<(), BoxError> {
             ratio
         );
     }
-    for (flavor, times) in &spreads {
+    for (flavor, times, gcs) in &spreads {
         println!();
         println!("{}", spread_line(*flavor, times, limit_of(*flavor)));
+        println!("{}", gc_line(*flavor, gcs));
     }
     let (v2_answers, cql_answers) = (pages.div_ceil(V2_LIMIT), pages.div_ceil(V1_LIMIT));
     println!();

@@ -697,6 +697,7 @@ async fn a_sync_killed_with_batches_staged_refetches_them_on_resync() {
             max_docs: 100,
             max_bytes: usize::MAX,
             max_age: std::time::Duration::from_secs(3600),
+            ..CommitPolicy::default()
         },
         ..EmbeddedOptions::default()
     };
@@ -797,6 +798,7 @@ async fn staged_documents_are_committed_by_count_age_and_reads() {
                 max_docs: 30,
                 max_bytes: usize::MAX,
                 max_age: std::time::Duration::from_millis(300),
+                ..CommitPolicy::default()
             },
             ..EmbeddedOptions::default()
         },
@@ -856,6 +858,67 @@ async fn staged_documents_are_committed_by_count_age_and_reads() {
         .await
         .expect("search");
     assert_eq!(agents.total, Some(55));
+}
+
+/// A sync stages in bursts and waits on the network between them: once
+/// enough is staged, a pause commits it, so the commit that ends the sync
+/// holds only what came after. Pause commits keep half `max_age` apart.
+#[tokio::test]
+async fn a_pause_in_staging_commits_what_is_staged() {
+    use confluence_operator::store::embedded::{CommitPolicy, EmbeddedOptions};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open_with(
+        dir.path(),
+        EmbeddedOptions {
+            commit: CommitPolicy {
+                max_docs: 10_000,
+                max_bytes: usize::MAX,
+                max_age: Duration::from_millis(600),
+                pause: Duration::from_millis(20),
+                pause_docs: 30,
+            },
+            ..EmbeddedOptions::default()
+        },
+    )
+    .expect("open");
+    let scope = public_scope();
+    let batch = |from: usize, n: usize| -> Vec<_> {
+        (from..from + n)
+            .map(|i| {
+                doc(
+                    &scope,
+                    "KB",
+                    Audience::Everyone,
+                    page(&i.to_string(), 1, "Gateway notes", "gateway"),
+                )
+            })
+            .collect()
+    };
+    let visible = |store: EmbeddedStore| async move {
+        store
+            .search_counted("gateway", &[], 1)
+            .await
+            .expect("search")
+            .total
+            .unwrap_or(0)
+    };
+    // Opening the index counts as a commit: wait out the spacing.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Fewer than `pause_docs`: a pause leaves them staged.
+    store.stage(&batch(0, 20)).await.expect("stage");
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(visible(store.clone()).await, 0);
+    // Enough: committed in the pause, long before `max_age`.
+    store.stage(&batch(20, 20)).await.expect("stage");
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(visible(store.clone()).await, 40);
+    // The next pause commit waits for half `max_age` after that commit.
+    store.stage(&batch(40, 40)).await.expect("stage");
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(visible(store.clone()).await, 40);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(visible(store.clone()).await, 80);
 }
 
 /// Ranking skips documents that cannot reach the top (block-WAND); pages the
