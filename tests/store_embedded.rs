@@ -862,7 +862,7 @@ async fn staged_documents_are_committed_by_count_age_and_reads() {
 
 /// A sync stages in bursts and waits on the network between them: once
 /// enough is staged, a pause commits it, so the commit that ends the sync
-/// holds only what came after. Pause commits keep half `max_age` apart.
+/// holds only what came after. Pause commits keep `pause_spacing` apart.
 #[tokio::test]
 async fn a_pause_in_staging_commits_what_is_staged() {
     use confluence_operator::store::embedded::{CommitPolicy, EmbeddedOptions};
@@ -877,6 +877,7 @@ async fn a_pause_in_staging_commits_what_is_staged() {
                 max_age: Duration::from_millis(600),
                 pause: Duration::from_millis(20),
                 pause_docs: 30,
+                pause_spacing: Duration::from_millis(300),
             },
             ..EmbeddedOptions::default()
         },
@@ -913,7 +914,7 @@ async fn a_pause_in_staging_commits_what_is_staged() {
     store.stage(&batch(20, 20)).await.expect("stage");
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert_eq!(visible(store.clone()).await, 40);
-    // The next pause commit waits for half `max_age` after that commit.
+    // The next pause commit waits for `pause_spacing` after that commit.
     store.stage(&batch(40, 40)).await.expect("stage");
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert_eq!(visible(store.clone()).await, 40);

@@ -116,6 +116,8 @@ pub struct CommitPolicy {
     pub pause: Duration,
     /// See `pause`.
     pub pause_docs: usize,
+    /// The least time from one commit to a commit in a pause.
+    pub pause_spacing: Duration,
 }
 
 impl Default for CommitPolicy {
@@ -133,14 +135,15 @@ impl Default for CommitPolicy {
         // the commit at the end of a sync, which the sync waits for, only
         // what the last answers brought: in a traced 2,000-page sync it held
         // every page and took 15-21 ms. A bulk load that never pauses is
-        // not cut into small segments, and pause commits come at most once
-        // per half `max_age`.
+        // not cut into small segments, and pause commits come at most ten
+        // times a second.
         Self {
             max_docs: 20_000,
             max_bytes: 16 * 1024 * 1024,
             max_age: Duration::from_secs(1),
             pause: Duration::from_millis(10),
-            pause_docs: 1_000,
+            pause_docs: 500,
+            pause_spacing: Duration::from_millis(100),
         }
     }
 }
@@ -870,7 +873,7 @@ impl Inner {
     }
 
     /// The pause timer: commits once staging has paused for `pause` with
-    /// `pause_docs` staged, no sooner than half `max_age` after the last
+    /// `pause_docs` staged, no sooner than `pause_spacing` after the last
     /// commit. Returns how long to wait before asking again, or `None` when
     /// the timer is done (it committed, or a commit came first).
     fn commit_if_paused(&self) -> Result<Option<Duration>, StoreError> {
@@ -882,7 +885,7 @@ impl Inner {
                 return Ok(None);
             }
         };
-        let spacing = self.policy.max_age / 2;
+        let spacing = self.policy.pause_spacing;
         let wait = self
             .policy
             .pause
