@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use confluence_operator::confluence::ListOptions;
-use confluence_operator::model::{Audience, SpaceScope};
+use confluence_operator::model::{Audience, Document, SpaceScope};
 use confluence_operator::store::embedded::EmbeddedStore;
 use confluence_operator::store::{Search, Store};
 use confluence_operator::sync::{SyncRequest, sync_space};
@@ -785,6 +785,30 @@ async fn a_sync_killed_with_batches_staged_refetches_them_on_resync() {
     assert_eq!(store.count(&scope).await.expect("count"), 600);
 }
 
+/// Pages `from..from + n` of `scope`, each matching "gateway".
+fn gateway_pages(scope: &SpaceScope, from: usize, n: usize) -> Vec<Document> {
+    (from..from + n)
+        .map(|i| {
+            doc(
+                scope,
+                "KB",
+                Audience::Everyone,
+                page(&i.to_string(), 1, "Gateway notes", "gateway"),
+            )
+        })
+        .collect()
+}
+
+/// How many committed pages a public search for "gateway" finds.
+async fn gateway_hits(store: &EmbeddedStore) -> u64 {
+    store
+        .search_counted("gateway", &[], 1)
+        .await
+        .expect("search")
+        .total
+        .unwrap_or(0)
+}
+
 /// Staged documents: invisible to searches until committed, visible to the
 /// writer's own reads at once, and committed by age without further calls.
 #[tokio::test]
@@ -805,26 +829,8 @@ async fn staged_documents_are_committed_by_count_age_and_reads() {
     )
     .expect("open");
     let scope = public_scope();
-    let batch = |from: usize, n: usize| -> Vec<_> {
-        (from..from + n)
-            .map(|i| {
-                doc(
-                    &scope,
-                    "KB",
-                    Audience::Everyone,
-                    page(&i.to_string(), 1, "Gateway notes", "gateway"),
-                )
-            })
-            .collect()
-    };
-    let visible = |store: EmbeddedStore| async move {
-        store
-            .search_counted("gateway", &[], 1)
-            .await
-            .expect("search")
-            .total
-            .unwrap_or(0)
-    };
+    let batch = |from: usize, n: usize| gateway_pages(&scope, from, n);
+    let visible = |store: EmbeddedStore| async move { gateway_hits(&store).await };
     // Below every limit: staged, not searchable yet.
     store.stage(&batch(0, 10)).await.expect("stage");
     assert_eq!(visible(store.clone()).await, 0);
@@ -884,26 +890,8 @@ async fn a_pause_in_staging_commits_what_is_staged() {
     )
     .expect("open");
     let scope = public_scope();
-    let batch = |from: usize, n: usize| -> Vec<_> {
-        (from..from + n)
-            .map(|i| {
-                doc(
-                    &scope,
-                    "KB",
-                    Audience::Everyone,
-                    page(&i.to_string(), 1, "Gateway notes", "gateway"),
-                )
-            })
-            .collect()
-    };
-    let visible = |store: EmbeddedStore| async move {
-        store
-            .search_counted("gateway", &[], 1)
-            .await
-            .expect("search")
-            .total
-            .unwrap_or(0)
-    };
+    let batch = |from: usize, n: usize| gateway_pages(&scope, from, n);
+    let visible = |store: EmbeddedStore| async move { gateway_hits(&store).await };
     // Opening the index counts as a commit: wait out the spacing.
     tokio::time::sleep(Duration::from_millis(350)).await;
     // Fewer than `pause_docs`: a pause leaves them staged.
