@@ -616,13 +616,20 @@ async fn operator_run(
 /// Kubernetes) runs a full collection before it answers.
 async fn settle_api_server(client: &Client) -> Option<u64> {
     static WARNED: std::sync::Once = std::sync::Once::new();
-    let asked = axum::http::Request::get("/debug/pprof/heap?gc=1").body(Vec::new());
+    // The answer is a gzipped profile, not text: only its status matters.
+    let asked = axum::http::Request::get("/debug/pprof/heap?gc=1")
+        .body(kube::client::Body::from(Vec::new()));
     let collected = match asked {
-        Ok(request) => client
-            .request_text(request)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
+        Ok(request) => match client.send(request).await {
+            Ok(answer) if answer.status().is_success() => answer
+                .into_body()
+                .collect_bytes()
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Ok(answer) => Err(format!("HTTP {}", answer.status())),
+            Err(e) => Err(e.to_string()),
+        },
         Err(e) => Err(e.to_string()),
     };
     if let Err(e) = collected {
