@@ -1,7 +1,12 @@
 # Shared settings of hack/testenv/{build,up,down}; sourced, not run.
 # shellcheck shell=bash
+# The paths and port settings are read by the scripts that source this file.
+# shellcheck disable=SC2034
 
 TESTENV_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LOG_PREFIX=testenv
+# shellcheck source=hack/lib.sh
+source "$TESTENV_SRC/../lib.sh"
 REPO_ROOT="$(cd "$TESTENV_SRC/../.." && pwd)"
 TESTENV_DIR="${TESTENV_DIR:-$REPO_ROOT/target/testenv}"
 # binaries stay in the repo's target/ even when TESTENV_DIR moves the state
@@ -19,18 +24,6 @@ TESTENV_KCM_PORT="${TESTENV_KCM_PORT:-16257}"
 TESTENV_SERVICE_CIDR="${TESTENV_SERVICE_CIDR:-10.96.0.0/24}"
 
 COMPONENTS=(etcd kube-apiserver kube-controller-manager)
-
-log() { printf '[testenv] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# true while pid exists and is not a zombie (the daemons are reparented, and
-# whoever reaps them may do so late).
-pid_alive() {
-	local state
-	kill -0 "$1" 2>/dev/null || return 1
-	state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
-	[[ -n "$state" && "$state" != Z ]]
-}
 
 # await_exec PID EXE: a daemon just launched is, for a moment, still the shell
 # (then setsid) that starts it. Wait until it has become EXE or died, so that a
@@ -74,17 +67,6 @@ stop_pid() {
 
 kubectl_admin() {
 	KUBECONFIG="$KUBECONFIG_PATH" "$BIN_DIR/kubectl" "$@"
-}
-
-# Installs a Debian package when its command is missing (the scripts run as root
-# on a plain Debian machine; nothing else is to be installed by hand).
-ensure_cmd() {
-	local cmd="$1" pkg="${2:-$1}" sudo=""
-	command -v "$cmd" >/dev/null 2>&1 && return 0
-	[[ "$(id -u)" == 0 ]] || sudo="sudo"
-	log "installing Debian package $pkg (for $cmd)"
-	$sudo apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$pkg" >&2 \
-		|| die "could not install $pkg"
 }
 
 # Serialises up/down across processes (test binaries may call up concurrently).

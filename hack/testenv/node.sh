@@ -221,7 +221,10 @@ node_ensure_pause_image() {
 node_up() {
 	local t0=$SECONDS
 	node_ensure_packages
-	if node_needs_build; then "$TESTENV_SRC/build" --node-only >&2; fi
+	if node_needs_build; then
+		((${no_build:-0})) && refuse_build "the test node (kubelet, kube-scheduler, kube-proxy)" " --node"
+		"$TESTENV_SRC/build" --node-only >&2
+	fi
 	node_write_config
 	node_write_pki
 
@@ -392,7 +395,7 @@ node_remove_kubelet_chains() {
 	while iptables -D OUTPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
 	for table in filter nat mangle; do
 		for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
-			iptables -t "$table" -F "$chain" 2>/dev/null && iptables -t "$table" -X "$chain" 2>/dev/null || true
+			if iptables -t "$table" -F "$chain" 2>/dev/null; then iptables -t "$table" -X "$chain" 2>/dev/null || true; fi
 		done
 	done
 }

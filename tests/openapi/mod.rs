@@ -3,8 +3,8 @@
 //! query parameter names, values valid against the parameter schemas) and
 //! each JSON answer must validate against that operation's response schema.
 //!
-//! The documents are read from `<repo>/../shared/specs/confluence/` (or
-//! `$CONFLUENCE_SPECS_DIR`), never copied into the repository. Validation is
+//! The documents are the copies vendored in `sim/openapi/` (see its README;
+//! `$CONFLUENCE_SPECS_DIR` points elsewhere, e.g. at a fresher download). Validation is
 //! done by the `jsonschema` crate: the OpenAPI 3.0 schemas are only adapted
 //! to JSON Schema draft 4 (their base) by turning `nullable: true` into a
 //! `null` alternative (and, for parameters, moving a misplaced array `enum`
@@ -21,7 +21,7 @@ pub fn specs_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CONFLUENCE_SPECS_DIR") {
         return PathBuf::from(dir);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/specs/confluence")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sim/openapi")
 }
 
 /// One OpenAPI document, with the prefix its paths are served under.
@@ -96,7 +96,7 @@ impl Spec {
         let path = specs_dir().join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "cannot read {} ({e}): the spec files live in ../shared/specs/confluence beside the repository, or set CONFLUENCE_SPECS_DIR",
+                "cannot read {} ({e}): the documents are vendored in sim/openapi/ (hack/openapi-refresh restores them), or set CONFLUENCE_SPECS_DIR",
                 path.display()
             )
         });

@@ -2,11 +2,13 @@
 //! (etcd + kube-apiserver + kube-controller-manager from `hack/testenv`).
 //!
 //! * If `KUBECONFIG` is set and its server answers, that cluster is used.
-//! * Otherwise `hack/testenv/up` is run once per test process (it builds the
-//!   binaries when needed; it serialises concurrent callers from several test
-//!   processes with a file lock) and its kubeconfig, `target/testenv/kubeconfig`,
-//!   is used. The control plane is left running for the next test binary;
-//!   `hack/testenv/down` stops it.
+//! * Otherwise `hack/testenv/up --no-build` is run once per test process (it
+//!   serialises concurrent callers from several test processes with a file
+//!   lock) and its kubeconfig, `target/testenv/kubeconfig`, is used. The control
+//!   plane is left running for the next test binary; `hack/testenv/down` stops it.
+//! * A plain `cargo test` never builds Kubernetes: when the binaries are not
+//!   built yet, each cluster test fails at once saying to run `hack/test` (which
+//!   builds and starts everything) or `hack/testenv/build`, or to set `KUBECONFIG`.
 //!
 //! Use it from a test file with `mod support;`.
 #![allow(dead_code)]
@@ -128,20 +130,29 @@ async fn reachable(kubeconfig: Kubeconfig) -> Result<(), String> {
     }
 }
 
-/// Runs `hack/testenv/up` and returns the kubeconfig path it prints.
+/// Exit status of `hack/testenv/up --no-build` when something must be built first.
+const TESTENV_NEEDS_BUILD: i32 = 3;
+
+/// What a cluster test says when the control plane or node is not built.
+const NEEDS_BUILD_HINT: &str = "this test needs a Kubernetes cluster: run `hack/test` (builds \
+     and starts one from Go modules, then runs every test), or `hack/testenv/build --node` once, \
+     or set KUBECONFIG to a cluster of your own";
+
+/// Runs `hack/testenv/up --no-build` and returns the kubeconfig path it prints.
 fn run_testenv_up() -> Result<PathBuf, String> {
     let script = repo_root().join("hack/testenv/up");
-    eprintln!(
-        "[support] running {} (the first run builds Kubernetes, which takes a while)",
-        script.display()
-    );
+    eprintln!("[support] running {} --no-build", script.display());
     let started = Instant::now();
     // stderr (progress, build output, error log tails) goes straight to the test's stderr.
     let out = Command::new(&script)
+        .arg("--no-build")
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if out.status.code() == Some(TESTENV_NEEDS_BUILD) {
+        return Err(NEEDS_BUILD_HINT.into());
+    }
     if !out.status.success() {
         return Err(format!(
             "{} failed with {} (its stderr is above; logs in target/testenv/logs)",
@@ -368,6 +379,9 @@ fn start_node() -> Result<Node, String> {
             .stderr(std::process::Stdio::inherit())
             .output()
             .map_err(|e| format!("cannot run {script}: {e}"))?;
+        if out.status.code() == Some(TESTENV_NEEDS_BUILD) {
+            return Err(NEEDS_BUILD_HINT.into());
+        }
         if !out.status.success() {
             return Err(format!("{script} {args:?} failed with {}", out.status));
         }
@@ -379,7 +393,7 @@ fn start_node() -> Result<Node, String> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     // The node joins hack/testenv's cluster only; it must be the one in use.
-    let up = run("hack/testenv/up", &["--node"])?;
+    let up = run("hack/testenv/up", &["--node", "--no-build"])?;
     let kubeconfig = up
         .lines()
         .rev()
