@@ -55,7 +55,7 @@ where
 ///
 /// kube's default (client-go's: up to 30 s) made the operator take 13–34 s
 /// to act on a resync written right after a 3 s API server restart (fault
-/// matrix, issue #14): the outage grows the wait to its maximum, and the
+/// matrix): the outage grows the wait to its maximum, and the
 /// `410 Gone` that a restarted API server answers to a resumed watch is one
 /// more error, so a controller waits twice before it lists again. The
 /// operator holds a handful of watches; a try every 2 s at most costs a
