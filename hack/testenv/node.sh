@@ -26,15 +26,25 @@ node_exe() {
 	esac
 }
 
-node_running_pid() {
-	local name="$1" pidfile="$RUN_DIR/$1.pid" pid exe want
-	[[ -f "$pidfile" ]] || return 1
-	pid="$(cat "$pidfile" 2>/dev/null)" || return 1
+# node_pid_of NAME: pid in run/NAME.pid if alive and NAME's executable, of any
+# Kubernetes version (`down` stops whichever runs).
+node_pid_of() {
+	local name="$1" pid exe
+	[[ "$name" == containerd ]] || { pid_of "$name"; return; }
+	pid="$(cat "$RUN_DIR/$name.pid" 2>/dev/null)" || return 1
 	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
 	pid_alive "$pid" || return 1
-	want="$(readlink -f "$(node_exe "$name")")"
 	exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
-	[[ "$exe" == "$want" || "$exe" == "$want (deleted)" ]] || return 1
+	[[ "${exe% (deleted)}" == "$(readlink -f "$(node_exe containerd)")" ]] || return 1
+	echo "$pid"
+}
+
+# node_running_pid NAME: as node_pid_of, and of the selected version.
+node_running_pid() {
+	local name="$1" pid exe
+	pid="$(node_pid_of "$name")" || return 1
+	exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+	[[ "${exe% (deleted)}" == "$(readlink -f "$(node_exe "$name")")" ]] || return 1
 	echo "$pid"
 }
 
@@ -57,8 +67,7 @@ node_needs_build() {
 	for b in kubelet kube-scheduler kube-proxy gateway-forward pause; do
 		[[ -x "$BIN_DIR/$b" ]] || return 0
 	done
-	[[ -n "$(find "$TESTENV_SRC" \( -name '*.go' -o -name go.mod -o -name go.sum \) \
-		-newer "$BIN_DIR/kubelet" -print -quit)" ]]
+	[[ ! -f "$BIN_DIR/.built-node" || -n "$(sources_newer_than "$BIN_DIR/.built-node")" ]]
 }
 
 node_write_config() {
@@ -329,13 +338,13 @@ EOF
 node_down() {
 	local purge="$1" name pid
 	for name in kubelet kube-proxy kube-scheduler gateway-forward; do
-		if pid="$(node_running_pid "$name")"; then
+		if pid="$(node_pid_of "$name")"; then
 			log "stopping $name (pid $pid)"
 			stop_pid "$pid" "$name"
 		fi
 		rm -f "$RUN_DIR/$name.pid"
 	done
-	if pid="$(node_running_pid containerd)"; then
+	if pid="$(node_pid_of containerd)"; then
 		# Every container and sandbox of this containerd, then containerd itself.
 		local t
 		for t in $(ctr_node tasks ls -q 2>/dev/null); do
@@ -359,9 +368,11 @@ node_down() {
 	done
 	node_unmount
 	if ((purge)); then
-		if [[ -x "$BIN_DIR/kube-proxy" ]] && iptables -t nat -S KUBE-SERVICES >/dev/null 2>&1; then
+		local proxy
+		proxy="$(node_any_kube_proxy)"
+		if [[ -n "$proxy" ]] && iptables -t nat -S KUBE-SERVICES >/dev/null 2>&1; then
 			log "removing kube-proxy's iptables chains"
-			"$BIN_DIR/kube-proxy" --cleanup >/dev/null 2>&1 || true
+			"$proxy" --cleanup >/dev/null 2>&1 || true
 		fi
 		node_remove_kubelet_chains
 		if ip link show "$TESTENV_BRIDGE" >/dev/null 2>&1; then
@@ -369,6 +380,16 @@ node_down() {
 		fi
 		rm -rf "$NODE_DIR"
 	fi
+}
+
+# A built kube-proxy for --cleanup: the selected version's, else any other
+# (the chains may be those of another version's node).
+node_any_kube_proxy() {
+	local p
+	for p in "$BIN_DIR/kube-proxy" "$BIN_ROOT"/*/kube-proxy; do
+		[[ -x "$p" ]] && { echo "$p"; return 0; }
+	done
+	return 0
 }
 
 # Every mount under the node directory, deepest first (kubelet volumes,

@@ -47,8 +47,7 @@ func main() {
 	cfg.LogLevel = *logLevel
 	cfg.LogOutputs = []string{"stderr"}
 	cfg.UnsafeNoFsync = *noFsync
-	// NewConfig leaves this at 0, which logs every request as "expensive".
-	cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
+	setRequestWarning(cfg)
 	cfg.QuotaBackendBytes = *quota
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "5m"

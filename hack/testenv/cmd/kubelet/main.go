@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	_ "time/tzdata"
 
@@ -11,9 +10,8 @@ import (
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
-	"k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 func main() {
-	os.Exit(cli.Run(app.NewKubeletCommand(context.Background())))
+	os.Exit(cli.Run(newKubeletCommand()))
 }
