@@ -7,6 +7,7 @@
 mod auth_common;
 mod common;
 mod harness;
+mod python_venv;
 mod support;
 
 use auth_common::*;

@@ -1,6 +1,9 @@
 //! Shared by the authentication tests: a small embedded index with one
 //! space per audience, the API served on a loopback socket, and the Python
 //! MCP client.
+//!
+//! Use it from a test file with `mod auth_common;` (after `mod common;` and
+//! `mod python_venv;`).
 #![allow(dead_code)]
 
 use confluence_operator::auth::Authenticator;
@@ -133,23 +136,13 @@ pub fn ids(list: &[&str]) -> Vec<String> {
     v
 }
 
-fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(root.join("hack/python/venv"))
-        .output()
-        .expect("run hack/python/venv");
-    assert!(
-        out.status.success(),
-        "hack/python/venv failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bin/python")
-}
-
 /// Runs the official Python MCP SDK against `/mcp` (see tests/mcp/client.py).
 pub async fn mcp(addr: SocketAddr, token: Option<&str>, documents: &[&str]) -> serde_json::Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client.py");
-    let python = tokio::task::spawn_blocking(python).await.expect("venv");
+    let python = tokio::task::spawn_blocking(crate::python_venv::python)
+        .await
+        .expect("venv")
+        .unwrap_or_else(|e| panic!("{e}"));
     let out = tokio::process::Command::new(python)
         .arg(script)
         .arg(format!("http://{addr}/mcp"))
