@@ -506,12 +506,12 @@ async fn operator_run(
 /// Has the API server collect its garbage before a timed run, and returns
 /// its count of collections so far (`None` if it does not say).
 ///
-/// On this 2-core machine one collection of the API server's heap (~120 MB
-/// live) burns both cores for about 60 ms. Left to chance, it lands inside
-/// a 0.4 s run every few runs and stalls the operator and the simulator
-/// alike; a control plane on nodes of its own takes no CPU from the
-/// operator. The profiling endpoint (`--profiling`, on by default in
-/// Kubernetes) runs a full collection before it answers.
+/// On a small machine shared with the control plane, a collection of the
+/// API server's heap takes every core for a moment; left to chance, it
+/// lands inside a short timed run now and then and stalls the operator and
+/// the simulator alike, while a control plane on nodes of its own takes no
+/// CPU from the operator. The profiling endpoint (`--profiling`, on by
+/// default in Kubernetes) runs a full collection before it answers.
 async fn settle_api_server(client: &Client) -> Option<u64> {
     static WARNED: std::sync::Once = std::sync::Once::new();
     // The answer is a gzipped profile, not text: only its status matters.

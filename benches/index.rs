@@ -6,8 +6,8 @@
 //! batches of `BENCH_BATCH`, then `flush`), then times versions() of one
 //! space, queries with 0, 1 and 4 segments, and an audience change, and
 //! prints the figures side by side. For the embedded store it first indexes
-//! the same corpus with one commit per `upsert` call (how the sync wrote
-//! before writes were staged), for comparison.
+//! the same corpus with one commit per `upsert` call (writes not staged),
+//! for comparison.
 //! Environment: `BENCH_DOCS` (page count), `BENCH_BATCH` (pages per call,
 //! default 50 as in the sync), `BENCH_UPSERT_BATCH` (pages per call of the
 //! commit-per-call comparison, default 500; `0` skips it), `BENCH_QUERIES`

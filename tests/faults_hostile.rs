@@ -1,4 +1,4 @@
-//! Fault matrix, hostile Confluence (issue #14): the simulator's fault API
+//! Fault matrix, hostile Confluence: the simulator's fault API
 //! gives answers no well-behaved Confluence gives (malformed JSON, a 200 HTML
 //! login page, invalid UTF-8, a body that never ends or trickles, a redirect
 //! to another host) and holds pages no sane one holds (10 MB, 100,000 levels
