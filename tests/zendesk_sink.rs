@@ -5,6 +5,7 @@
 
 mod common;
 mod fakes;
+mod loopback;
 mod zendesk_standin;
 
 use common::*;

@@ -2,8 +2,8 @@
 //! space per audience, the API served on a loopback socket, and the Python
 //! MCP client.
 //!
-//! Use it from a test file with `mod auth_common;` (after `mod common;` and
-//! `mod python_venv;`).
+//! Use it from a test file with `mod auth_common;` (after `mod common;`,
+//! `mod loopback;` and `mod python_venv;`).
 #![allow(dead_code)]
 
 use confluence_operator::auth::Authenticator;
@@ -36,14 +36,8 @@ fn doc(space: &str, key: &str, audience: Audience, id: &str, title: &str, body: 
 
 pub struct Served {
     pub addr: SocketAddr,
+    _server: crate::loopback::Server,
     _dir: tempfile::TempDir,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// The index, served with `auth` on a loopback port.
@@ -94,18 +88,11 @@ pub async fn serve(auth: Authenticator, spaces: Option<Arc<dyn SpaceDirectory>>)
     if let Some(spaces) = spaces {
         state = state.with_spaces(spaces);
     }
-    let app = router(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let server = crate::loopback::serve(router(state)).await;
     Served {
-        addr,
+        addr: server.addr,
+        _server: server,
         _dir: dir,
-        task,
     }
 }
 
