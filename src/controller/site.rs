@@ -5,7 +5,7 @@ use super::credentials::{self, SiteError};
 use super::{Context, Error, object_key};
 use crate::api::conditions::{self, reason};
 use crate::api::site::{ConfluenceSiteStatus, ConnectionCheck, SiteFlavor};
-use crate::api::{ConfluenceSite, RESYNC_ANNOTATION};
+use crate::api::{ConfluenceSite, Outcome, RESYNC_ANNOTATION};
 use crate::confluence::{ConfluenceError, Flavor};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
@@ -61,7 +61,7 @@ pub async fn reconcile(site: Arc<ConfluenceSite>, ctx: Arc<Context>) -> Result<A
             status.connected_as = Some(identity);
             status.last_connection_check = Some(ConnectionCheck {
                 time: Some(now),
-                result: "Succeeded".into(),
+                result: Outcome::Succeeded,
                 message: msg.clone(),
             });
             let was_ready = conditions::is_true(&old.conditions, conditions::READY);
@@ -82,7 +82,7 @@ pub async fn reconcile(site: Arc<ConfluenceSite>, ctx: Arc<Context>) -> Result<A
             let (delay, _) = ctx.record_failure(&key);
             status.last_connection_check = Some(ConnectionCheck {
                 time: Some(now),
-                result: "Failed".into(),
+                result: Outcome::Failed,
                 message: message.clone(),
             });
             if user_error {
@@ -120,7 +120,7 @@ fn check_not_due(
     }
     let last = old.last_connection_check.as_ref()?;
     let now = jiff::Timestamp::now();
-    let due = if last.result == "Succeeded" {
+    let due = if last.result == Outcome::Succeeded {
         last.time
             .as_ref()?
             .0

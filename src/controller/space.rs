@@ -9,8 +9,8 @@ use super::{Context, Error, credentials, object_key};
 use crate::api::conditions::{self, reason};
 use crate::api::space::{ConfluenceSpaceStatus, ContentKind, LeftOutCounts, SyncPhase, SyncResult};
 use crate::api::{
-    CONNECTED_BY_ANNOTATION, ConfluenceSite, ConfluenceSpace, RESYNC_ANNOTATION, SPACE_FINALIZER,
-    duration,
+    CONNECTED_BY_ANNOTATION, ConfluenceSite, ConfluenceSpace, Outcome, RESYNC_ANNOTATION,
+    SPACE_FINALIZER, duration,
 };
 use crate::confluence::{ListOptions, SiteConfig, SpaceInfo, SpaceRef};
 use crate::model::{ContentType, SpaceScope};
@@ -525,7 +525,7 @@ async fn run_sync(
             status.phase = Some(SyncPhase::Synced);
             status.last_synced_at = Some(now.clone());
             status.last_sync_result = Some(SyncResult {
-                result: "Succeeded".into(),
+                result: Outcome::Succeeded,
                 finished_at: Some(now),
                 duration_seconds: round_secs(elapsed),
                 fetched: report.fetched,
@@ -562,7 +562,7 @@ async fn run_sync(
             ctx.metrics.syncs.get_or_create(&labels("failure")).inc();
             status.phase = Some(SyncPhase::Failed);
             status.last_sync_result = Some(SyncResult {
-                result: "Failed".into(),
+                result: Outcome::Failed,
                 finished_at: Some(now),
                 duration_seconds: round_secs(elapsed),
                 message: message.clone(),
