@@ -3,10 +3,12 @@
 //! through a finalizer.
 
 use super::credentials::SiteError;
+use super::events::EventAction;
+use super::failure::Failure;
 use super::schedule::{self, Decision, Trigger};
-use super::site::{confluence_error, site_error, site_key};
+use super::site::site_key;
 use super::{Context, Error, credentials, object_key};
-use crate::api::conditions::{self, reason};
+use crate::api::conditions::{self, Reason};
 use crate::api::space::{ConfluenceSpaceStatus, ContentKind, LeftOutCounts, SyncPhase, SyncResult};
 use crate::api::{
     CONNECTED_BY_ANNOTATION, ConfluenceSite, ConfluenceSpace, Outcome, RESYNC_ANNOTATION,
@@ -146,8 +148,8 @@ async fn cleanup(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Actio
     ctx.event(
         space.as_ref(),
         EventType::Normal,
-        "ContentRemoved",
-        "Disconnect",
+        Reason::ContentRemoved,
+        EventAction::Disconnect,
         format!(
             "Removed the content of space {} from all stores",
             space.spec.space_key
@@ -175,7 +177,7 @@ async fn apply(
             &ctx,
             &space,
             status,
-            reason::PERSONAL_SPACE,
+            Reason::PersonalSpaceRefused,
             format!(
                 "space {:?} is a personal space; personal spaces are never synced",
                 space.spec.space_key
@@ -199,7 +201,7 @@ async fn apply(
         status.observed_generation = generation;
         conditions::mark_retrying(
             &mut status.conditions,
-            reason::SITE_NOT_FOUND,
+            Reason::SiteNotFound,
             &msg,
             generation,
         );
@@ -222,7 +224,7 @@ async fn apply(
             &mut status.conditions,
             conditions::RECONCILING,
             false,
-            reason::SUSPENDED,
+            Reason::Suspended,
             msg,
             generation,
         );
@@ -251,8 +253,8 @@ async fn apply(
         ctx.event(
             space.as_ref(),
             EventType::Warning,
-            "IndexRebuilt",
-            "Sync",
+            Reason::IndexRebuilt,
+            EventAction::Sync,
             format!("{notice}; resyncing space {}", space.spec.space_key),
         )
         .await;
@@ -414,13 +416,12 @@ async fn run_sync(
     status.last_handled_site_resync_at = site.annotations().get(RESYNC_ANNOTATION).cloned();
 
     let started = Instant::now();
-    let outcome: Result<sync::SyncReport, (&'static str, String, bool)> = async {
-        let mut config = config.map_err(|e| site_error(&e))?;
+    let outcome: Result<sync::SyncReport, Failure> = async {
+        let mut config = config?;
         config.request_timeout = ctx.settings.request_timeout;
         let source = ctx
             .sources
-            .get(&site_key(&scope.namespace, &site.name_any()), &config)
-            .map_err(|e| confluence_error(&e))?;
+            .get(&site_key(&scope.namespace, &site.name_any()), &config)?;
         // The lookup (link, name, kind) runs beside the listing, which
         // asks by key where it can; the engine refuses a personal space
         // before storing anything.
@@ -440,7 +441,7 @@ async fn run_sync(
             ),
             None => format!("Syncing space {space_key} ({})", trigger.describe()),
         };
-        conditions::mark_reconciling(&mut status.conditions, reason::PROGRESSING, &msg, generation);
+        conditions::mark_reconciling(&mut status.conditions, Reason::Progressing, &msg, generation);
         tracing::info!(space = %scope, key = %space_key, trigger = trigger.describe(), "sync started");
 
         let request = SyncRequest {
@@ -466,7 +467,7 @@ async fn run_sync(
             let mut syncing = status.clone();
             describe_space(&mut syncing, &info);
             patch_status(ctx, api, space, &syncing).await?;
-            ctx.event(space, EventType::Normal, "SyncStarted", "Sync", msg).await;
+            ctx.event(space, EventType::Normal, Reason::SyncStarted, EventAction::Sync, msg).await;
             Ok::<_, Error>(())
         };
         let (announced, synced) = tokio::join!(
@@ -476,11 +477,8 @@ async fn run_sync(
         if let Ok(info) = space_ref.info().await {
             describe_space(&mut status, &info);
         }
-        let report = synced.map_err(|e| match e {
-            sync::SyncError::Source(c) => confluence_error(&c),
-            other => (reason::STORE_FAILED, other.to_string(), false),
-        })?;
-        announced.map_err(|e| (reason::CONNECTION_FAILED, e.to_string(), false))?;
+        let report = synced?;
+        announced.map_err(Failure::Announce)?;
         Ok(report)
     }
     .await;
@@ -540,11 +538,17 @@ async fn run_sync(
                 kept_unconfirmed: (report.kept_unconfirmed > 0).then_some(report.kept_unconfirmed),
                 message: msg.clone(),
             });
-            conditions::mark_ready(&mut status.conditions, reason::SYNCED, &msg, generation);
+            conditions::mark_ready(&mut status.conditions, Reason::Synced, &msg, generation);
             patch_status(ctx, api, space, &status).await?;
             tracing::info!(space = %scope, items = report.items, fetched = report.fetched, deleted = report.deleted, "sync finished");
-            ctx.event(space, EventType::Normal, reason::SYNCED, "Sync", msg)
-                .await;
+            ctx.event(
+                space,
+                EventType::Normal,
+                Reason::Synced,
+                EventAction::Sync,
+                msg,
+            )
+            .await;
             // Content that could not be vetted is a gap in the space the user
             // must be able to see, not a quiet omission.
             if report.left_out.unverifiable > 0 || report.kept_unconfirmed > 0 {
@@ -552,12 +556,19 @@ async fn run_sync(
                     "{} items could not be vetted and were left out; {} items missing from the listing were kept because Confluence still has them",
                     report.left_out.unverifiable, report.kept_unconfirmed
                 );
-                ctx.event(space, EventType::Warning, "ItemsNotVetted", "Sync", detail)
-                    .await;
+                ctx.event(
+                    space,
+                    EventType::Warning,
+                    Reason::ItemsNotVetted,
+                    EventAction::Sync,
+                    detail,
+                )
+                .await;
             }
             Ok(Action::requeue(interval))
         }
-        Err((why, message, user_must_act)) => {
+        Err(failure) => {
+            let (why, message) = (failure.reason(), failure.to_string());
             let (delay, _) = ctx.record_failure(&key);
             ctx.metrics.syncs.get_or_create(&labels("failure")).inc();
             status.phase = Some(SyncPhase::Failed);
@@ -568,18 +579,14 @@ async fn run_sync(
                 message: message.clone(),
                 ..SyncResult::default()
             });
-            if user_must_act {
-                conditions::mark_stalled(&mut status.conditions, why, &message, generation);
-            } else {
-                conditions::mark_retrying(&mut status.conditions, why, &message, generation);
-            }
+            failure.mark(&mut status.conditions, generation);
             patch_status(ctx, api, space, &status).await?;
-            tracing::warn!(space = %scope, reason = why, error = %message, retry_in = ?delay, "sync failed");
+            tracing::warn!(space = %scope, reason = why.as_str(), error = %message, retry_in = ?delay, "sync failed");
             ctx.event(
                 space,
                 EventType::Warning,
-                "SyncFailed",
-                "Sync",
+                Reason::SyncFailed,
+                EventAction::Sync,
                 format!("{why}: {message}"),
             )
             .await;
@@ -619,7 +626,7 @@ async fn stall(
     ctx: &Context,
     space: &ConfluenceSpace,
     mut status: ConfluenceSpaceStatus,
-    why: &str,
+    why: Reason,
     message: String,
 ) -> Result<Action, Error> {
     let generation = space.metadata.generation;
@@ -631,7 +638,7 @@ async fn stall(
     conditions::mark_stalled(&mut status.conditions, why, &message, generation);
     patch_status(ctx, &api, space, &status).await?;
     if first {
-        ctx.event(space, EventType::Warning, why, "Sync", message)
+        ctx.event(space, EventType::Warning, why, EventAction::Sync, message)
             .await;
     }
     Ok(Action::await_change())
