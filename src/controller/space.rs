@@ -166,9 +166,7 @@ async fn apply(
 ) -> Result<Action, Error> {
     let namespace = space.namespace().unwrap_or_default();
     let api: Api<ConfluenceSpace> = Api::namespaced(ctx.client.clone(), &namespace);
-    let key = object_key("space", space.as_ref());
-    let generation = space.metadata.generation;
-    let mut status = base_status(&space);
+    let status = base_status(&space);
 
     // The API server refuses these keys; this guards objects created before
     // the rule existed or with validation bypassed.
@@ -187,52 +185,93 @@ async fn apply(
     }
 
     let sites: Api<ConfluenceSite> = Api::namespaced(ctx.client.clone(), &namespace);
-    let site_name = &space.spec.site_ref.name;
-    let (site, mut config) = match prefetched {
+    let (site, config) = match prefetched {
         Some(Prefetched {
             site: Some((site, config)),
         }) => (Some(site), Some(config)),
         Some(Prefetched { site: None }) => (None, None),
-        None => (sites.get_opt(site_name).await?, None),
+        None => (sites.get_opt(&space.spec.site_ref.name).await?, None),
     };
     let Some(site) = site else {
-        let msg = format!("ConfluenceSite {site_name:?} not found in namespace {namespace:?}");
-        status.phase = Some(SyncPhase::Pending);
-        status.observed_generation = generation;
-        conditions::mark_retrying(
-            &mut status.conditions,
-            Reason::SiteNotFound,
-            &msg,
-            generation,
-        );
-        patch_status(&ctx, &api, &space, &status).await?;
-        // The site watch wakes us when it appears; this is a safety net.
-        return Ok(Action::requeue(ctx.settings.max_backoff));
+        return wait_for_site(&ctx, &api, &space, status).await;
     };
     // The owner reference only matters when the site is deleted: a sync
-    // writes it beside its work (see `run_sync`), every other path first.
+    // writes it beside its work (see `announce`), every other path first.
     if space.spec.suspend == Some(true) || site.spec.suspend == Some(true) {
-        ensure_owner(&ctx, &api, &space, &site).await?;
-        status.phase = Some(SyncPhase::Suspended);
-        status.observed_generation = generation;
-        let msg = if space.spec.suspend == Some(true) {
-            "Space is suspended: content stays, no syncing until spec.suspend is false"
-        } else {
-            "Site is suspended: content stays, no syncing until the site's spec.suspend is false"
-        };
-        conditions::set(
-            &mut status.conditions,
-            conditions::RECONCILING,
-            false,
-            Reason::Suspended,
-            msg,
-            generation,
-        );
-        patch_status(&ctx, &api, &space, &status).await?;
-        return Ok(Action::await_change());
+        return hold_suspended(&ctx, &api, &space, &site, status).await;
     }
+    sync_when_due(&ctx, &api, &space, &site, config, status).await
+}
 
-    let interval = sync_interval(&space, &site, &ctx);
+/// The space's site does not exist (yet): `Pending`, retried.
+async fn wait_for_site(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
+    mut status: ConfluenceSpaceStatus,
+) -> Result<Action, Error> {
+    let generation = space.metadata.generation;
+    let msg = format!(
+        "ConfluenceSite {:?} not found in namespace {:?}",
+        space.spec.site_ref.name,
+        space.namespace().unwrap_or_default()
+    );
+    status.phase = Some(SyncPhase::Pending);
+    status.observed_generation = generation;
+    conditions::mark_retrying(
+        &mut status.conditions,
+        Reason::SiteNotFound,
+        &msg,
+        generation,
+    );
+    patch_status(ctx, api, space, &status).await?;
+    // The site watch wakes us when it appears; this is a safety net.
+    Ok(Action::requeue(ctx.settings.max_backoff))
+}
+
+/// The space or its site is suspended: content stays, nothing syncs until
+/// a spec changes.
+async fn hold_suspended(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
+    site: &ConfluenceSite,
+    mut status: ConfluenceSpaceStatus,
+) -> Result<Action, Error> {
+    let generation = space.metadata.generation;
+    ensure_owner(ctx, api, space, site).await?;
+    status.phase = Some(SyncPhase::Suspended);
+    status.observed_generation = generation;
+    let msg = if space.spec.suspend == Some(true) {
+        "Space is suspended: content stays, no syncing until spec.suspend is false"
+    } else {
+        "Site is suspended: content stays, no syncing until the site's spec.suspend is false"
+    };
+    conditions::set(
+        &mut status.conditions,
+        conditions::RECONCILING,
+        false,
+        Reason::Suspended,
+        msg,
+        generation,
+    );
+    patch_status(ctx, api, space, &status).await?;
+    Ok(Action::await_change())
+}
+
+/// Syncs now if the schedule, a request or the stores call for it, else
+/// requeues for when the next sync is due. `config` is the site's settings
+/// if already read.
+async fn sync_when_due(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
+    site: &ConfluenceSite,
+    mut config: Option<Result<SiteConfig, SiteError>>,
+    status: ConfluenceSpaceStatus,
+) -> Result<Action, Error> {
+    let key = object_key("space", space);
+    let interval = sync_interval(space, site, ctx);
     let site_annotation = site.annotations().get(RESYNC_ANNOTATION).cloned();
     let decision = |s: &ConfluenceSpace| {
         let st = s.status.clone().unwrap_or_default();
@@ -246,24 +285,12 @@ async fn apply(
             now: jiff::Timestamp::now(),
         })
     };
-    // A store that started empty after damage: say so where users look, and
-    // refill it now rather than at the next interval.
-    let rebuilt = ctx.rebuilt_notice_once(&key).map(str::to_string);
-    if let Some(notice) = &rebuilt {
-        ctx.event(
-            space.as_ref(),
-            EventType::Warning,
-            Reason::IndexRebuilt,
-            EventAction::Sync,
-            format!("{notice}; resyncing space {}", space.spec.space_key),
-        )
-        .await;
-    }
-    let trigger = match decision(&space) {
-        Decision::Wait(_) if rebuilt.is_some() => Trigger::StoreOutOfDate,
-        Decision::Wait(d) if stores_in_step(&ctx, &space, &status).await => {
-            ensure_owner(&ctx, &api, &space, &site).await?;
-            patch_status(&ctx, &api, &space, &status).await?;
+    let rebuilt = tell_rebuilt(ctx, space, &key).await;
+    let trigger = match decision(space) {
+        Decision::Wait(_) if rebuilt => Trigger::StoreOutOfDate,
+        Decision::Wait(d) if stores_in_step(ctx, space, &status).await => {
+            ensure_owner(ctx, api, space, site).await?;
+            patch_status(ctx, api, space, &status).await?;
             return Ok(Action::requeue(d));
         }
         Decision::Wait(_) => Trigger::StoreOutOfDate,
@@ -272,15 +299,15 @@ async fn apply(
             // against it so one annotation change gives exactly one sync.
             // The site's credentials are read meanwhile.
             let (fresh, config) = tokio::join!(
-                ctx.written.fresh(&api, &key, &space),
-                site_config(&ctx, &site, &mut config)
+                ctx.written.fresh(api, &key, space),
+                site_config(ctx, site, &mut config)
             );
             let Some(fresh) = fresh? else {
                 return Ok(Action::await_change());
             };
             match decision(&fresh) {
                 Decision::Wait(d) => {
-                    ensure_owner(&ctx, &api, &fresh, &site).await?;
+                    ensure_owner(ctx, api, &fresh, site).await?;
                     return Ok(Action::requeue(d));
                 }
                 // Sync what the API server holds: with the stale copy the
@@ -290,24 +317,42 @@ async fn apply(
                     let status = base_status(&fresh);
                     let sync = Sync {
                         space: &fresh,
-                        site: &site,
+                        site,
                         config,
                         trigger: t,
                         interval,
                     };
-                    return run_sync(&ctx, &api, sync, status).await;
+                    return run_sync(ctx, api, sync, status).await;
                 }
             }
         }
     };
     let sync = Sync {
-        space: &space,
-        site: &site,
-        config: site_config(&ctx, &site, &mut config).await,
+        space,
+        site,
+        config: site_config(ctx, site, &mut config).await,
         trigger,
         interval,
     };
-    run_sync(&ctx, &api, sync, status).await
+    run_sync(ctx, api, sync, status).await
+}
+
+/// A store that started empty after damage: says so where users look, once
+/// per space, so the space is refilled now rather than at the next
+/// interval. Returns whether it did.
+async fn tell_rebuilt(ctx: &Context, space: &ConfluenceSpace, key: &str) -> bool {
+    let Some(notice) = ctx.rebuilt_notice_once(key).map(str::to_string) else {
+        return false;
+    };
+    ctx.event(
+        space,
+        EventType::Warning,
+        Reason::IndexRebuilt,
+        EventAction::Sync,
+        format!("{notice}; resyncing space {}", space.spec.space_key),
+    )
+    .await;
+    true
 }
 
 /// A sync about to run: the space and site as last read, the site's
