@@ -2,6 +2,7 @@
 //! holding the operator's credentials for it.
 
 use super::LocalObjectReference;
+use super::outcome::Outcome;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -119,7 +120,8 @@ fn default_ca_key() -> String {
 pub struct ConnectionCheck {
     pub time: Option<Time>,
     /// `Succeeded` or `Failed`.
-    pub result: String,
+    #[schemars(with = "String")]
+    pub result: Outcome,
     pub message: String,
 }
 

@@ -1,6 +1,7 @@
 //! `ConfluenceSpace`: one space to sync, and who may view its content.
 
 use super::LocalObjectReference;
+use super::outcome::Outcome;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -149,7 +150,8 @@ pub enum SyncPhase {
 #[serde(rename_all = "camelCase")]
 pub struct SyncResult {
     /// `Succeeded` or `Failed`.
-    pub result: String,
+    #[schemars(with = "String")]
+    pub result: Outcome,
     pub finished_at: Option<Time>,
     pub duration_seconds: f64,
     /// Bodies fetched because they were new or changed.
