@@ -417,8 +417,10 @@ fn has_body(c: &Content) -> bool {
     v1::storage_text(c.body.as_ref()).is_some()
 }
 
-fn body_len(c: &Content) -> usize {
-    v1::storage_text(c.body.as_ref()).map_or(0, str::len)
+impl super::held::Body for Content {
+    fn body_len(&self) -> usize {
+        v1::storage_text(self.body.as_ref()).map_or(0, str::len)
+    }
 }
 
 /// Drops repeated ids (offset paging can repeat an item when the space

@@ -433,6 +433,7 @@ impl Listing {
 pub mod cloud;
 pub(crate) mod convert;
 pub mod datacenter;
+pub(crate) mod held;
 pub(crate) mod http;
 pub mod storage;
 pub mod tls;

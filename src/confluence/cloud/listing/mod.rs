@@ -8,7 +8,7 @@
 //! A page is vetted when its own CQL record has arrived (restrictions and
 //! labels) and its parent is a listed page that is vetted itself, so a page
 //! whose parent comes later in the listing waits for it. Bodies that wait
-//! are held up to [`vetting::HELD_BODY_BUDGET`]; past it the oldest are dropped and
+//! are held up to [`HELD_BODY_BUDGET`](crate::confluence::held::HELD_BODY_BUDGET); past it the oldest are dropped and
 //! those pages are fetched after the listing, as are pages below a parent
 //! that is not a listed page (folders and the like, resolved once the
 //! listing is complete). The verdicts of the complete listing are computed

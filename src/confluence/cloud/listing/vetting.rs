@@ -1,18 +1,14 @@
 //! Vetting as records arrive: which listed pages may be stored, and the
 //! complete listing's verdicts from the same records.
 
-use crate::confluence::cloud::{MAX_TREE_DEPTH, ParentLink, V2Content, body_len, has_body};
+use crate::confluence::cloud::{MAX_TREE_DEPTH, ParentLink, V2Content, has_body};
+use crate::confluence::held::Held;
 use crate::confluence::v1;
 use crate::confluence::verdict::{Known, Verdict, verdict};
 use crate::confluence::{LabelFilter, LeftOutReason, ListOptions, Listing, needs_annotations};
 use crate::model::{Ancestor, ContentType, PageRef};
 use serde::Deserialize;
-use std::collections::{HashMap, VecDeque};
-
-/// Page text (storage format) held at once while pages wait to be vetted;
-/// past it the oldest bodies are dropped and those pages fetched later.
-/// Converted pages take about three times this.
-pub(super) const HELD_BODY_BUDGET: usize = 16 * 1024 * 1024;
+use std::collections::HashMap;
 
 /// One v1 CQL record, reduced while it is decoded to what vetting needs:
 /// no list of who may read it, only whether anyone is named.
@@ -149,10 +145,7 @@ pub(super) struct Tree<'a> {
     /// Listed items whose own record is in, by the parent they wait for.
     waiting: HashMap<String, Vec<u32>>,
     /// Bodies of listed pages not vetted yet, oldest first.
-    held: HashMap<u32, V2Content>,
-    held_order: VecDeque<u32>,
-    held_bytes: usize,
-    held_at_most: usize,
+    held: Held<u32, V2Content>,
     /// Every content type's listing is complete.
     pub(super) listing_done: bool,
     /// Listed items whose CQL record has not arrived (when records are
@@ -171,10 +164,7 @@ impl<'a> Tree<'a> {
             index: HashMap::new(),
             early: HashMap::new(),
             waiting: HashMap::new(),
-            held: HashMap::new(),
-            held_order: VecDeque::new(),
-            held_bytes: 0,
-            held_at_most: 0,
+            held: Held::new(),
             listing_done: false,
             unnoted: 0,
         }
@@ -218,13 +208,11 @@ impl<'a> Tree<'a> {
                 vetted: false,
             });
             if self.pages && has_body(&item) {
-                self.held_bytes += body_len(&item);
-                self.held.insert(i, item);
-                self.held_order.push_back(i);
+                self.held.hold(i, item);
             }
             self.settle(i, &mut out);
         }
-        self.trim_held();
+        self.held.trim();
         out
     }
 
@@ -251,7 +239,7 @@ impl<'a> Tree<'a> {
                 }
             }
         }
-        self.trim_held();
+        self.held.trim();
         out
     }
 
@@ -298,8 +286,7 @@ impl<'a> Tree<'a> {
 
     /// The page of a vetted item, if its body is held and its labels pass.
     fn storable(&mut self, i: u32) -> Option<Vetted> {
-        let body = self.held.remove(&i)?;
-        self.held_bytes -= body_len(&body);
+        let body = self.held.release(i)?;
         let keep_labels = !self.labels.is_empty();
         let node = &mut self.nodes[i as usize];
         let labels = node.note.as_mut().and_then(|n| {
@@ -335,22 +322,6 @@ impl<'a> Tree<'a> {
             labels: labels.unwrap_or_default(),
             ancestors,
         })
-    }
-
-    /// Drops the oldest held bodies past the budget (fetched later).
-    fn trim_held(&mut self) {
-        self.held_at_most = self.held_at_most.max(self.held.len());
-        while self.held_bytes > HELD_BODY_BUDGET {
-            let Some(i) = self.held_order.pop_front() else {
-                break;
-            };
-            if let Some(body) = self.held.remove(&i) {
-                self.held_bytes -= body_len(&body);
-            }
-        }
-        if self.held.is_empty() {
-            self.held_order.clear();
-        }
     }
 
     /// Parents that are neither listed nor looked up yet.
@@ -435,11 +406,8 @@ impl<'a> Tree<'a> {
         }
         // The records go before the listing is built: at the end of a big
         // listing both at once would be its peak.
-        let Tree {
-            nodes,
-            held_at_most,
-            ..
-        } = self;
+        let held_at_most = self.held.at_most();
+        let Tree { nodes, .. } = self;
         let mut listing = Listing {
             held_at_most,
             ..Listing::default()
@@ -482,6 +450,7 @@ pub(super) type Outside = HashMap<String, (Option<String>, Option<bool>)>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::confluence::held::HELD_BODY_BUDGET;
 
     fn listed(id: &str, parent: Option<&str>) -> V2Content {
         let mut item = serde_json::json!({
@@ -530,7 +499,7 @@ mod tests {
             tree.noted(vec![note("3", false), note("1", false)])
                 .is_empty()
         );
-        assert_eq!(tree.held_at_most, 1);
+        assert_eq!(tree.held.at_most(), 1);
         assert!(
             tree.listed(ContentType::Page, vec![listed("2", Some("1"))])
                 .is_empty()
@@ -617,10 +586,11 @@ mod tests {
             }
         }
         assert!(tree.listed(ContentType::Page, items).is_empty());
-        assert!(tree.held_bytes <= HELD_BODY_BUDGET);
+        assert!(tree.held.bytes() <= HELD_BODY_BUDGET);
         assert_eq!(tree.held.len(), 1, "only the newest body is still held");
         assert_eq!(
-            tree.held_at_most, 3,
+            tree.held.at_most(),
+            3,
             "the answer that brought it over counts"
         );
     }
