@@ -135,6 +135,10 @@ pub(super) struct Timers {
     pub(super) pause: bool,
 }
 
+/// A commit timer's check: how long to wait before checking again, or
+/// `None` when the timer is done.
+type Check = fn(&Inner) -> Result<Option<Duration>, StoreError>;
+
 /// A document converted for the index, with what staging accounts for.
 pub(super) struct Encoded {
     pub(super) id: String,
@@ -162,54 +166,54 @@ impl EmbeddedStore {
     }
 
     /// Commits staged documents once the oldest is `max_age` old, also when
-    /// no further call comes (a sync waiting on Confluence). Holds the index
-    /// only weakly: a store dropped meanwhile commits nothing more.
+    /// no further call comes (a sync waiting on Confluence).
     pub(super) fn arm_commit_timer(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let inner = Arc::downgrade(&self.inner);
-        let age = self.inner.policy.max_age;
-        runtime.spawn(async move {
-            tokio::time::sleep(age).await;
-            let Some(inner) = inner.upgrade() else {
-                return;
-            };
-            let done = tokio::task::spawn_blocking(move || inner.commit_if_due()).await;
-            if let Ok(Err(e)) = done {
-                tracing::warn!(error = %e, "embedded index: timed commit failed");
-            }
+        self.watch(self.inner.policy.max_age, "timed commit failed", |inner| {
+            inner.commit_if_due().map(|()| None)
         });
     }
 
     /// Watches for a pause in staging (see [`CommitPolicy::pause`]). Without
     /// a runtime nothing watches, and the other limits commit as before.
     pub(super) fn arm_pause_timer(&self) {
+        let watching = self.watch(
+            self.inner.policy.pause,
+            "commit in a pause failed",
+            Inner::commit_if_paused,
+        );
+        if !watching && let Ok(mut w) = self.inner.lock_writer() {
+            w.pause_timer = false;
+        }
+    }
+
+    /// Runs `check` on the blocking pool once `first_wait` has passed, and
+    /// again after each wait it returns, until it returns none or fails
+    /// (logged as `failure`). Holds the index only weakly: a store dropped
+    /// meanwhile is checked no more. False when there is no runtime to
+    /// watch from.
+    fn watch(&self, first_wait: Duration, failure: &'static str, check: Check) -> bool {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            if let Ok(mut w) = self.inner.lock_writer() {
-                w.pause_timer = false;
-            }
-            return;
+            return false;
         };
         let inner = Arc::downgrade(&self.inner);
-        let mut wait = self.inner.policy.pause;
         runtime.spawn(async move {
+            let mut wait = first_wait;
             loop {
                 tokio::time::sleep(wait).await;
                 let Some(inner) = inner.upgrade() else {
                     return;
                 };
-                match tokio::task::spawn_blocking(move || inner.commit_if_paused()).await {
+                match tokio::task::spawn_blocking(move || check(&inner)).await {
                     Ok(Ok(Some(next))) => wait = next,
-                    Ok(Ok(None)) => return,
+                    Ok(Ok(None)) | Err(_) => return,
                     Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "embedded index: commit in a pause failed");
+                        tracing::warn!(error = %e, "embedded index: {failure}");
                         return;
                     }
-                    Err(_) => return,
                 }
             }
         });
+        true
     }
 }
 
