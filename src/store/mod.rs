@@ -1,6 +1,7 @@
 //! Where synced content goes: the `Store` trait every sink implements, and the
 //! `Search` trait for stores that can answer queries.
 
+pub(crate) mod audience;
 pub mod embedded;
 pub mod integrity;
 pub mod memory;

@@ -19,6 +19,7 @@
 //! (`refresh=wait_for`, or `refresh=true` for by-query operations), so a
 //! caller sees its own writes once a call returns, as with the embedded index.
 
+use super::audience::{self, EVERYONE};
 use super::{Hit, Search, SearchResults, Store, StoreError};
 use crate::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
 use async_trait::async_trait;
@@ -26,7 +27,7 @@ use jiff::Timestamp;
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 use url::Url;
 
@@ -34,10 +35,6 @@ use url::Url;
 /// mapping or the settings; the leader then reindexes behind the alias.
 pub const MAPPING_VERSION: u32 = 1;
 
-/// Indexed value of `visibility` for public documents; segment names live in
-/// their own field, so no segment name can collide with it.
-const EVERYONE: &str = "everyone";
-const SEGMENTS: &str = "segments";
 /// Characters of context in a snippet.
 const SNIPPET_CHARS: usize = 200;
 /// Longest query text sent; a pasted wall of text must not make one request
@@ -221,7 +218,7 @@ enum Body {
 /// one of whose segments the caller holds. Other clients of the index apply
 /// the same filter (see the README).
 pub fn segment_filter(segments: &[String]) -> Value {
-    let unique: BTreeSet<&str> = segments.iter().map(String::as_str).collect();
+    let unique = audience::held(segments);
     let mut should = vec![json!({"term": {"visibility": EVERYONE}})];
     if !unique.is_empty() {
         should.push(json!({"terms": {"segments": unique}}));
@@ -231,13 +228,6 @@ pub fn segment_filter(segments: &[String]) -> Value {
 
 fn scope_query(scope: &SpaceScope) -> Value {
     json!({"term": {"scope": scope.key()}})
-}
-
-fn audience_fields(audience: &Audience) -> (&'static str, Vec<String>) {
-    match audience {
-        Audience::Everyone => (EVERYONE, Vec::new()),
-        Audience::Segments(s) => (SEGMENTS, s.clone()),
-    }
 }
 
 /// A document as stored in `_source`.
@@ -267,7 +257,7 @@ struct Source {
 
 impl Source {
     fn from_document(doc: &Document) -> Self {
-        let (visibility, segments) = audience_fields(&doc.audience);
+        let (visibility, segments) = audience::encode(&doc.audience);
         Source {
             id: doc.id(),
             scope: doc.scope.key(),
@@ -287,17 +277,13 @@ impl Source {
             ancestors: doc.page.ancestors.clone(),
             updated_at: doc.page.updated_at,
             visibility: visibility.to_string(),
-            segments,
+            segments: segments.to_vec(),
             audience_key: doc.audience.canonical_key(),
         }
     }
 
     fn into_document(self) -> Document {
-        let audience = if self.visibility == EVERYONE {
-            Audience::Everyone
-        } else {
-            Audience::Segments(self.segments)
-        };
+        let audience = audience::decode(&self.visibility, self.segments);
         Document {
             scope: SpaceScope::new(self.namespace, self.name),
             site: self.site,
@@ -957,7 +943,7 @@ impl Store for OpenSearchStore {
         audience: &Audience,
     ) -> Result<(), StoreError> {
         let key = audience.canonical_key();
-        let (visibility, segments) = audience_fields(audience);
+        let (visibility, segments) = audience::encode(audience);
         self.by_query(
             "update-by-query",
             "_update_by_query",

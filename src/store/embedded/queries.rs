@@ -1,11 +1,11 @@
 //! Reading the index: searches, single documents and a space's versions.
 
-use super::schema::EVERYONE;
 use super::visible_top::VisibleTopDocs;
 use super::{Inner, index_err};
 use crate::model::{Document, SpaceScope};
+use crate::store::audience::{self, EVERYONE};
 use crate::store::{Hit, SearchResults, StoreError};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, Occur, Query, TermQuery,
@@ -30,8 +30,7 @@ impl Inner {
         let f = &self.fields;
         let mut should: Vec<(Occur, Box<dyn Query>)> =
             vec![(Occur::Should, self.term_query(f.visibility, EVERYONE))];
-        let unique: BTreeSet<&str> = segments.iter().map(String::as_str).collect();
-        for s in unique {
+        for s in audience::held(segments) {
             should.push((Occur::Should, self.term_query(f.segments, s)));
         }
         Box::new(ConstScoreQuery::new(

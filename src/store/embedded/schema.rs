@@ -1,18 +1,14 @@
 //! The index schema, and documents to and from it.
 
 use super::{Inner, stems};
-use crate::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
-use crate::store::StoreError;
+use crate::model::{Ancestor, ContentType, Document, Page, SpaceScope};
+use crate::store::{StoreError, audience};
 use tantivy::query::{Query, TermQuery};
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::{TantivyDocument, Term};
 
-/// Indexed value of `visibility` for public documents; segment names live in
-/// their own field, so no segment name can collide with it.
-pub(super) const EVERYONE: &str = "everyone";
-const SEGMENTS: &str = "segments";
 /// Field handles of the schema; built once so the schema and the code that
 /// reads and writes documents cannot drift apart.
 #[derive(Clone, Copy)]
@@ -128,14 +124,10 @@ impl Inner {
             t.add_text(f.updated_at, ts.to_string());
         }
         t.add_text(f.content_type, doc.page.content_type.as_str());
-        match &doc.audience {
-            Audience::Everyone => t.add_text(f.visibility, EVERYONE),
-            Audience::Segments(segments) => {
-                t.add_text(f.visibility, SEGMENTS);
-                for s in segments {
-                    t.add_text(f.segments, s);
-                }
-            }
+        let (visibility, segments) = audience::encode(&doc.audience);
+        t.add_text(f.visibility, visibility);
+        for s in segments {
+            t.add_text(f.segments, s);
         }
         t.add_text(f.audience_key, doc.audience.canonical_key());
         Ok(t)
@@ -166,11 +158,7 @@ impl Inner {
             "blogpost" => ContentType::Blogpost,
             _ => ContentType::Page,
         };
-        let audience = if text(f.visibility, "visibility")? == EVERYONE {
-            Audience::Everyone
-        } else {
-            Audience::Segments(all(f.segments))
-        };
+        let audience = audience::decode(&text(f.visibility, "visibility")?, all(f.segments));
         let version = t
             .get_first(f.version)
             .and_then(|v| v.as_u64())
