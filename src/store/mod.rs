@@ -7,6 +7,7 @@ pub mod integrity;
 pub mod memory;
 pub mod opensearch;
 pub mod select;
+pub(crate) mod snippet;
 pub mod zendesk;
 
 use crate::model::{Audience, Document, SpaceScope};

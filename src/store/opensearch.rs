@@ -20,6 +20,7 @@
 //! caller sees its own writes once a call returns, as with the embedded index.
 
 use super::audience::{self, EVERYONE};
+use super::snippet::{SNIPPET_CHARS, snippet};
 use super::{Hit, Search, SearchResults, Store, StoreError};
 use crate::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
 use async_trait::async_trait;
@@ -35,8 +36,6 @@ use url::Url;
 /// mapping or the settings; the leader then reindexes behind the alias.
 pub const MAPPING_VERSION: u32 = 1;
 
-/// Characters of context in a snippet.
-const SNIPPET_CHARS: usize = 200;
 /// Longest query text sent; a pasted wall of text must not make one request
 /// arbitrarily expensive (OpenSearch also caps clauses at 1024).
 const MAX_QUERY_CHARS: usize = 512;
@@ -848,10 +847,6 @@ fn str_field(v: &Value, key: &str) -> String {
         .to_string()
 }
 
-fn leading_chars(text: &str, n: usize) -> String {
-    text.chars().take(n).collect()
-}
-
 #[async_trait]
 impl Store for OpenSearchStore {
     fn name(&self) -> &str {
@@ -1014,8 +1009,9 @@ impl Search for OpenSearchStore {
                     "fields": {"body": {
                         "fragment_size": SNIPPET_CHARS,
                         "number_of_fragments": 1,
-                        // Matched on the title only: the start of the page.
-                        "no_match_size": SNIPPET_CHARS
+                        // Matched on the title only: the start of the page,
+                        // long enough to show where `snippet` cuts it.
+                        "no_match_size": 2 * SNIPPET_CHARS
                     }}
                 }
             }))
@@ -1028,11 +1024,8 @@ impl Search for OpenSearchStore {
             .into_iter()
             .map(|h| {
                 let source = h.get("_source").cloned().unwrap_or(Value::Null);
-                let snippet = h
-                    .pointer("/highlight/body/0")
-                    .and_then(Value::as_str)
-                    .map(|s| leading_chars(s.trim(), SNIPPET_CHARS))
-                    .unwrap_or_default();
+                let passage = h.pointer("/highlight/body/0").and_then(Value::as_str);
+                let snippet = snippet(passage.unwrap_or_default());
                 Hit {
                     id: str_field(&source, "id"),
                     title: str_field(&source, "title"),

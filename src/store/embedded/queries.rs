@@ -4,6 +4,7 @@ use super::visible_top::VisibleTopDocs;
 use super::{Inner, index_err};
 use crate::model::{Document, SpaceScope};
 use crate::store::audience::{self, EVERYONE};
+use crate::store::snippet::{SNIPPET_CHARS, snippet};
 use crate::store::{Hit, SearchResults, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use tantivy::collector::{DocSetCollector, TopDocs};
@@ -21,8 +22,6 @@ const TITLE_BOOST: f32 = 3.0;
 /// Caps the terms taken from one query so a pasted wall of text cannot make
 /// a single request arbitrarily expensive.
 const MAX_QUERY_TERMS: usize = 32;
-/// Characters of context in a snippet.
-const SNIPPET_CHARS: usize = 200;
 impl Inner {
     /// Matches documents whose audience admits a caller holding `segments`.
     /// Scores nothing, so it filters without changing the ranking.
@@ -109,12 +108,12 @@ impl Inner {
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default()
             };
-            let snippet = snippets.snippet_from_doc(&doc);
-            let snippet = if snippet.is_empty() {
+            let passage = snippets.snippet_from_doc(&doc);
+            let snippet = if passage.is_empty() {
                 // Matched on the title only: show the start of the page.
-                leading_chars(&get(f.body), SNIPPET_CHARS)
+                snippet(&get(f.body))
             } else {
-                snippet.fragment().trim().to_string()
+                snippet(passage.fragment())
             };
             hits.push(Hit {
                 id: get(f.id),
@@ -215,12 +214,5 @@ impl Inner {
             }
         }
         Ok(out)
-    }
-}
-
-fn leading_chars(text: &str, n: usize) -> String {
-    match text.char_indices().nth(n) {
-        Some((end, _)) => format!("{}…", text[..end].trim_end()),
-        None => text.to_string(),
     }
 }
