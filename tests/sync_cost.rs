@@ -2,6 +2,7 @@
 //! reads bodies in the listing itself, a resync of an unchanged space reads
 //! ids and versions only and writes nothing.
 
+mod listing_ext;
 mod sim_site;
 use confluence_operator::confluence::{ClientOptions, Flavor, ListOptions, SpaceRef, connect_with};
 use confluence_operator::model::{Audience, SpaceScope};
@@ -9,6 +10,7 @@ use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::sync::{DEFAULT_BATCH_SIZE, SyncRequest, sync_space};
 use confluence_sim::{SimConfig, Simulator};
+use listing_ext::ListingExt;
 use std::sync::Arc;
 
 const PAGES: usize = 2_000;
