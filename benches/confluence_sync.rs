@@ -2,28 +2,22 @@
 //! resync, for both flavors. Run with `cargo bench --bench confluence_sync`.
 //! Set `BENCH_PAGES` / `BENCH_RTT_MS` to change the size or latency.
 
+mod bench_env;
+#[path = "../tests/proc_status/mod.rs"]
+mod proc_status;
 #[path = "../tests/sim_site/mod.rs"]
 mod sim_site;
+
+use bench_env::number;
 use confluence_operator::confluence::{ConfluenceApi, Flavor, ListOptions, connect};
 use confluence_operator::model::{Audience, SpaceScope};
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::sync::{DEFAULT_BATCH_SIZE, SyncRequest, sync_space};
 use confluence_sim::{FaultConfig, SimConfig, Simulator, Stats};
+use proc_status::Process;
 use std::sync::Arc;
 use std::time::Instant;
-
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn print_stats(stats: &Stats) {
     for (endpoint, n) in &stats.by_endpoint {
@@ -32,17 +26,10 @@ fn print_stats(stats: &Stats) {
     println!("    {:>6}  total", stats.total);
 }
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let pages = env_num("BENCH_PAGES", 10_000) as usize;
-    let rtt = env_num("BENCH_RTT_MS", 50);
+    let pages: usize = number("BENCH_PAGES", 10_000);
+    let rtt: u64 = number("BENCH_RTT_MS", 50);
     // Peak RSS is per process, so each flavor runs in a child process.
     let flavor = match std::env::var("BENCH_FLAVOR").as_deref() {
         Ok("cloud") => Flavor::Cloud,
@@ -85,7 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             options: ListOptions::default(),
             batch_size: DEFAULT_BATCH_SIZE,
         };
-        let rss_before = status_kib("VmRSS:");
+        let rss_before = proc_status::kib(Process::Own, "VmRSS:");
         sim.reset_stats();
 
         let started = Instant::now();
@@ -117,7 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "  RSS before sync {} MiB (in-process simulator content included), peak RSS (VmHWM) {} MiB",
             rss_before / 1024,
-            status_kib("VmHWM:") / 1024
+            proc_status::kib(Process::Own, "VmHWM:") / 1024
         );
         sim.shutdown().await;
     }

@@ -1,8 +1,8 @@
-//! The whole benchmark of issue #12 in one run, on one simulator: for Cloud
-//! and Data Center, the operator binary on the real control plane (apply to
-//! Ready), the sync engine alone, and LangChain's and LlamaIndex's Confluence
-//! clients; then many ConfluenceSpace objects at once (time until all are
-//! Synced, idle RSS and CPU afterwards). Prints one table.
+//! The project's end-to-end benchmark in one run, on one simulator: for
+//! Cloud and Data Center, the operator binary on the real control plane
+//! (apply to Ready), the sync engine alone, and LangChain's and LlamaIndex's
+//! Confluence clients; then many ConfluenceSpace objects at once (time until
+//! all are Synced, idle RSS and CPU afterwards). Prints one table.
 //!
 //! Run through `hack/bench` (`cargo bench --bench e2e`). Sizes:
 //! `BENCH_PAGES` (pages of the big space, 10000), `BENCH_RTT_MS` (latency the
@@ -20,13 +20,29 @@
 //! speaks HTTPS, as every Cloud site does, behind a CA made for the run
 //! (trusted by the operator through its site's `caBundleRef`, by the Python
 //! peers through `REQUESTS_CA_BUNDLE`); `BENCH_TLS=0` runs plain HTTP.
+//!
+//! The operator process, the CRDs, the simulator's sites, the Python
+//! virtualenv and the peers' command line are the tests' own helpers.
 
+mod bench_env;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+#[path = "../tests/operator_process/mod.rs"]
+mod operator_process;
+#[path = "../tests/peer_clients/mod.rs"]
+mod peer_clients;
 #[path = "../tests/pki/mod.rs"]
 mod pki;
+#[path = "../tests/proc_status/mod.rs"]
+mod proc_status;
+#[path = "../tests/python_venv/mod.rs"]
+mod python_venv;
+#[path = "../tests/sim_site/mod.rs"]
+mod sim_site;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use confluence_operator::api::crds;
+use bench_env::number;
 use confluence_operator::api::space::SyncPhase;
 use confluence_operator::api::{ConfluenceSite, ConfluenceSpace};
 use confluence_operator::confluence::{
@@ -36,17 +52,19 @@ use confluence_operator::model::{Audience, SpaceScope};
 use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::sync::{DEFAULT_BATCH_SIZE, SyncRequest, sync_space};
-use confluence_sim::{FaultConfig, SimConfig, Simulator};
+use confluence_sim::{FaultConfig, SimConfig, Simulator, TlsIdentity};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use operator_process::{Launch, OperatorProcess};
+use proc_status::Process;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sim_site::{flavor_name, site_url};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,53 +79,6 @@ const V2_LIMIT: u64 = 250;
 const DC_BODY_LIMIT: u64 = 50;
 /// Key of the big space (the simulator's first).
 const BIG: &str = "ENG";
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn status_kib(pid: &str, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// User + system CPU time of a process, in clock ticks (USER_HZ, 100/s).
-fn cpu_ticks(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name, which is in parentheses.
-            let rest = s.rsplit_once(')')?.1.to_string();
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            // utime and stime are fields 14 and 15 of the whole line.
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
-}
-
-fn flavor_name(flavor: Flavor) -> &'static str {
-    match flavor {
-        Flavor::Cloud => "cloud",
-        Flavor::DataCenter => "datacenter",
-    }
-}
-
-fn site_url(sim: &Simulator, flavor: Flavor) -> String {
-    match flavor {
-        Flavor::Cloud => sim.cloud_site_url().to_string(),
-        Flavor::DataCenter => sim.datacenter_site_url().to_string(),
-    }
-}
 
 /// Requests that must run one after another in a full sync of `pages`
 /// items, and the requests it makes at least. Cloud: the v2 cursor listing
@@ -165,7 +136,7 @@ async fn engine_child() -> Result<(), BoxError> {
         base_url: url.clone(),
         flavor,
         credentials,
-        max_concurrency: env_num("BENCH_CONCURRENCY", 8) as usize,
+        max_concurrency: number("BENCH_CONCURRENCY", 8),
         request_timeout: Duration::from_secs(30),
         max_retries: 5,
         ca_bundle: match std::env::var("BENCH_CA") {
@@ -194,7 +165,7 @@ async fn engine_child() -> Result<(), BoxError> {
     let run = EngineRun {
         seconds,
         items: report.items,
-        peak_rss_kib: status_kib("self", "VmHWM:"),
+        peak_rss_kib: proc_status::kib(Process::Own, "VmHWM:"),
     };
     println!("{}", serde_json::to_string(&run)?);
     Ok(())
@@ -205,7 +176,7 @@ fn engine_run(sim: &Simulator, flavor: Flavor) -> Result<(EngineRun, u64), BoxEr
     let mut child = Command::new(std::env::current_exe()?)
         .env("BENCH_ROLE", "engine")
         .env("BENCH_FLAVOR", flavor_name(flavor))
-        .env("BENCH_URL", site_url(sim, flavor))
+        .env("BENCH_URL", site_url(sim, flavor).as_str())
         .env("BENCH_USER", sim.user())
         .env("BENCH_TOKEN", sim.token())
         .envs(trust().map(|t| ("BENCH_CA", t.path.clone())))
@@ -237,16 +208,6 @@ struct PeerRun {
     peak_rss_kib: u64,
 }
 
-fn venv_python() -> Result<PathBuf, BoxError> {
-    let out = Command::new(support::repo_root().join("hack/python/venv"))
-        .stderr(Stdio::inherit())
-        .output()?;
-    if !out.status.success() {
-        return Err(format!("hack/python/venv failed: {}", out.status).into());
-    }
-    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bin/python"))
-}
-
 fn peer_run(
     python: &Path,
     sim: &Simulator,
@@ -255,19 +216,10 @@ fn peer_run(
     extra: &[&str],
 ) -> Result<(PeerRun, u64), BoxError> {
     sim.reset_stats();
-    let url = site_url(sim, flavor);
-    let out = Command::new(python)
-        .arg(support::repo_root().join("hack/peers/confluence_peers.py"))
-        .args([client, "--timing", "--url", url.trim_end_matches('/')])
-        .args(["--flavor", flavor_name(flavor), "--space", BIG])
-        .args(["--user", sim.user()])
+    let ca = trust().map(|t| t.path.as_path());
+    let out = peer_clients::command(python, client, sim, flavor, BIG, ca)
+        .arg("--timing")
         .args(extra)
-        .env("CONFLUENCE_TOKEN", sim.token())
-        .env("HTTP_PROXY", "http://127.0.0.1:9")
-        .env("HTTPS_PROXY", "http://127.0.0.1:9")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("PYTHONWARNINGS", "ignore")
-        .envs(trust().map(|t| ("REQUESTS_CA_BUNDLE", t.path.clone())))
         .stderr(Stdio::inherit())
         .output()?;
     if !out.status.success() {
@@ -278,81 +230,26 @@ fn peer_run(
 }
 
 /// The operator binary, out of cluster, watching one namespace, with the
-/// embedded index in its own directory.
-struct OperatorProcess {
-    child: Child,
-    _data: tempfile::TempDir,
-}
-
-impl OperatorProcess {
-    fn start(binary: &Path, namespace: &str) -> Result<Self, BoxError> {
-        let data = tempfile::tempdir()?;
-        let stores = std::env::var("BENCH_STORES").unwrap_or_else(|_| "embedded".into());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        // Kept after the run (target/bench/operator-<namespace>.log), at the
-        // level BENCH_OPERATOR_LOG asks for (warn by default), to see where
-        // an end-to-end time goes.
-        let log_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-        std::fs::create_dir_all(&log_dir)?;
-        let log = std::fs::File::create(log_dir.join(format!("operator-{namespace}.log")))?;
-        let level = std::env::var("BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into());
-        let child = Command::new(binary)
-            .args(["--namespace", namespace, "--auth", "none"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--stores", &stores])
-            .arg("--data-dir")
-            .arg(data.path().join("index"))
-            .env("KUBECONFIG", support::kubeconfig_env())
-            .env("RUST_LOG", level)
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        Ok(Self { child, _data: data })
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-}
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn install_crds(client: &Client) -> Result<(), BoxError> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crds::all() {
-        let name = crd.metadata.name.clone().ok_or("CRD without a name")?;
-        api.patch(
-            &name,
-            &PatchParams::apply("confluence-operator-bench").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let crd = api.get(&name).await?;
-            let established = crd
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!("CRD {name} not Established").into());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    Ok(())
+/// index under `data`. Its log is kept after the run
+/// (target/bench/operator-<namespace>.log), at the level BENCH_OPERATOR_LOG
+/// asks for (warn by default), to see where an end-to-end time goes.
+fn start_operator(
+    binary: &Path,
+    namespace: &str,
+    data: &Path,
+) -> Result<OperatorProcess, BoxError> {
+    let log_dir = support::repo_root().join("target/bench");
+    std::fs::create_dir_all(&log_dir)?;
+    let op = OperatorProcess::launch(Launch {
+        binary: binary.to_path_buf(),
+        namespace: namespace.to_string(),
+        stores: std::env::var("BENCH_STORES").unwrap_or_else(|_| "embedded".into()),
+        data_dir: data.join("index"),
+        log: log_dir.join(format!("operator-{namespace}.log")),
+        level: std::env::var("BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
+        extra: Vec::new(),
+    })?;
+    Ok(op)
 }
 
 /// A fresh namespace (an old one of the same name is deleted first).
@@ -448,7 +345,7 @@ async fn apply_site(
         Flavor::DataCenter => "DataCenter",
     };
     let mut spec = json!({
-        "url": site_url(sim, flavor),
+        "url": site_url(sim, flavor).as_str(),
         "flavor": kind,
         "credentialsSecretRef": {"name": "creds"},
         "insecureAllowHttp": trust().is_none(),
@@ -532,10 +429,10 @@ async fn wait_process_up(op: &mut OperatorProcess) -> Result<(), BoxError> {
     // Readiness is not served before the index is open; give it a moment
     // and fail early if the process died.
     for _ in 0..100 {
-        if let Some(status) = op.child.try_wait()? {
+        if let Some(status) = op.exited() {
             return Err(format!("operator exited: {status}").into());
         }
-        if status_kib(&op.pid(), "VmRSS:") > 0 {
+        if proc_status::kib(Process::Pid(op.pid()), "VmRSS:") > 0 {
             tokio::time::sleep(Duration::from_millis(500)).await;
             return Ok(());
         }
@@ -545,7 +442,7 @@ async fn wait_process_up(op: &mut OperatorProcess) -> Result<(), BoxError> {
 }
 
 struct Row {
-    flavor: &'static str,
+    flavor: Flavor,
     what: String,
     seconds: f64,
     requests: u64,
@@ -564,7 +461,8 @@ async fn operator_run(
 ) -> Result<Row, BoxError> {
     let ns = format!("bench-e2e-{}", flavor_name(flavor));
     fresh_namespace(client, &ns).await?;
-    let mut op = OperatorProcess::start(binary, &ns)?;
+    let data = tempfile::tempdir()?;
+    let mut op = start_operator(binary, &ns, data.path())?;
     wait_process_up(&mut op).await?;
     let gcs_before = settle_api_server(client).await;
     sim.reset_stats();
@@ -591,11 +489,11 @@ async fn operator_run(
         .and_then(|st| st.items)
         .unwrap_or(0);
     let requests = sim.stats().total;
-    let peak = status_kib(&op.pid(), "VmHWM:");
+    let peak = proc_status::kib(Process::Pid(op.pid()), "VmHWM:");
     drop(op);
     fresh_namespace(client, &ns).await?;
     Ok(Row {
-        flavor: flavor_name(flavor),
+        flavor,
         what: "operator: apply to Ready".into(),
         seconds,
         requests,
@@ -608,12 +506,12 @@ async fn operator_run(
 /// Has the API server collect its garbage before a timed run, and returns
 /// its count of collections so far (`None` if it does not say).
 ///
-/// On this 2-core machine one collection of the API server's heap (~120 MB
-/// live) burns both cores for about 60 ms. Left to chance, it lands inside
-/// a 0.4 s run every few runs and stalls the operator and the simulator
-/// alike; a control plane on nodes of its own takes no CPU from the
-/// operator. The profiling endpoint (`--profiling`, on by default in
-/// Kubernetes) runs a full collection before it answers.
+/// On a small machine shared with the control plane, a collection of the
+/// API server's heap takes every core for a moment; left to chance, it
+/// lands inside a short timed run now and then and stalls the operator and
+/// the simulator alike, while a control plane on nodes of its own takes no
+/// CPU from the operator. The profiling endpoint (`--profiling`, on by
+/// default in Kubernetes) runs a full collection before it answers.
 async fn settle_api_server(client: &Client) -> Option<u64> {
     static WARNED: std::sync::Once = std::sync::Once::new();
     // The answer is a gzipped profile, not text: only its status matters.
@@ -692,8 +590,8 @@ fn spread_line(flavor: Flavor, times: &[f64], limit: f64) -> String {
     )
 }
 
-/// In how many timed runs the API server collected garbage anyway, so a
-/// sitting shows whether the control plane took CPU from the operator.
+/// In how many timed runs the API server collected garbage anyway, so the
+/// report shows whether the control plane took CPU from the operator.
 fn gc_line(flavor: Flavor, gcs: &[Option<u64>]) -> String {
     let known: Vec<u64> = gcs.iter().flatten().copied().collect();
     if known.len() < gcs.len() {
@@ -731,7 +629,8 @@ async fn many_spaces_run(
 ) -> Result<ManyRun, BoxError> {
     let ns = "bench-many";
     fresh_namespace(client, ns).await?;
-    let mut op = OperatorProcess::start(binary, ns)?;
+    let data = tempfile::tempdir()?;
+    let mut op = start_operator(binary, ns, data.path())?;
     wait_process_up(&mut op).await?;
     sim.reset_stats();
     let started = Instant::now();
@@ -762,27 +661,25 @@ async fn many_spaces_run(
     let seconds = started.elapsed().as_secs_f64();
     let requests = sim.stats().total;
     // Idle: nothing changes, nothing is due; what the process holds and burns.
-    let pid = op.child.id();
-    let before = cpu_ticks(pid);
+    let pid = Process::Pid(op.pid());
+    let before = proc_status::cpu_ticks(pid);
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
-    let ticks = cpu_ticks(pid).saturating_sub(before);
+    let ticks = proc_status::cpu_ticks(pid).saturating_sub(before);
     // Where the resident memory is, for whoever reads the log.
-    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        for line in status.lines().filter(|l| {
-            ["VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"]
-                .iter()
-                .any(|f| l.starts_with(f))
-        }) {
-            eprintln!("  operator {line}");
-        }
+    for line in proc_status::status(pid).lines().filter(|l| {
+        ["VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"]
+            .iter()
+            .any(|f| l.starts_with(f))
+    }) {
+        eprintln!("  operator {line}");
     }
     let run = ManyRun {
         spaces: keys.len(),
         seconds,
         requests,
         items,
-        idle_rss_kib: status_kib(&op.pid(), "VmRSS:"),
-        peak_rss_kib: status_kib(&op.pid(), "VmHWM:"),
+        idle_rss_kib: proc_status::kib(pid, "VmRSS:"),
+        peak_rss_kib: proc_status::kib(pid, "VmHWM:"),
         idle_cpu_percent: ticks as f64 / idle_secs.max(1) as f64,
         idle_secs,
     };
@@ -840,54 +737,172 @@ fn page_body(rng: &mut StdRng, n: usize) -> String {
     body
 }
 
+/// What a run measures and with what (see the header).
+struct Settings {
+    pages: u64,
+    rtt: u64,
+    many: usize,
+    space_pages: usize,
+    idle_secs: u64,
+    concurrency: u64,
+    runs: usize,
+    peers: String,
+    parts: String,
+    flavors: Vec<Flavor>,
+    binary: PathBuf,
+}
+
+impl Settings {
+    fn from_env() -> Result<Self, BoxError> {
+        let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "flavors,many".into());
+        let which = std::env::var("BENCH_FLAVORS").unwrap_or_else(|_| "cloud,datacenter".into());
+        let flavors = if parts.contains("flavors") {
+            [Flavor::Cloud, Flavor::DataCenter]
+                .into_iter()
+                .filter(|f| which.split(',').any(|w| w.trim() == flavor_name(*f)))
+                .collect()
+        } else {
+            vec![]
+        };
+        // Cargo builds the operator binary with the same (optimised) profile
+        // for this benchmark; BENCH_OPERATOR names another build.
+        let binary = std::env::var_os("BENCH_OPERATOR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_confluence-operator")));
+        if !binary.exists() {
+            return Err(format!("{} not found", binary.display()).into());
+        }
+        Ok(Self {
+            pages: number("BENCH_PAGES", 10_000u64).max(5),
+            rtt: number("BENCH_RTT_MS", 50),
+            many: number("BENCH_SPACES", 1_000),
+            space_pages: number("BENCH_SPACE_PAGES", 5),
+            idle_secs: number("BENCH_IDLE_SECS", 30),
+            concurrency: number("BENCH_CONCURRENCY", 8),
+            runs: number("BENCH_RUNS", 1usize).max(1),
+            peers: std::env::var("BENCH_PEERS").unwrap_or_else(|_| "all".into()),
+            parts,
+            flavors,
+            binary,
+        })
+    }
+
+    /// The longest chain of requests that must run one after another, in
+    /// seconds at the simulator's latency.
+    fn network_limit(&self, flavor: Flavor) -> f64 {
+        network_chain(flavor, self.pages, self.concurrency) as f64 * self.rtt as f64 / 1000.0
+    }
+}
+
+/// Every timed operator run of a flavor, when there was more than one.
+struct Spread {
+    flavor: Flavor,
+    times: Vec<f64>,
+    gcs: Vec<Option<u64>>,
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     if std::env::var("BENCH_ROLE").as_deref() == Ok("engine") {
         return engine_child().await;
     }
     // `cargo bench` passes `--bench`; this binary takes no arguments.
-    let pages = env_num("BENCH_PAGES", 10_000).max(5);
-    let rtt = env_num("BENCH_RTT_MS", 50);
-    let many = env_num("BENCH_SPACES", 1_000) as usize;
-    let space_pages = env_num("BENCH_SPACE_PAGES", 5) as usize;
-    let idle_secs = env_num("BENCH_IDLE_SECS", 30);
-    let concurrency = env_num("BENCH_CONCURRENCY", 8);
-    let runs = env_num("BENCH_RUNS", 1).max(1) as usize;
-    let peers = std::env::var("BENCH_PEERS").unwrap_or_else(|_| "all".into());
-    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "flavors,many".into());
-    // Cargo builds the operator binary with the same (optimised) profile
-    // for this benchmark; BENCH_OPERATOR names another build.
-    let binary = std::env::var_os("BENCH_OPERATOR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_confluence-operator")));
-    if !binary.exists() {
-        return Err(format!("{} not found", binary.display()).into());
-    }
+    let settings = Settings::from_env()?;
+    let (sim, keys) = start_simulator(&settings).await?;
 
-    // One simulator: the big space first, then `many` small ones.
-    let setup = Instant::now();
-    let identity = if std::env::var("BENCH_TLS").as_deref() == Ok("0") {
-        let _ = TRUST.set(None);
+    let client = support::client().await;
+    harness::install_crds(&client).await;
+    let python = if settings.peers == "none" {
         None
     } else {
-        let ca = pki::TestCa::new("confluence-operator bench CA");
-        let path = support::repo_root().join("target/bench/ca.pem");
-        std::fs::create_dir_all(path.parent().ok_or("no target/bench")?)?;
-        std::fs::write(&path, ca.pem())?;
-        let _ = TRUST.set(Some(Trust {
-            pem: ca.pem(),
-            path,
-        }));
-        Some(ca.server_identity())
+        Some(python_venv::python()?)
     };
+
+    let mut rows: Vec<Row> = Vec::new();
+    let mut spreads: Vec<Spread> = Vec::new();
+    for &flavor in &settings.flavors {
+        let (flavor_rows, spread) =
+            flavor_rows(&client, &settings, &sim, flavor, python.as_deref()).await?;
+        rows.extend(flavor_rows);
+        spreads.extend(spread);
+    }
+    let many_run = if settings.many > 0 && settings.parts.contains("many") {
+        eprintln!(
+            "{} spaces of {} pages: operator, apply to all Synced",
+            settings.many, settings.space_pages
+        );
+        let s = &settings;
+        Some(many_spaces_run(&client, &s.binary, &sim, &keys, s.concurrency, s.idle_secs).await?)
+    } else {
+        None
+    };
+
+    print_flavor_table(&settings, &rows, &spreads);
+    print_budgets(&settings);
+    print_comparisons(&rows);
+    if let Some(m) = many_run {
+        print_many(&m, settings.space_pages);
+    }
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// One simulator: the big space first, then `many` small ones (returned by
+/// key), answering after the latency of the run.
+async fn start_simulator(s: &Settings) -> Result<(Simulator, Vec<String>), BoxError> {
+    let setup = Instant::now();
     let sim = Simulator::start(SimConfig {
-        spaces: many + 1,
-        pages: space_pages,
+        spaces: s.many + 1,
+        pages: s.space_pages,
         blogposts: 0,
-        tls: identity,
+        tls: trust_for_run()?,
         ..SimConfig::default()
     })
     .await?;
+    grow_big_space(&sim, s.pages)?;
+    let keys: Vec<String> = sim
+        .spaces()
+        .into_iter()
+        .map(|s| s.key)
+        .filter(|k| k != BIG && !k.starts_with('~'))
+        .take(s.many)
+        .collect();
+    sim.set_faults(FaultConfig {
+        latency_ms: s.rtt,
+        ..FaultConfig::default()
+    });
+    eprintln!(
+        "simulator ready in {:.1}s: {BIG} with {} pages, {} spaces of {}, {} ms a request",
+        setup.elapsed().as_secs_f64(),
+        s.pages,
+        keys.len(),
+        s.space_pages,
+        s.rtt
+    );
+    Ok((sim, keys))
+}
+
+/// Makes the run's CA (unless `BENCH_TLS=0`), records it for the operator
+/// and the peers, and returns the simulator's identity it signs.
+fn trust_for_run() -> Result<Option<TlsIdentity>, BoxError> {
+    if std::env::var("BENCH_TLS").as_deref() == Ok("0") {
+        let _ = TRUST.set(None);
+        return Ok(None);
+    }
+    let ca = pki::TestCa::new("confluence-operator bench CA");
+    let path = support::repo_root().join("target/bench/ca.pem");
+    std::fs::create_dir_all(path.parent().ok_or("no target/bench")?)?;
+    std::fs::write(&path, ca.pem())?;
+    let _ = TRUST.set(Some(Trust {
+        pem: ca.pem(),
+        path,
+    }));
+    Ok(Some(ca.server_identity()))
+}
+
+/// Adds generated pages, each below a page picked at random, until the big
+/// space holds `pages`.
+fn grow_big_space(sim: &Simulator, pages: u64) -> Result<(), BoxError> {
     let mut rng = StdRng::seed_from_u64(12);
     let mut ids: Vec<u64> = sim.pages(BIG).iter().map(|p| p.id).collect();
     while (ids.len() as u64) < pages {
@@ -896,110 +911,95 @@ async fn main() -> Result<(), BoxError> {
         let body = page_body(&mut rng, n);
         ids.push(sim.create_page(BIG, &format!("Note {n}"), Some(parent), &body)?);
     }
-    let keys: Vec<String> = sim
-        .spaces()
-        .into_iter()
-        .map(|s| s.key)
-        .filter(|k| k != BIG && !k.starts_with('~'))
-        .take(many)
-        .collect();
-    sim.set_faults(FaultConfig {
-        latency_ms: rtt,
-        ..FaultConfig::default()
+    Ok(())
+}
+
+/// A flavor's rows: the operator (the median of its runs), the sync engine
+/// alone and the Python peers; and, with more than one run, every run.
+async fn flavor_rows(
+    client: &Client,
+    s: &Settings,
+    sim: &Simulator,
+    flavor: Flavor,
+    python: Option<&Path>,
+) -> Result<(Vec<Row>, Option<Spread>), BoxError> {
+    let name = flavor_name(flavor);
+    eprintln!("{name}: operator, apply to Ready");
+    let mut tries = Vec::with_capacity(s.runs);
+    for _ in 0..s.runs {
+        tries.push(operator_run(client, &s.binary, sim, flavor, s.concurrency).await?);
+    }
+    let spread = (s.runs > 1).then(|| Spread {
+        flavor,
+        times: tries.iter().map(|r| r.seconds).collect(),
+        gcs: tries.iter().map(|r| r.api_server_gcs).collect(),
     });
-    eprintln!(
-        "simulator ready in {:.1}s: {BIG} with {pages} pages, {} spaces of {space_pages}, {rtt} ms a request",
-        setup.elapsed().as_secs_f64(),
-        keys.len()
-    );
+    let mut rows = vec![median_run(tries)];
+    eprintln!("{name}: sync engine alone");
+    let (run, requests) = engine_run(sim, flavor)?;
+    rows.push(Row {
+        flavor,
+        what: "sync engine alone".into(),
+        seconds: run.seconds,
+        requests,
+        peak_rss_kib: run.peak_rss_kib,
+        items: run.items,
+        api_server_gcs: None,
+    });
+    if let Some(python) = python {
+        rows.extend(peer_rows(python, s, sim, flavor)?);
+    }
+    Ok((rows, spread))
+}
 
-    let client = support::client().await;
-    install_crds(&client).await?;
-    let python = if peers == "none" {
-        None
-    } else {
-        Some(venv_python()?)
-    };
-
-    let mut rows: Vec<Row> = Vec::new();
-    let mut spreads: Vec<(Flavor, Vec<f64>, Vec<Option<u64>>)> = Vec::new();
-    let which = std::env::var("BENCH_FLAVORS").unwrap_or_else(|_| "cloud,datacenter".into());
-    let flavors: Vec<Flavor> = if parts.contains("flavors") {
-        [Flavor::Cloud, Flavor::DataCenter]
-            .into_iter()
-            .filter(|f| which.split(',').any(|w| w.trim() == flavor_name(*f)))
-            .collect()
-    } else {
-        vec![]
-    };
-    for flavor in flavors {
-        let name = flavor_name(flavor);
-        eprintln!("{name}: operator, apply to Ready");
-        let mut tries = Vec::with_capacity(runs);
-        for _ in 0..runs {
-            tries.push(operator_run(&client, &binary, &sim, flavor, concurrency).await?);
-        }
-        let times: Vec<f64> = tries.iter().map(|r| r.seconds).collect();
-        let gcs: Vec<Option<u64>> = tries.iter().map(|r| r.api_server_gcs).collect();
-        rows.push(median_run(tries));
-        if runs > 1 {
-            spreads.push((flavor, times, gcs));
-        }
-        eprintln!("{name}: sync engine alone");
-        let (run, requests) = engine_run(&sim, flavor)?;
+/// The Python peers' rows of a flavor.
+fn peer_rows(
+    python: &Path,
+    s: &Settings,
+    sim: &Simulator,
+    flavor: Flavor,
+) -> Result<Vec<Row>, BoxError> {
+    // LangChain stops at 1000 pages a space by default; raised to the
+    // space's size so every client reads the whole space.
+    let max_pages = s.pages.to_string();
+    let mut cases: Vec<(&str, &str, Vec<&str>)> = vec![
+        (
+            "langchain",
+            "LangChain ConfluenceLoader, restriction check off",
+            vec!["--include-restricted", "--max-pages", &max_pages],
+        ),
+        ("llamaindex", "LlamaIndex ConfluenceReader, default", vec![]),
+    ];
+    if s.peers == "all" {
+        cases.insert(
+            0,
+            (
+                "langchain",
+                "LangChain ConfluenceLoader, default",
+                vec!["--max-pages", &max_pages],
+            ),
+        );
+    }
+    let mut rows = Vec::with_capacity(cases.len());
+    for (client_name, what, extra) in cases {
+        eprintln!("{}: {what}", flavor_name(flavor));
+        let (run, requests) = peer_run(python, sim, flavor, client_name, &extra)?;
         rows.push(Row {
-            flavor: name,
-            what: "sync engine alone".into(),
+            flavor,
+            what: what.into(),
             seconds: run.seconds,
             requests,
             peak_rss_kib: run.peak_rss_kib,
-            items: run.items,
+            items: run.documents,
             api_server_gcs: None,
         });
-        if let Some(python) = &python {
-            // LangChain stops at 1000 pages a space by default; raised to
-            // the space's size so every client reads the whole space.
-            let max_pages = pages.to_string();
-            let mut cases: Vec<(&str, &str, Vec<&str>)> = vec![
-                (
-                    "langchain",
-                    "LangChain ConfluenceLoader, restriction check off",
-                    vec!["--include-restricted", "--max-pages", &max_pages],
-                ),
-                ("llamaindex", "LlamaIndex ConfluenceReader, default", vec![]),
-            ];
-            if peers == "all" {
-                cases.insert(
-                    0,
-                    (
-                        "langchain",
-                        "LangChain ConfluenceLoader, default",
-                        vec!["--max-pages", &max_pages],
-                    ),
-                );
-            }
-            for (client_name, what, extra) in cases {
-                eprintln!("{name}: {what}");
-                let (run, requests) = peer_run(python, &sim, flavor, client_name, &extra)?;
-                rows.push(Row {
-                    flavor: name,
-                    what: what.into(),
-                    seconds: run.seconds,
-                    requests,
-                    peak_rss_kib: run.peak_rss_kib,
-                    items: run.documents,
-                    api_server_gcs: None,
-                });
-            }
-        }
     }
-    let many_run = if many > 0 && parts.contains("many") {
-        eprintln!("{many} spaces of {space_pages} pages: operator, apply to all Synced");
-        Some(many_spaces_run(&client, &binary, &sim, &keys, concurrency, idle_secs).await?)
-    } else {
-        None
-    };
+    Ok(rows)
+}
 
+/// The table of every flavor's rows, then each flavor's spread of runs.
+fn print_flavor_table(s: &Settings, rows: &[Row], spreads: &[Spread]) {
+    let (pages, rtt, concurrency) = (s.pages, s.rtt, s.concurrency);
     println!();
     println!(
         "{pages} pages, {rtt} ms per request, site maxConcurrency {concurrency}; network limit = longest chain of requests that must run one after another x {rtt} ms"
@@ -1009,15 +1009,8 @@ async fn main() -> Result<(), BoxError> {
         "| flavor | run | items | time | requests | peak RSS | network limit | time / limit |"
     );
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let limit_of =
-        |flavor: Flavor| network_chain(flavor, pages, concurrency) as f64 * rtt as f64 / 1000.0;
-    for row in &rows {
-        let flavor = if row.flavor == "cloud" {
-            Flavor::Cloud
-        } else {
-            Flavor::DataCenter
-        };
-        let limit = limit_of(flavor);
+    for row in rows {
+        let limit = s.network_limit(row.flavor);
         let ratio = if limit > 0.0 {
             format!("{:.2}x", row.seconds / limit)
         } else {
@@ -1025,7 +1018,7 @@ async fn main() -> Result<(), BoxError> {
         };
         println!(
             "| {} | {} | {} | {:.2} s | {} | {} MiB | {:.2} s | {} |",
-            row.flavor,
+            flavor_name(row.flavor),
             row.what,
             row.items,
             row.seconds,
@@ -1035,27 +1028,39 @@ async fn main() -> Result<(), BoxError> {
             ratio
         );
     }
-    for (flavor, times, gcs) in &spreads {
+    for spread in spreads {
         println!();
-        println!("{}", spread_line(*flavor, times, limit_of(*flavor)));
-        println!("{}", gc_line(*flavor, gcs));
+        println!(
+            "{}",
+            spread_line(spread.flavor, &spread.times, s.network_limit(spread.flavor))
+        );
+        println!("{}", gc_line(spread.flavor, &spread.gcs));
     }
+}
+
+/// How the network limits are counted, and the request budgets.
+fn print_budgets(s: &Settings) {
+    let (pages, rtt) = (s.pages, s.rtt);
     let (v2_answers, cql_answers) = (pages.div_ceil(V2_LIMIT), pages.div_ceil(V1_LIMIT));
     println!();
     println!(
         "Cloud network limit: each pass walked from both ends, 1+ceil((M-1)/2) of its M answers one after another: v2 {} of {v2_answers}, CQL {} of {cql_answers}, x {rtt} ms = {:.2} s",
         1 + v2_answers.saturating_sub(1).div_ceil(2),
         1 + cql_answers.saturating_sub(1).div_ceil(2),
-        limit_of(Flavor::Cloud)
+        s.network_limit(Flavor::Cloud)
     );
     let cloud_budget = 2 * pages.div_ceil(V2_LIMIT) + 10;
     println!();
     println!("Cloud request budget for {pages} pages: 2*ceil(N/250)+10 = {cloud_budget}");
-    let dc_budget = pages.div_ceil(DC_BODY_LIMIT) + concurrency + 10;
+    let dc_budget = pages.div_ceil(DC_BODY_LIMIT) + s.concurrency + 10;
     println!(
         "Data Center request budget for {pages} pages: ceil(N/50)+maxConcurrency+10 = {dc_budget}"
     );
-    for flavor in ["cloud", "datacenter"] {
+}
+
+/// How many times the operator's or the engine's time each peer took.
+fn print_comparisons(rows: &[Row]) {
+    for flavor in [Flavor::Cloud, Flavor::DataCenter] {
         let time = |what: &str| {
             rows.iter()
                 .find(|r| r.flavor == flavor && r.what.starts_with(what))
@@ -1072,29 +1077,33 @@ async fn main() -> Result<(), BoxError> {
                 "LlamaIndex ConfluenceReader, default",
             ] {
                 if let Some(t) = time(peer) {
-                    println!("{flavor}: {peer} took {:.1}x the time of {label}", t / own);
+                    println!(
+                        "{}: {peer} took {:.1}x the time of {label}",
+                        flavor_name(flavor),
+                        t / own
+                    );
                 }
             }
         }
     }
-    if let Some(m) = many_run {
-        println!();
-        println!(
-            "| spaces (Cloud, {space_pages} pages each) | items | time to all Synced | requests | idle RSS | peak RSS | idle CPU ({}s) |",
-            m.idle_secs
-        );
-        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        println!(
-            "| {} | {} | {:.1} s | {} | {} MiB | {} MiB | {:.2} % |",
-            m.spaces,
-            m.items,
-            m.seconds,
-            m.requests,
-            m.idle_rss_kib / 1024,
-            m.peak_rss_kib / 1024,
-            m.idle_cpu_percent
-        );
-    }
-    sim.shutdown().await;
-    Ok(())
+}
+
+/// The many-spaces table.
+fn print_many(m: &ManyRun, space_pages: usize) {
+    println!();
+    println!(
+        "| spaces (Cloud, {space_pages} pages each) | items | time to all Synced | requests | idle RSS | peak RSS | idle CPU ({}s) |",
+        m.idle_secs
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| {} | {} | {:.1} s | {} | {} MiB | {} MiB | {:.2} % |",
+        m.spaces,
+        m.items,
+        m.seconds,
+        m.requests,
+        m.idle_rss_kib / 1024,
+        m.peak_rss_kib / 1024,
+        m.idle_cpu_percent
+    );
 }

@@ -6,8 +6,8 @@
 //! batches of `BENCH_BATCH`, then `flush`), then times versions() of one
 //! space, queries with 0, 1 and 4 segments, and an audience change, and
 //! prints the figures side by side. For the embedded store it first indexes
-//! the same corpus with one commit per `upsert` call (how the sync wrote
-//! before writes were staged), for comparison.
+//! the same corpus with one commit per `upsert` call (writes not staged),
+//! for comparison.
 //! Environment: `BENCH_DOCS` (page count), `BENCH_BATCH` (pages per call,
 //! default 50 as in the sync), `BENCH_UPSERT_BATCH` (pages per call of the
 //! commit-per-call comparison, default 500; `0` skips it), `BENCH_QUERIES`
@@ -32,10 +32,18 @@
 //! (`confluence_operator::allocator`); `BENCH_MALLOC=glibc` keeps glibc's
 //! defaults, for comparison.
 
+mod bench_env;
+#[path = "../tests/opensearch_node/mod.rs"]
+mod opensearch_node;
+#[path = "../tests/proc_status/mod.rs"]
+mod proc_status;
+
+use bench_env::number;
 use confluence_operator::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
 use confluence_operator::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use confluence_operator::store::opensearch::{OpenSearchConfig, OpenSearchStore};
 use confluence_operator::store::{Search, Store};
+use proc_status::Process;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -194,13 +202,6 @@ fn document(rng: &mut Rng, i: usize) -> Document {
     }
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn dir_size(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| {
@@ -270,15 +271,7 @@ struct Params {
 
 /// Peak resident memory of this process so far (VmHWM), in MB.
 fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
+    proc_status::mib(Process::Own, "VmHWM:")
 }
 
 const SEGMENT_MODES: &[(&str, &[&str])] = &[
@@ -407,30 +400,8 @@ async fn measure<S: Store + Search>(name: &str, store: &S, p: &Params) -> Result
     Ok(f)
 }
 
-/// OpenSearch for the benchmark: `OPENSEARCH_URL`, else `hack/opensearch/up`.
-fn opensearch_url() -> Result<url::Url, String> {
-    if let Ok(u) = std::env::var("OPENSEARCH_URL")
-        && !u.is_empty()
-    {
-        return url::Url::parse(&u).map_err(|e| format!("OPENSEARCH_URL: {e}"));
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/opensearch/up");
-    let out = std::process::Command::new(&script)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("export OPENSEARCH_URL="))
-        .ok_or_else(|| format!("{} failed ({})", script.display(), out.status))?;
-    url::Url::parse(line).map_err(|e| e.to_string())
-}
-
 async fn bench_opensearch(p: &Params) -> Result<Figures, String> {
-    let url = opensearch_url()?;
+    let url = opensearch_node::shared_url()?;
     let alias = format!("bench-{}", std::process::id());
     let store = OpenSearchStore::connect(OpenSearchConfig::new(url.clone(), alias.as_str()))
         .await
@@ -445,15 +416,7 @@ async fn bench_opensearch(p: &Params) -> Result<Figures, String> {
 
 /// Resident memory of this process now (VmRSS, RssAnon, RssFile), in MB.
 fn rss_now_mb() -> (f64, f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(0.0)
-    };
+    let field = |name: &str| proc_status::mib(Process::Own, name);
     (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
 }
 
@@ -585,19 +548,19 @@ fn main() {
 
 async fn bench() {
     let p = Params {
-        docs: env_usize("BENCH_DOCS", 100_000),
-        batch: env_usize("BENCH_BATCH", 50).max(1),
-        n_queries: env_usize("BENCH_QUERIES", 300),
+        docs: number("BENCH_DOCS", 100_000),
+        batch: number("BENCH_BATCH", 50).max(1),
+        n_queries: number("BENCH_QUERIES", 300),
         staged: true,
     };
     let defaults = EmbeddedOptions::default();
     let options = EmbeddedOptions {
-        writer_threads: env_usize("BENCH_WRITER_THREADS", defaults.writer_threads),
-        writer_memory_bytes: env_usize("BENCH_WRITER_MB", defaults.writer_memory_bytes >> 20) << 20,
-        writer_niceness: env_usize("BENCH_WRITER_NICE", defaults.writer_niceness as usize) as i32,
+        writer_threads: number("BENCH_WRITER_THREADS", defaults.writer_threads),
+        writer_memory_bytes: number("BENCH_WRITER_MB", defaults.writer_memory_bytes >> 20) << 20,
+        writer_niceness: number("BENCH_WRITER_NICE", defaults.writer_niceness as usize) as i32,
         commit: confluence_operator::store::embedded::CommitPolicy {
-            max_bytes: env_usize("BENCH_COMMIT_MB", defaults.commit.max_bytes >> 20) << 20,
-            max_docs: env_usize("BENCH_COMMIT_DOCS", defaults.commit.max_docs).max(1),
+            max_bytes: number("BENCH_COMMIT_MB", defaults.commit.max_bytes >> 20) << 20,
+            max_docs: number("BENCH_COMMIT_DOCS", defaults.commit.max_docs).max(1),
             ..defaults.commit
         },
     };
@@ -610,7 +573,7 @@ async fn bench() {
         return;
     }
 
-    let upsert_batch = env_usize("BENCH_UPSERT_BATCH", 500);
+    let upsert_batch = number("BENCH_UPSERT_BATCH", 500);
     let mut per_call = None;
     if upsert_batch > 0 {
         let before = Params {

@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use confluence_operator::api::duration;
 use confluence_operator::auth::{
     self, AuthMode, Authenticator, BindingIndex, CachingVerifier, OidcConfig, OidcVerifier,
     TokenReviewVerifier, Verifier,
@@ -18,6 +19,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -30,8 +32,8 @@ struct Args {
     namespace: Option<String>,
 
     /// Sync interval when neither site nor space sets one (Go duration).
-    #[arg(long, env = "DEFAULT_SYNC_INTERVAL", default_value = "24h")]
-    default_sync_interval: String,
+    #[arg(long, env = "DEFAULT_SYNC_INTERVAL", default_value = "24h", value_parser = duration::parse)]
+    default_sync_interval: Duration,
 
     /// Spaces synced at once (0: no bound). Bounds memory with many spaces;
     /// a slow space holds one slot while the others go on.
@@ -41,8 +43,8 @@ struct Args {
     /// Deadline of one request to Confluence, body included (Go duration).
     /// A server that stops or trickles mid-answer fails the request then
     /// (retried with backoff).
-    #[arg(long, env = "CONFLUENCE_REQUEST_TIMEOUT", default_value = "30s")]
-    confluence_request_timeout: String,
+    #[arg(long, env = "CONFLUENCE_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration::parse)]
+    confluence_request_timeout: Duration,
 
     /// Stores every space writes to: embedded, opensearch, memory, zendesk (comma-separated).
     #[arg(long, env = "STORES", default_value = "embedded", value_parser = stores::parse_kinds)]
@@ -81,8 +83,8 @@ struct Args {
     /// Confluence. `0s` turns the check off (it still runs at start-up). An
     /// index that can take no more writes (its files removed under the
     /// process) makes the operator exit at once, whatever this is.
-    #[arg(long, env = "INDEX_CHECK_INTERVAL", default_value = "1h")]
-    index_check_interval: String,
+    #[arg(long, env = "INDEX_CHECK_INTERVAL", default_value = "1h", value_parser = duration::parse)]
+    index_check_interval: Duration,
 
     /// Zendesk sink configuration (JSON: url, locale, sourceName, typeName,
     /// segmentMap, everyoneSegmentId). Credentials come from ZENDESK_EMAIL and
@@ -120,8 +122,8 @@ struct Args {
     auth_audience: String,
 
     /// How long an accepted token is remembered (Go duration; never beyond its `exp`).
-    #[arg(long, env = "AUTH_CACHE_TTL", default_value = "60s")]
-    auth_cache_ttl: String,
+    #[arg(long, env = "AUTH_CACHE_TTL", default_value = "60s", value_parser = duration::parse)]
+    auth_cache_ttl: Duration,
 
     /// OIDC issuer (`iss`), e.g. https://login.example.com. Required with --auth=oidc.
     #[arg(long, env = "OIDC_ISSUER_URL")]
@@ -203,14 +205,6 @@ async fn async_main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let interval = confluence_operator::api::duration::parse(&args.default_sync_interval)
-        .context("--default-sync-interval")?;
-    let request_timeout =
-        confluence_operator::api::duration::parse(&args.confluence_request_timeout)
-            .context("--confluence-request-timeout")?;
-    let index_check_interval =
-        confluence_operator::api::duration::parse(&args.index_check_interval)
-            .context("--index-check-interval")?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating --data-dir {}", args.data_dir.display()))?;
     let stores = stores::open(StoreOptions {
@@ -264,9 +258,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let http = tokio::spawn(async move { axum::serve(listener, server::router(state)).await });
 
     let settings = Settings {
-        default_sync_interval: interval,
+        default_sync_interval: args.default_sync_interval,
         max_concurrent_syncs: args.max_concurrent_syncs,
-        request_timeout,
+        request_timeout: args.confluence_request_timeout,
         store_rebuilt: stores.rebuilt.clone(),
         ..Settings::default()
     };
@@ -351,7 +345,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         trouble = async {
             match index_trouble {
-                Some(store) => integrity::wait_for_trouble(store, index_check_interval).await,
+                Some(store) => integrity::wait_for_trouble(store, args.index_check_interval).await,
                 None => std::future::pending().await,
             }
         } => {
@@ -381,8 +375,6 @@ async fn authenticators(
     args: &Args,
     client: &kube::Client,
 ) -> anyhow::Result<(Authenticator, Option<Authenticator>)> {
-    let ttl = confluence_operator::api::duration::parse(&args.auth_cache_ttl)
-        .context("--auth-cache-ttl")?;
     if args.auth != AuthMode::TrustedHeader && args.trusted_header_listen.is_some() {
         anyhow::bail!("--trusted-header-listen is only used with --auth=trusted-header");
     }
@@ -424,7 +416,7 @@ async fn authenticators(
     };
     let cached = Arc::new(CachingVerifier::new(
         verifier,
-        ttl,
+        args.auth_cache_ttl,
         auth::cache::REFUSED_TTL,
     ));
     Ok((Authenticator::bearer(cached, bindings(client).await), None))
@@ -435,7 +427,7 @@ async fn authenticators(
 async fn bindings(client: &kube::Client) -> Arc<BindingIndex> {
     let (index, watch) = BindingIndex::watch(client.clone());
     tokio::spawn(watch);
-    if tokio::time::timeout(std::time::Duration::from_secs(30), index.ready())
+    if tokio::time::timeout(Duration::from_secs(30), index.ready())
         .await
         .is_err()
     {
@@ -466,5 +458,68 @@ async fn shutdown_signal() {
     tokio::select! {
         () = term => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("confluence-operator").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_are_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn duration_flags_take_go_durations() {
+        let args = parse(&[
+            "--default-sync-interval=1h30m",
+            "--confluence-request-timeout=250ms",
+            "--index-check-interval=0s",
+            "--auth-cache-ttl=1.5m",
+        ])
+        .unwrap();
+        assert_eq!(args.default_sync_interval, Duration::from_secs(5_400));
+        assert_eq!(args.confluence_request_timeout, Duration::from_millis(250));
+        assert_eq!(args.index_check_interval, Duration::ZERO);
+        assert_eq!(args.auth_cache_ttl, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn duration_flags_refuse_what_the_parser_refuses() {
+        for bad in ["10", "10d", "-5m", ""] {
+            let err = parse(&[&format!("--default-sync-interval={bad}")])
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} should be refused"));
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn duration_defaults() {
+        let env = [
+            "DEFAULT_SYNC_INTERVAL",
+            "CONFLUENCE_REQUEST_TIMEOUT",
+            "INDEX_CHECK_INTERVAL",
+            "AUTH_CACHE_TTL",
+        ];
+        // The environment of the test run may set them.
+        if env.iter().any(|name| std::env::var_os(name).is_some()) {
+            return;
+        }
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.default_sync_interval, Duration::from_secs(86_400));
+        assert_eq!(args.confluence_request_timeout, Duration::from_secs(30));
+        assert_eq!(args.index_check_interval, Duration::from_secs(3_600));
+        assert_eq!(args.auth_cache_ttl, Duration::from_secs(60));
     }
 }

@@ -7,6 +7,8 @@
 mod auth_common;
 mod common;
 mod harness;
+mod loopback;
+mod python_venv;
 mod support;
 
 use auth_common::*;

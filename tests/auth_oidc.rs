@@ -3,6 +3,8 @@
 
 mod auth_common;
 mod common;
+mod loopback;
+mod python_venv;
 
 use auth_common::*;
 use axum::Json;

@@ -5,6 +5,8 @@
 
 mod auth_common;
 mod common;
+mod loopback;
+mod python_venv;
 
 use async_trait::async_trait;
 use auth_common::*;

@@ -3,6 +3,7 @@
 //! (run out of cluster as the chart's ServiceAccount, since the test control
 //! plane has no kubelet to run pods).
 
+mod common;
 mod fakes;
 mod harness;
 mod support;

@@ -1,5 +1,6 @@
 //! The Confluence client against the in-process simulator, both flavors.
 
+mod listing_ext;
 mod sim_site;
 use confluence_operator::confluence::{
     ClientOptions, ConfluenceApi, ConfluenceError, Credentials, Flavor, ListOptions, SiteConfig,
@@ -10,6 +11,7 @@ use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::sync::{SyncRequest, sync_space};
 use confluence_sim::{FaultConfig, SimConfig, SimPage, Simulator};
+use listing_ext::ListingExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;

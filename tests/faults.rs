@@ -1,4 +1,4 @@
-//! Fault matrix, control-plane part (issue #14): the API server and etcd are
+//! Fault matrix, control-plane part: the API server and etcd are
 //! really killed and restarted (`hack/testenv/restart`), etcd is really
 //! compacted (`hack/testenv/compact`), while the operator's controllers keep
 //! running in-process against the simulator with the embedded store.

@@ -1,4 +1,4 @@
-//! Fault matrix, hostile Confluence (issue #14): the simulator's fault API
+//! Fault matrix, hostile Confluence: the simulator's fault API
 //! gives answers no well-behaved Confluence gives (malformed JSON, a 200 HTML
 //! login page, invalid UTF-8, a body that never ends or trickles, a redirect
 //! to another host) and holds pages no sane one holds (10 MB, 100,000 levels
@@ -16,6 +16,7 @@
 mod fault_table;
 mod harness;
 mod operator_process;
+mod proc_status;
 mod support;
 
 use confluence_operator::api::ConfluenceSpace;
@@ -297,13 +298,7 @@ impl Rig {
 
     /// Peak resident set size of the operator so far, in MiB.
     fn peak_rss_mib(&self) -> f64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.op.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
+        proc_status::mib(proc_status::Process::Pid(self.op.pid()), "VmHWM:")
     }
 
     /// Stops the operator (SIGTERM) and compares its store with what

@@ -1,4 +1,4 @@
-//! Fault matrix, operator killed (issue #14): the real operator binary runs as
+//! Fault matrix, operator killed: the real operator binary runs as
 //! a child process against the test control plane and the simulator, with the
 //! embedded store on a data directory; it gets SIGKILL at a seeded random
 //! moment inside a phase of a sync (the simulator's latency widens the

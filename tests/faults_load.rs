@@ -1,4 +1,4 @@
-//! Fault matrix, load part (issue #14 "Load"): concurrent search clients hit
+//! Fault matrix, load part: concurrent search clients hit
 //! the real HTTP search API (`/v1/search`, `--auth none`) while a full sync of
 //! one space from the Confluence simulator fills the embedded index behind
 //! it. The index already holds the same pages under another space (synced

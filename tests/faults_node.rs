@@ -1,4 +1,4 @@
-//! Fault matrix, on the real node (issue #14): the chart installed with the
+//! Fault matrix, on the real node: the chart installed with the
 //! operator image on the test node (`hack/testenv/up --node`, as in
 //! tests/pod.rs); the operator container's process gets SIGKILL from the host
 //! in the middle of a sync, the kubelet restarts it, and the restarted

@@ -1,4 +1,4 @@
-//! Fault matrix, bad custom resources (issue #14): invalid ConfluenceSites,
+//! Fault matrix, bad custom resources: invalid ConfluenceSites,
 //! ConfluenceSpaces and ViewerBindings, from a hand table and from a seeded
 //! generator, are submitted through the real API server while the operator's
 //! controllers run against the simulator. Each must be refused by the schema
@@ -101,7 +101,7 @@ fn case(what: impl Into<String>, kind: Kind, spec: Value, expect: Expect) -> Cas
     }
 }
 
-/// The hand table: every way to get a field wrong that issue #14 names.
+/// The hand table: every way to get a field wrong that the matrix covers.
 fn hand_table(sim_url: &str) -> Vec<Case> {
     use Expect::{Condition, Refused};
     use Kind::{Binding, Site, Space};

@@ -1,4 +1,4 @@
-//! Fault matrix, index volume (issue #14): the operator binary runs with its
+//! Fault matrix, index volume: the operator binary runs with its
 //! data directory on a real filesystem that the test fills up (a small tmpfs,
 //! so root is needed) or whose index files it damages while the operator is
 //! stopped. The operator must say what is wrong (a `StoreFailed` condition, an

@@ -3,6 +3,7 @@
 //! viewing, and never left out silently.
 
 mod harness;
+mod loopback;
 mod sim_site;
 mod support;
 mod zendesk_standin;

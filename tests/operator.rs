@@ -1,6 +1,7 @@
 //! The operator on the real control plane: what a platform team sees after
 //! `kubectl apply`, `kubectl annotate`, spec edits and deletions.
 
+mod common;
 mod fakes;
 mod harness;
 mod support;

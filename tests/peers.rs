@@ -15,9 +15,10 @@
 //! operator trusts it through a CA bundle, the Python clients through
 //! `REQUESTS_CA_BUNDLE`.
 
+mod peer_clients;
 mod pki;
+mod python_venv;
 mod sim_site;
-mod support;
 
 use confluence_operator::confluence::{CaBundle, Flavor, ListOptions, connect};
 use confluence_operator::model::{Audience, SpaceScope};
@@ -28,8 +29,7 @@ use confluence_sim::{ContentType, SimConfig, Simulator};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 #[derive(Debug, Deserialize)]
 struct PeerOutput {
@@ -44,69 +44,28 @@ struct PeerDoc {
     text: String,
 }
 
-/// The project's Python virtualenv with the pinned peers, created by
-/// `hack/python/venv` if needed. A missing Python is a failure, never a skip:
-/// these tests are the only check that real clients can read the simulator.
+/// The virtualenv with the pinned peers. A missing Python is a failure,
+/// never a skip: these tests are the only check that real clients can read
+/// the simulator.
 fn venv_python() -> PathBuf {
-    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let script = support::repo_root().join("hack/python/venv");
-            let out = Command::new(&script)
-                .output()
-                .map_err(|e| format!("running {}: {e}", script.display()))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "{} failed ({}): {}",
-                    script.display(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            let venv = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-            let python = venv.join("bin/python");
-            if python.exists() {
-                Ok(python)
-            } else {
-                Err(format!("{} has no bin/python", venv.display()))
-            }
-        })
-        .clone()
-        .unwrap_or_else(|e| {
-            panic!(
-                "the Python peers' virtualenv is not available: {e}\n\
-                 These tests need python3 (with venv) and the pins in hack/python/requirements.txt; \
-                 run hack/python/venv (.ci/run does) and try again."
-            )
-        })
+    python_venv::python().unwrap_or_else(|e| {
+        panic!(
+            "the Python peers' virtualenv is not available: {e}\n\
+             These tests need python3 (with venv) and the pins in hack/python/requirements.txt; \
+             run hack/python/venv (.ci/run does) and try again."
+        )
+    })
 }
 
-/// Runs one client; any request off this machine fails fast, because every
-/// proxy variable points at a closed loopback port except for the simulator.
+/// Runs one client against the simulator's HTTPS site.
 fn run_peer(
     client: &str,
     sim: &Simulator,
     flavor: Flavor,
     ca_file: &std::path::Path,
 ) -> Vec<PeerDoc> {
-    let (url, flavor_arg) = match flavor {
-        Flavor::Cloud => (sim.cloud_site_url().to_string(), "cloud"),
-        Flavor::DataCenter => (sim.datacenter_site_url().to_string(), "datacenter"),
-    };
-    let url = url.trim_end_matches('/').to_string();
-    let script = support::repo_root().join("hack/peers/confluence_peers.py");
-    let out = Command::new(venv_python())
-        .arg(&script)
-        .args([
-            client, "--url", &url, "--flavor", flavor_arg, "--space", "ENG",
-        ])
-        .args(["--user", sim.user()])
-        .env("CONFLUENCE_TOKEN", sim.token())
-        .env("REQUESTS_CA_BUNDLE", ca_file)
-        .env("HTTP_PROXY", "http://127.0.0.1:9")
-        .env("HTTPS_PROXY", "http://127.0.0.1:9")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("PYTHONWARNINGS", "ignore")
+    let flavor_arg = sim_site::flavor_name(flavor);
+    let out = peer_clients::command(&venv_python(), client, sim, flavor, "ENG", Some(ca_file))
         .output()
         .expect("running the peer script");
     assert!(

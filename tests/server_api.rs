@@ -1,6 +1,7 @@
 //! The HTTP API as a client sees it, served from a real embedded store.
 
 mod common;
+mod loopback;
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -312,17 +313,12 @@ async fn store_failures_are_500_without_internals() {
 #[tokio::test]
 async fn serves_over_a_real_socket() {
     let f = fixture().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = tokio::spawn(async move { axum::serve(listener, f.app).await });
-    let res = reqwest::get(format!("http://{addr}/v1/search?q=lights&limit=1"))
+    let server = loopback::serve(f.app).await;
+    let res = reqwest::get(format!("{}/v1/search?q=lights&limit=1", server.base_url()))
         .await
         .expect("request");
     assert_eq!(res.status(), reqwest::StatusCode::OK);
     let body: SearchResponse = res.json().await.expect("json");
     assert_eq!(body.hits.len(), 1);
     assert_eq!(body.hits[0].id, "docs.kb.2");
-    server.abort();
 }

@@ -2,6 +2,7 @@
 //! who sees what, what survives a restart, and what a resync converges to.
 
 mod common;
+mod fakes;
 
 use common::*;
 use confluence_operator::confluence::ListOptions;
@@ -9,6 +10,7 @@ use confluence_operator::model::{Audience, Document, SpaceScope};
 use confluence_operator::store::embedded::EmbeddedStore;
 use confluence_operator::store::{Search, Store};
 use confluence_operator::sync::{SyncRequest, sync_space};
+use fakes::FakeConfluence;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -247,15 +249,18 @@ async fn viewer_change_applies_without_refetching_pages() {
     let search = EmbeddedStore::open(dir.path()).expect("open");
     // Clones share one index, as the operator shares it between sync and API.
     let store: Arc<dyn Store> = Arc::new(search.clone());
-    let source = FakeConfluence::with_pages([
-        page(
-            "1",
-            1,
-            "Internal escalation matrix",
-            "Who to page for router outages.",
-        ),
-        page("2", 1, "Internal holidays", "Office closures."),
-    ]);
+    let source = FakeConfluence::with_pages(
+        "OPS",
+        [
+            page(
+                "1",
+                1,
+                "Internal escalation matrix",
+                "Who to page for router outages.",
+            ),
+            page("2", 1, "Internal holidays", "Office closures."),
+        ],
+    );
     let mut req = SyncRequest {
         scope: internal_scope(),
         site_url: "https://wiki.example.com".into(),
@@ -276,13 +281,13 @@ async fn viewer_change_applies_without_refetching_pages() {
     );
 
     // The space is made public: the next sync must not fetch bodies again.
-    let fetched_before = source.fetched_items.load(Ordering::SeqCst);
+    let fetched_before = source.fetched.load(Ordering::SeqCst);
     req.audience = Audience::Everyone;
     let report = sync_space(&source, std::slice::from_ref(&store), &req)
         .await
         .expect("resync");
     assert_eq!(report.fetched, 0);
-    assert_eq!(source.fetched_items.load(Ordering::SeqCst), fetched_before);
+    assert_eq!(source.fetched.load(Ordering::SeqCst), fetched_before);
     let hits = search.search("router", &[], 10).await.expect("search");
     assert_eq!(ids(&hits), vec!["docs.internal-runbooks.1"]);
 
@@ -454,6 +459,7 @@ async fn a_sync_interrupted_between_batches_converges_on_resync() {
     // Confluence has 600 pages; the store still holds two that were deleted
     // upstream since the last sync.
     let source = FakeConfluence::with_pages(
+        "OPS",
         (0..600).map(|i| page(&format!("p{i:03}"), 1, &format!("Page {i}"), "router body")),
     );
     {
@@ -712,7 +718,7 @@ async fn a_sync_killed_with_batches_staged_refetches_them_on_resync() {
     {
         // The first fetch (250 pages) answers, the next ones stall.
         let source = Arc::new(Stalling {
-            inner: FakeConfluence::with_pages(pages()),
+            inner: FakeConfluence::with_pages("OPS", pages()),
             open: 1,
             calls: Default::default(),
         });
@@ -767,7 +773,7 @@ async fn a_sync_killed_with_batches_staged_refetches_them_on_resync() {
         200,
         "the staged batch was not committed, so it is not recorded as stored"
     );
-    let source = FakeConfluence::with_pages(pages());
+    let source = FakeConfluence::with_pages("OPS", pages());
     let store: Arc<dyn Store> = Arc::new(store);
     let report = sync_space(&source, std::slice::from_ref(&store), &req)
         .await

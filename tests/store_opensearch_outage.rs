@@ -2,6 +2,7 @@
 //! a real OpenSearch node of this test's own (the other OpenSearch tests
 //! share another node, which must keep running).
 
+mod common;
 mod fakes;
 mod harness;
 mod opensearch_node;

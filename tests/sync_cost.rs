@@ -2,6 +2,7 @@
 //! reads bodies in the listing itself, a resync of an unchanged space reads
 //! ids and versions only and writes nothing.
 
+mod listing_ext;
 mod sim_site;
 use confluence_operator::confluence::{ClientOptions, Flavor, ListOptions, SpaceRef, connect_with};
 use confluence_operator::model::{Audience, SpaceScope};
@@ -9,6 +10,7 @@ use confluence_operator::store::Store;
 use confluence_operator::store::memory::MemoryStore;
 use confluence_operator::sync::{DEFAULT_BATCH_SIZE, SyncRequest, sync_space};
 use confluence_sim::{SimConfig, Simulator};
+use listing_ext::ListingExt;
 use std::sync::Arc;
 
 const PAGES: usize = 2_000;
@@ -369,7 +371,7 @@ async fn a_data_center_listing_with_bodies_holds_a_bounded_amount_and_the_rest_i
     );
 }
 
-/// Issue #12's Cloud budget, 2·⌈N/250⌉ + 10 requests, at 10,000 pages: met
+/// The Cloud request budget, 2·⌈N/250⌉ + 10 requests, at 10,000 pages: met
 /// where Cloud's restriction/label search grants the 250 records the
 /// client asks for. Where it grants fewer (L′), that search alone costs
 /// ⌈N/L′⌉: the full sync then stays within ⌈N/250⌉ + ⌈N/L′⌉ plus the space
@@ -419,7 +421,7 @@ async fn a_cloud_full_sync_of_ten_thousand_pages_costs_what_the_search_page_size
         if granted == 250 {
             assert!(
                 cost.total <= full_sync_budget(Flavor::Cloud, n),
-                "{n} pages took {} requests, issue #12's budget is {}",
+                "{n} pages took {} requests, the Cloud budget is {}",
                 cost.total,
                 full_sync_budget(Flavor::Cloud, n)
             );

@@ -3,6 +3,7 @@
 //! through the API gateway path keep linking to the site itself.
 
 mod harness;
+mod listing_ext;
 mod pki;
 mod sim_site;
 mod support;
@@ -20,6 +21,7 @@ use confluence_sim::Simulator;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::api::PostParams;
+use listing_ext::ListingExt;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;

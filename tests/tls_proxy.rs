@@ -2,11 +2,13 @@
 //! behind an egress proxy needs. A tiny CONNECT proxy on loopback counts the
 //! tunnels it opens. Its own test binary: it sets process environment.
 
+mod listing_ext;
 mod pki;
 mod sim_site;
 
 use confluence_operator::confluence::{CaBundle, Flavor, ListOptions, connect};
 use confluence_sim::{SimConfig, Simulator};
+use listing_ext::ListingExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,6 +4,8 @@
 //! keeps records, so tests assert what a Help Center visitor would find.
 
 mod common;
+mod fakes;
+mod loopback;
 mod zendesk_standin;
 
 use common::*;
@@ -12,6 +14,7 @@ use confluence_operator::model::{Audience, SpaceScope};
 use confluence_operator::store::zendesk::{ZendeskConfig, ZendeskSink};
 use confluence_operator::store::{Store, StoreError};
 use confluence_operator::sync::{SyncRequest, sync_space};
+use fakes::FakeConfluence;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -251,7 +254,8 @@ async fn versions_survive_a_restart_and_lost_state_is_rebuilt() {
     // full resync converges without duplicates.
     let fresh = ZendeskSink::new(zd.config(), &dir.path().join("other.json")).expect("fresh");
     assert!(fresh.versions(&scope()).await.expect("versions").is_empty());
-    let source = FakeConfluence::with_pages([page("1", 5, "A2", "x"), page("3", 1, "C", "y")]);
+    let source =
+        FakeConfluence::with_pages("KB", [page("1", 5, "A2", "x"), page("3", 1, "C", "y")]);
     let req = SyncRequest {
         scope: scope(),
         site_url: "https://wiki.example.com".into(),
@@ -284,6 +288,7 @@ async fn sync_publishes_exactly_the_space() {
     let sink: Arc<dyn Store> =
         Arc::new(ZendeskSink::new(zd.config(), &dir.path().join("s.json")).expect("sink"));
     let source = FakeConfluence::with_pages(
+        "KB",
         (1..=5).map(|i| page(&i.to_string(), 1, &format!("P{i}"), "text")),
     );
     let mut req = SyncRequest {
@@ -298,7 +303,7 @@ async fn sync_publishes_exactly_the_space() {
         .await
         .expect("sync");
     assert_eq!(zd.records().len(), 5);
-    source.pages.lock().expect("lock").remove("3");
+    source.remove_page("KB", "3");
     req.audience = Audience::Everyone;
     let report = sync_space(&source, std::slice::from_ref(&sink), &req)
         .await

@@ -103,7 +103,7 @@ pub struct FaultConfig {
     pub hang_ms: u64,
     /// Share of successful responses whose body is cut in half.
     pub truncate_rate: f64,
-    /// A hostile answer given instead of the real one (issue #14), to API
+    /// A hostile answer given instead of the real one, to API
     /// requests whose path contains [`FaultConfig::hostile_path`].
     pub hostile: Option<Hostile>,
     /// Path fragment a request must contain to get [`FaultConfig::hostile`]

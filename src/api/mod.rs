@@ -5,10 +5,12 @@ pub mod binding;
 pub mod conditions;
 pub mod crds;
 pub mod duration;
+pub mod outcome;
 pub mod site;
 pub mod space;
 
 pub use binding::{ViewerBinding, ViewerBindingSpec, ViewerBindingStatus};
+pub use outcome::Outcome;
 pub use site::{ConfluenceSite, ConfluenceSiteSpec, ConfluenceSiteStatus};
 pub use space::{ConfluenceSpace, ConfluenceSpaceSpec, ConfluenceSpaceStatus};
 

@@ -2,6 +2,7 @@
 //! holding the operator's credentials for it.
 
 use super::LocalObjectReference;
+use super::outcome::Outcome;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -117,9 +118,12 @@ fn default_ca_key() -> String {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionCheck {
+    /// When the connection was last checked.
     pub time: Option<Time>,
     /// `Succeeded` or `Failed`.
-    pub result: String,
+    #[schemars(with = "String")]
+    pub result: Outcome,
+    /// What the check found: the identity and the spaces it sees, or why it failed.
     pub message: String,
 }
 
@@ -129,6 +133,8 @@ pub struct ConfluenceSiteStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status was written for: when it is
+    /// behind the object's, the operator has not acted on the latest spec yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// API flavor in use (from spec or inferred).

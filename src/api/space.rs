@@ -1,6 +1,7 @@
 //! `ConfluenceSpace`: one space to sync, and who may view its content.
 
 use super::LocalObjectReference;
+use super::outcome::Outcome;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -149,13 +150,17 @@ pub enum SyncPhase {
 #[serde(rename_all = "camelCase")]
 pub struct SyncResult {
     /// `Succeeded` or `Failed`.
-    pub result: String,
+    #[schemars(with = "String")]
+    pub result: Outcome,
+    /// When the sync ended.
     pub finished_at: Option<Time>,
+    /// How long the sync attempt took.
     pub duration_seconds: f64,
     /// Bodies fetched because they were new or changed.
     pub fetched: u64,
     /// Items removed because Confluence no longer lists them.
     pub deleted: u64,
+    /// Items whose stored version was current: not fetched again.
     pub unchanged: u64,
     /// Items Confluence listed that were not synced, by reason. Always
     /// written (null when none) so a status merge patch clears old counts.
@@ -165,6 +170,7 @@ pub struct SyncResult {
     /// Confluence: kept rather than deleted.
     #[serde(default)]
     pub kept_unconfirmed: Option<u64>,
+    /// A one-line summary of the sync, or why it failed.
     pub message: String,
 }
 
@@ -189,6 +195,8 @@ pub struct ConfluenceSpaceStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status was written for: when it is
+    /// behind the object's, the operator has not acted on the latest spec yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// When the space was connected (the object's creation time).
@@ -200,10 +208,13 @@ pub struct ConfluenceSpaceStatus {
     /// Items (pages, blog posts) currently synced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<u64>,
+    /// Where the space is in its sync cycle (the STATUS column).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<SyncPhase>,
+    /// When the last successful sync finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_synced_at: Option<Time>,
+    /// The outcome and counts of the last sync, successful or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_result: Option<SyncResult>,
     /// Link to the space in Confluence.

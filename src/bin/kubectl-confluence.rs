@@ -127,7 +127,7 @@ async fn resync(
                 if handled && finished {
                     let result = status.last_sync_result.unwrap_or_default();
                     println!("{}: {}", result.result, result.message);
-                    if result.result != "Succeeded" {
+                    if result.result != confluence_operator::api::Outcome::Succeeded {
                         bail!("sync failed");
                     }
                     return Ok(());

@@ -42,6 +42,7 @@
 mod listing;
 
 use super::datacenter::filter_spaces;
+use super::held;
 use super::http::{Http, HttpFailure, link_next};
 use super::storage::{self, SiteLinks};
 use super::v1::{self, Content, MAX_PAGES};
@@ -512,8 +513,10 @@ fn has_body(c: &V2Content) -> bool {
     v1::storage_text(c.body.as_ref()).is_some()
 }
 
-fn body_len(c: &V2Content) -> usize {
-    v1::storage_text(c.body.as_ref()).map_or(0, str::len)
+impl held::Body for V2Content {
+    fn body_len(&self) -> usize {
+        v1::storage_text(self.body.as_ref()).map_or(0, str::len)
+    }
 }
 
 /// The page of a v2 item with its body, labels and ancestors.

@@ -176,38 +176,6 @@ impl ConfluenceApi for DataCenterClient {
         true
     }
 
-    /// The streaming listing, collected; the pages it did not hand over
-    /// (held past its budget, below a parent that is not a listed page)
-    /// are fetched.
-    async fn list_with_bodies(
-        &self,
-        space: &SpaceInfo,
-        options: &ListOptions,
-    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
-        let (sink, mut handed) = tokio::sync::mpsc::channel(2);
-        let collect = async move {
-            let mut pages: Vec<Page> = Vec::new();
-            while let Some(batch) = handed.recv().await {
-                pages.extend(batch);
-            }
-            pages
-        };
-        let (listing, mut pages) =
-            tokio::join!(self.stream_listing(&space.key, options, sink), collect);
-        let listing = listing?;
-        let have: HashSet<&str> = pages.iter().map(|p| p.id.as_str()).collect();
-        let missing: Vec<PageRef> = listing
-            .items
-            .iter()
-            .filter(|r| !have.contains(r.id.as_str()))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            pages.extend(self.fetch(space, &missing).await?);
-        }
-        Ok((listing, pages))
-    }
-
     /// Asks by key only, so it does not wait for the space's lookup.
     async fn list_streaming(
         &self,
@@ -417,8 +385,10 @@ fn has_body(c: &Content) -> bool {
     v1::storage_text(c.body.as_ref()).is_some()
 }
 
-fn body_len(c: &Content) -> usize {
-    v1::storage_text(c.body.as_ref()).map_or(0, str::len)
+impl super::held::Body for Content {
+    fn body_len(&self) -> usize {
+        v1::storage_text(self.body.as_ref()).map_or(0, str::len)
+    }
 }
 
 /// Drops repeated ids (offset paging can repeat an item when the space

@@ -263,15 +263,6 @@ pub trait ConfluenceApi: Send + Sync {
         options: &ListOptions,
     ) -> Result<Listing, ConfluenceError>;
 
-    /// The items of [`ConfluenceApi::list_detailed`].
-    async fn list(
-        &self,
-        space: &SpaceInfo,
-        options: &ListOptions,
-    ) -> Result<Vec<PageRef>, ConfluenceError> {
-        Ok(self.list_detailed(space, options).await?.items)
-    }
-
     /// Fetches bodies, labels and ancestors for the given items. Items that
     /// vanished between listing and fetching are left out of the result.
     async fn fetch(
@@ -287,24 +278,10 @@ pub trait ConfluenceApi: Send + Sync {
         false
     }
 
-    /// [`ConfluenceApi::list_detailed`] that also returns the pages of the
-    /// listed items, for when most of them must be fetched anyway: lists,
-    /// then fetches (clients that carry bodies in the listing stream them
-    /// instead, see [`ConfluenceApi::list_streaming`]). Pages of items that
-    /// vanished meanwhile are missing.
-    async fn list_with_bodies(
-        &self,
-        space: &SpaceInfo,
-        options: &ListOptions,
-    ) -> Result<(Listing, Vec<Page>), ConfluenceError> {
-        let listing = self.list_detailed(space, options).await?;
-        let pages = self.fetch(space, &listing.items).await?;
-        Ok((listing, pages))
-    }
-
-    /// [`ConfluenceApi::list_with_bodies`] that hands pages to `sink` as
-    /// soon as they may be stored (each vetted: its own restrictions and
-    /// every ancestor's are known and open, unless restricted content is
+    /// [`ConfluenceApi::list_detailed`] that also hands the listed items'
+    /// pages to `sink`, for when most of them must be fetched anyway. Each
+    /// page goes as soon as it may be stored (vetted: its own restrictions
+    /// and every ancestor's are known and open, unless restricted content is
     /// included), so the caller stores them while the listing goes on and
     /// memory holds a window of the space rather than all of it. Returns the
     /// complete listing; a kept item whose page was not handed over (held
@@ -312,14 +289,17 @@ pub trait ConfluenceApi: Send + Sync {
     /// missed by the search index) is for the caller to fetch. A failed
     /// listing returns the error after the pages already handed over, which
     /// were current and permitted. Requests that ask by key need not wait
-    /// for `space`'s lookup. The default looks up, lists and fetches first.
+    /// for `space`'s lookup. The default looks up, lists and fetches first
+    /// (pages of items that vanished meanwhile are missing).
     async fn list_streaming(
         &self,
         space: &SpaceRef<'_>,
         options: &ListOptions,
         sink: PageSink,
     ) -> Result<Listing, ConfluenceError> {
-        let (listing, pages) = self.list_with_bodies(&space.info().await?, options).await?;
+        let space = space.info().await?;
+        let listing = self.list_detailed(&space, options).await?;
+        let pages = self.fetch(&space, &listing.items).await?;
         let mut pages = pages.into_iter().peekable();
         while pages.peek().is_some() {
             let chunk: Vec<Page> = pages.by_ref().take(SINK_CHUNK).collect();
@@ -433,6 +413,7 @@ impl Listing {
 pub mod cloud;
 pub(crate) mod convert;
 pub mod datacenter;
+pub(crate) mod held;
 pub(crate) mod http;
 pub mod storage;
 pub mod tls;

@@ -4,7 +4,7 @@
 //! ([`crate::auth::BindingIndex`]).
 
 use super::{Error, patch_status};
-use crate::api::conditions;
+use crate::api::conditions::{self, Reason};
 use crate::api::{ViewerBinding, ViewerBindingStatus};
 use crate::reflect::WatchBackoff;
 use futures::StreamExt;
@@ -13,9 +13,6 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Condition reason of a binding in force.
-pub const BOUND: &str = "Bound";
 
 struct Ctx {
     api: Api<ViewerBinding>,
@@ -48,7 +45,7 @@ pub fn desired_status(binding: &ViewerBinding) -> ViewerBindingStatus {
         &mut conditions,
         conditions::READY,
         true,
-        BOUND,
+        Reason::Bound,
         message,
         generation,
     );

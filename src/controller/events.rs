@@ -30,6 +30,24 @@ struct Key {
     note: String,
 }
 
+/// What the controller was doing when something happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventAction {
+    Sync,
+    Connect,
+    Disconnect,
+}
+
+impl EventAction {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventAction::Sync => "Sync",
+            EventAction::Connect => "Connect",
+            EventAction::Disconnect => "Disconnect",
+        }
+    }
+}
+
 /// One event to publish about an object.
 #[derive(Debug, Clone)]
 pub struct Note<'a> {
@@ -148,5 +166,17 @@ fn type_name(t: &EventType) -> &'static str {
     match t {
         EventType::Normal => "Normal",
         EventType::Warning => "Warning",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_keep_their_strings() {
+        assert_eq!(EventAction::Sync.as_str(), "Sync");
+        assert_eq!(EventAction::Connect.as_str(), "Connect");
+        assert_eq!(EventAction::Disconnect.as_str(), "Disconnect");
     }
 }

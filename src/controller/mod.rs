@@ -3,12 +3,14 @@
 pub mod binding;
 pub mod credentials;
 pub mod events;
+pub mod failure;
 pub mod schedule;
 pub mod site;
 pub mod sources;
 pub mod space;
 pub mod written;
 
+use crate::api::conditions::Reason;
 use crate::api::{ConfluenceSite, ConfluenceSpace};
 use crate::reflect::WatchBackoff;
 use crate::store::Store;
@@ -142,17 +144,18 @@ impl Context {
         &self,
         obj: &K,
         type_: EventType,
-        reason: &str,
-        action: &str,
+        reason: Reason,
+        action: events::EventAction,
         note: String,
     ) where
         K: Resource<DynamicType = ()>,
     {
         let note = truncate(&note, 1000);
+        let reason = reason.as_str();
         let ev = events::Note {
             type_,
             reason,
-            action,
+            action: action.as_str(),
             note: &note,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {

@@ -1,6 +1,7 @@
 //! When a space must sync: a pure decision, so the rules are unit-tested
 //! apart from the API server.
 
+use crate::api::Outcome;
 use crate::api::space::{ConfluenceSpaceStatus, SyncPhase};
 use jiff::Timestamp;
 use std::time::Duration;
@@ -90,7 +91,7 @@ pub fn decide(i: &Inputs<'_>) -> Decision {
     if s.phase == Some(SyncPhase::Syncing) {
         return Decision::SyncNow(Trigger::Interrupted);
     }
-    if s.phase == Some(SyncPhase::Failed) || last.result != "Succeeded" {
+    if s.phase == Some(SyncPhase::Failed) || last.result != Outcome::Succeeded {
         // No backoff record (e.g. after an operator restart): retry once now.
         let at = i.retry_at.unwrap_or(i.now);
         return wait_or(at, i.now, Trigger::Retry);
@@ -143,7 +144,7 @@ mod tests {
             phase: Some(SyncPhase::Synced),
             last_synced_at: Some(Time(at)),
             last_sync_result: Some(SyncResult {
-                result: "Succeeded".into(),
+                result: Outcome::Succeeded,
                 ..SyncResult::default()
             }),
             last_handled_resync_at: Some("a".into()),

@@ -1,12 +1,14 @@
 //! ConfluenceSite reconciler: checks the connection and reports what the
 //! credentials can see. Syncing itself is per space.
 
-use super::credentials::{self, SiteError};
+use super::credentials;
+use super::events::EventAction;
+use super::failure::Failure;
 use super::{Context, Error, object_key};
-use crate::api::conditions::{self, reason};
+use crate::api::conditions::{self, Reason};
 use crate::api::site::{ConfluenceSiteStatus, ConnectionCheck, SiteFlavor};
-use crate::api::{ConfluenceSite, RESYNC_ANNOTATION};
-use crate::confluence::{ConfluenceError, Flavor};
+use crate::api::{ConfluenceSite, Outcome, RESYNC_ANNOTATION};
+use crate::confluence::Flavor;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -37,7 +39,7 @@ pub async fn reconcile(site: Arc<ConfluenceSite>, ctx: Arc<Context>) -> Result<A
     if site.spec.suspend == Some(true) {
         conditions::mark_ready(
             &mut status.conditions,
-            reason::SUSPENDED,
+            Reason::Suspended,
             "Site is suspended: no syncing until spec.suspend is false",
             generation,
         );
@@ -61,40 +63,43 @@ pub async fn reconcile(site: Arc<ConfluenceSite>, ctx: Arc<Context>) -> Result<A
             status.connected_as = Some(identity);
             status.last_connection_check = Some(ConnectionCheck {
                 time: Some(now),
-                result: "Succeeded".into(),
+                result: Outcome::Succeeded,
                 message: msg.clone(),
             });
             let was_ready = conditions::is_true(&old.conditions, conditions::READY);
-            conditions::mark_ready(&mut status.conditions, reason::CONNECTED, &msg, generation);
+            conditions::mark_ready(&mut status.conditions, Reason::Connected, &msg, generation);
             if !was_ready {
                 ctx.event(
                     site.as_ref(),
                     EventType::Normal,
-                    reason::CONNECTED,
-                    "Connect",
+                    Reason::Connected,
+                    EventAction::Connect,
                     msg,
                 )
                 .await;
             }
             Action::requeue(ctx.settings.site_check_interval)
         }
-        Err((why, message, user_error)) => {
+        Err(failure) => {
             let (delay, _) = ctx.record_failure(&key);
+            let message = failure.to_string();
             status.last_connection_check = Some(ConnectionCheck {
                 time: Some(now),
-                result: "Failed".into(),
+                result: Outcome::Failed,
                 message: message.clone(),
             });
-            if user_error {
-                conditions::mark_stalled(&mut status.conditions, why, &message, generation);
-            } else {
-                conditions::mark_retrying(&mut status.conditions, why, &message, generation);
-            }
+            failure.mark(&mut status.conditions, generation);
             let changed = conditions::get(&old.conditions, conditions::READY)
                 .is_none_or(|c| c.message != message);
             if changed {
-                ctx.event(site.as_ref(), EventType::Warning, why, "Connect", message)
-                    .await;
+                ctx.event(
+                    site.as_ref(),
+                    EventType::Warning,
+                    failure.reason(),
+                    EventAction::Connect,
+                    message,
+                )
+                .await;
             }
             // Missing Secrets are not watched (the operator may only `get`
             // Secrets), so recovery comes from this capped backoff.
@@ -120,7 +125,7 @@ fn check_not_due(
     }
     let last = old.last_connection_check.as_ref()?;
     let now = jiff::Timestamp::now();
-    let due = if last.result == "Succeeded" {
+    let due = if last.result == Outcome::Succeeded {
         last.time
             .as_ref()?
             .0
@@ -133,58 +138,24 @@ fn check_not_due(
     (wait > 0).then(|| Duration::from_millis(wait as u64))
 }
 
-/// Returns the identity, or (reason, message, whether the user must act).
+/// Returns the identity the credentials belong to.
 async fn check(
     ctx: &Context,
     site: &ConfluenceSite,
     status: &mut ConfluenceSiteStatus,
-) -> Result<String, (&'static str, String, bool)> {
-    let mut config = credentials::site_config(&ctx.client, site)
-        .await
-        .map_err(|e| site_error(&e))?;
+) -> Result<String, Failure> {
+    let mut config = credentials::site_config(&ctx.client, site).await?;
     config.request_timeout = ctx.settings.request_timeout;
     status.flavor = Some(match config.flavor {
         Flavor::Cloud => SiteFlavor::Cloud,
         Flavor::DataCenter => SiteFlavor::DataCenter,
     });
     let key = site_key(&site.namespace().unwrap_or_default(), &site.name_any());
-    let source = ctx
-        .sources
-        .get(&key, &config)
-        .map_err(|e| confluence_error(&e))?;
-    let identity = source.whoami().await.map_err(|e| confluence_error(&e))?;
-    let spaces = source
-        .spaces(None)
-        .await
-        .map_err(|e| confluence_error(&e))?;
+    let source = ctx.sources.get(&key, &config)?;
+    let identity = source.whoami().await?;
+    let spaces = source.spaces(None).await?;
     status.spaces = Some(u32::try_from(spaces.len()).unwrap_or(u32::MAX));
     Ok(identity)
-}
-
-pub fn site_error(e: &SiteError) -> (&'static str, String, bool) {
-    let why = match e {
-        SiteError::SecretNotFound { .. } => reason::SECRET_NOT_FOUND,
-        SiteError::NoCredentials { .. } => reason::INVALID_CREDENTIALS,
-        SiteError::InvalidUrl { .. } | SiteError::InsecureUrl => reason::INVALID_SPEC,
-        SiteError::Kube { .. } => reason::CONNECTION_FAILED,
-        SiteError::CaBundleNotFound { .. } => reason::CA_BUNDLE_NOT_FOUND,
-        SiteError::CaBundleInvalid { .. } => reason::TLS_ERROR,
-    };
-    (why, e.to_string(), e.needs_user_action())
-}
-
-pub fn confluence_error(e: &ConfluenceError) -> (&'static str, String, bool) {
-    let why = match e {
-        ConfluenceError::Unauthorized => reason::INVALID_CREDENTIALS,
-        ConfluenceError::Forbidden(_) => reason::ACCESS_DENIED,
-        ConfluenceError::SpaceNotFound(_) => reason::SPACE_NOT_FOUND,
-        ConfluenceError::PersonalSpace(_) => reason::PERSONAL_SPACE,
-        ConfluenceError::Config(_) => reason::INVALID_SPEC,
-        ConfluenceError::Tls(_) => reason::TLS_ERROR,
-        ConfluenceError::Protocol(_) | ConfluenceError::TooLarge { .. } => reason::INVALID_RESPONSE,
-        _ => reason::CONNECTION_FAILED,
-    };
-    (why, e.to_string(), e.is_permanent())
 }
 
 async fn patch_status(

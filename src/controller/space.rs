@@ -3,18 +3,20 @@
 //! through a finalizer.
 
 use super::credentials::SiteError;
+use super::events::EventAction;
+use super::failure::Failure;
 use super::schedule::{self, Decision, Trigger};
-use super::site::{confluence_error, site_error, site_key};
+use super::site::site_key;
 use super::{Context, Error, credentials, object_key};
-use crate::api::conditions::{self, reason};
+use crate::api::conditions::{self, Reason};
 use crate::api::space::{ConfluenceSpaceStatus, ContentKind, LeftOutCounts, SyncPhase, SyncResult};
 use crate::api::{
-    CONNECTED_BY_ANNOTATION, ConfluenceSite, ConfluenceSpace, RESYNC_ANNOTATION, SPACE_FINALIZER,
-    duration,
+    CONNECTED_BY_ANNOTATION, ConfluenceSite, ConfluenceSpace, Outcome, RESYNC_ANNOTATION,
+    SPACE_FINALIZER, duration,
 };
-use crate::confluence::{ListOptions, SiteConfig, SpaceInfo, SpaceRef};
+use crate::confluence::{ConfluenceApi, ListOptions, SiteConfig, SpaceInfo, SpaceRef};
 use crate::model::{ContentType, SpaceScope};
-use crate::sync::{self, SyncRequest};
+use crate::sync::{self, SyncReport, SyncRequest};
 use crate::telemetry::{SpaceLabels, SyncLabels};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Patch, PatchParams};
@@ -146,8 +148,8 @@ async fn cleanup(space: Arc<ConfluenceSpace>, ctx: Arc<Context>) -> Result<Actio
     ctx.event(
         space.as_ref(),
         EventType::Normal,
-        "ContentRemoved",
-        "Disconnect",
+        Reason::ContentRemoved,
+        EventAction::Disconnect,
         format!(
             "Removed the content of space {} from all stores",
             space.spec.space_key
@@ -164,9 +166,7 @@ async fn apply(
 ) -> Result<Action, Error> {
     let namespace = space.namespace().unwrap_or_default();
     let api: Api<ConfluenceSpace> = Api::namespaced(ctx.client.clone(), &namespace);
-    let key = object_key("space", space.as_ref());
-    let generation = space.metadata.generation;
-    let mut status = base_status(&space);
+    let status = base_status(&space);
 
     // The API server refuses these keys; this guards objects created before
     // the rule existed or with validation bypassed.
@@ -175,7 +175,7 @@ async fn apply(
             &ctx,
             &space,
             status,
-            reason::PERSONAL_SPACE,
+            Reason::PersonalSpaceRefused,
             format!(
                 "space {:?} is a personal space; personal spaces are never synced",
                 space.spec.space_key
@@ -185,52 +185,93 @@ async fn apply(
     }
 
     let sites: Api<ConfluenceSite> = Api::namespaced(ctx.client.clone(), &namespace);
-    let site_name = &space.spec.site_ref.name;
-    let (site, mut config) = match prefetched {
+    let (site, config) = match prefetched {
         Some(Prefetched {
             site: Some((site, config)),
         }) => (Some(site), Some(config)),
         Some(Prefetched { site: None }) => (None, None),
-        None => (sites.get_opt(site_name).await?, None),
+        None => (sites.get_opt(&space.spec.site_ref.name).await?, None),
     };
     let Some(site) = site else {
-        let msg = format!("ConfluenceSite {site_name:?} not found in namespace {namespace:?}");
-        status.phase = Some(SyncPhase::Pending);
-        status.observed_generation = generation;
-        conditions::mark_retrying(
-            &mut status.conditions,
-            reason::SITE_NOT_FOUND,
-            &msg,
-            generation,
-        );
-        patch_status(&ctx, &api, &space, &status).await?;
-        // The site watch wakes us when it appears; this is a safety net.
-        return Ok(Action::requeue(ctx.settings.max_backoff));
+        return wait_for_site(&ctx, &api, &space, status).await;
     };
     // The owner reference only matters when the site is deleted: a sync
-    // writes it beside its work (see `run_sync`), every other path first.
+    // writes it beside its work (see `announce`), every other path first.
     if space.spec.suspend == Some(true) || site.spec.suspend == Some(true) {
-        ensure_owner(&ctx, &api, &space, &site).await?;
-        status.phase = Some(SyncPhase::Suspended);
-        status.observed_generation = generation;
-        let msg = if space.spec.suspend == Some(true) {
-            "Space is suspended: content stays, no syncing until spec.suspend is false"
-        } else {
-            "Site is suspended: content stays, no syncing until the site's spec.suspend is false"
-        };
-        conditions::set(
-            &mut status.conditions,
-            conditions::RECONCILING,
-            false,
-            reason::SUSPENDED,
-            msg,
-            generation,
-        );
-        patch_status(&ctx, &api, &space, &status).await?;
-        return Ok(Action::await_change());
+        return hold_suspended(&ctx, &api, &space, &site, status).await;
     }
+    sync_when_due(&ctx, &api, &space, &site, config, status).await
+}
 
-    let interval = sync_interval(&space, &site, &ctx);
+/// The space's site does not exist (yet): `Pending`, retried.
+async fn wait_for_site(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
+    mut status: ConfluenceSpaceStatus,
+) -> Result<Action, Error> {
+    let generation = space.metadata.generation;
+    let msg = format!(
+        "ConfluenceSite {:?} not found in namespace {:?}",
+        space.spec.site_ref.name,
+        space.namespace().unwrap_or_default()
+    );
+    status.phase = Some(SyncPhase::Pending);
+    status.observed_generation = generation;
+    conditions::mark_retrying(
+        &mut status.conditions,
+        Reason::SiteNotFound,
+        &msg,
+        generation,
+    );
+    patch_status(ctx, api, space, &status).await?;
+    // The site watch wakes us when it appears; this is a safety net.
+    Ok(Action::requeue(ctx.settings.max_backoff))
+}
+
+/// The space or its site is suspended: content stays, nothing syncs until
+/// a spec changes.
+async fn hold_suspended(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
+    site: &ConfluenceSite,
+    mut status: ConfluenceSpaceStatus,
+) -> Result<Action, Error> {
+    let generation = space.metadata.generation;
+    ensure_owner(ctx, api, space, site).await?;
+    status.phase = Some(SyncPhase::Suspended);
+    status.observed_generation = generation;
+    let msg = if space.spec.suspend == Some(true) {
+        "Space is suspended: content stays, no syncing until spec.suspend is false"
+    } else {
+        "Site is suspended: content stays, no syncing until the site's spec.suspend is false"
+    };
+    conditions::set(
+        &mut status.conditions,
+        conditions::RECONCILING,
+        false,
+        Reason::Suspended,
+        msg,
+        generation,
+    );
+    patch_status(ctx, api, space, &status).await?;
+    Ok(Action::await_change())
+}
+
+/// Syncs now if the schedule, a request or the stores call for it, else
+/// requeues for when the next sync is due. `config` is the site's settings
+/// if already read.
+async fn sync_when_due(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
+    site: &ConfluenceSite,
+    mut config: Option<Result<SiteConfig, SiteError>>,
+    status: ConfluenceSpaceStatus,
+) -> Result<Action, Error> {
+    let key = object_key("space", space);
+    let interval = sync_interval(space, site, ctx);
     let site_annotation = site.annotations().get(RESYNC_ANNOTATION).cloned();
     let decision = |s: &ConfluenceSpace| {
         let st = s.status.clone().unwrap_or_default();
@@ -244,24 +285,12 @@ async fn apply(
             now: jiff::Timestamp::now(),
         })
     };
-    // A store that started empty after damage: say so where users look, and
-    // refill it now rather than at the next interval.
-    let rebuilt = ctx.rebuilt_notice_once(&key).map(str::to_string);
-    if let Some(notice) = &rebuilt {
-        ctx.event(
-            space.as_ref(),
-            EventType::Warning,
-            "IndexRebuilt",
-            "Sync",
-            format!("{notice}; resyncing space {}", space.spec.space_key),
-        )
-        .await;
-    }
-    let trigger = match decision(&space) {
-        Decision::Wait(_) if rebuilt.is_some() => Trigger::StoreOutOfDate,
-        Decision::Wait(d) if stores_in_step(&ctx, &space, &status).await => {
-            ensure_owner(&ctx, &api, &space, &site).await?;
-            patch_status(&ctx, &api, &space, &status).await?;
+    let rebuilt = tell_rebuilt(ctx, space, &key).await;
+    let trigger = match decision(space) {
+        Decision::Wait(_) if rebuilt => Trigger::StoreOutOfDate,
+        Decision::Wait(d) if stores_in_step(ctx, space, &status).await => {
+            ensure_owner(ctx, api, space, site).await?;
+            patch_status(ctx, api, space, &status).await?;
             return Ok(Action::requeue(d));
         }
         Decision::Wait(_) => Trigger::StoreOutOfDate,
@@ -270,15 +299,15 @@ async fn apply(
             // against it so one annotation change gives exactly one sync.
             // The site's credentials are read meanwhile.
             let (fresh, config) = tokio::join!(
-                ctx.written.fresh(&api, &key, &space),
-                site_config(&ctx, &site, &mut config)
+                ctx.written.fresh(api, &key, space),
+                site_config(ctx, site, &mut config)
             );
             let Some(fresh) = fresh? else {
                 return Ok(Action::await_change());
             };
             match decision(&fresh) {
                 Decision::Wait(d) => {
-                    ensure_owner(&ctx, &api, &fresh, &site).await?;
+                    ensure_owner(ctx, api, &fresh, site).await?;
                     return Ok(Action::requeue(d));
                 }
                 // Sync what the API server holds: with the stale copy the
@@ -288,24 +317,42 @@ async fn apply(
                     let status = base_status(&fresh);
                     let sync = Sync {
                         space: &fresh,
-                        site: &site,
+                        site,
                         config,
                         trigger: t,
                         interval,
                     };
-                    return run_sync(&ctx, &api, sync, status).await;
+                    return run_sync(ctx, api, sync, status).await;
                 }
             }
         }
     };
     let sync = Sync {
-        space: &space,
-        site: &site,
-        config: site_config(&ctx, &site, &mut config).await,
+        space,
+        site,
+        config: site_config(ctx, site, &mut config).await,
         trigger,
         interval,
     };
-    run_sync(&ctx, &api, sync, status).await
+    run_sync(ctx, api, sync, status).await
+}
+
+/// A store that started empty after damage: says so where users look, once
+/// per space, so the space is refilled now rather than at the next
+/// interval. Returns whether it did.
+async fn tell_rebuilt(ctx: &Context, space: &ConfluenceSpace, key: &str) -> bool {
+    let Some(notice) = ctx.rebuilt_notice_once(key).map(str::to_string) else {
+        return false;
+    };
+    ctx.event(
+        space,
+        EventType::Warning,
+        Reason::IndexRebuilt,
+        EventAction::Sync,
+        format!("{notice}; resyncing space {}", space.spec.space_key),
+    )
+    .await;
+    true
 }
 
 /// A sync about to run: the space and site as last read, the site's
@@ -391,200 +438,317 @@ fn list_options(space: &ConfluenceSpace) -> ListOptions {
     }
 }
 
+/// Runs one sync and writes its result: status, conditions, metrics and
+/// Events. Requeues after the interval, or after the backoff on failure.
 async fn run_sync(
     ctx: &Context,
     api: &Api<ConfluenceSpace>,
     sync: Sync<'_>,
     mut status: ConfluenceSpaceStatus,
 ) -> Result<Action, Error> {
+    let (space, interval) = (sync.space, sync.interval);
+    // Whatever happens next, this generation and these requests are handled.
+    status.observed_generation = space.metadata.generation;
+    status.last_handled_resync_at = space.annotations().get(RESYNC_ANNOTATION).cloned();
+    status.last_handled_site_resync_at = sync.site.annotations().get(RESYNC_ANNOTATION).cloned();
+
+    let started = Instant::now();
+    let outcome = attempt(ctx, api, sync, &mut status).await;
+    let ended = Ended {
+        elapsed: started.elapsed(),
+        at: Time(jiff::Timestamp::now()),
+    };
+    ctx.metrics
+        .sync_duration
+        .observe(ended.elapsed.as_secs_f64());
+    match outcome {
+        Ok(report) => {
+            finish_synced(ctx, api, space, status, &report, ended).await?;
+            Ok(Action::requeue(interval))
+        }
+        Err(failure) => {
+            let retry_in = finish_failed(ctx, api, space, status, &failure, ended).await?;
+            Ok(Action::requeue(retry_in))
+        }
+    }
+}
+
+/// When a sync attempt ended and how long it ran.
+struct Ended {
+    elapsed: Duration,
+    at: Time,
+}
+
+/// Connects to the site, then syncs the space while telling users the sync
+/// started. Once connected, `status` is `Syncing` and names the space if the
+/// lookup found it.
+async fn attempt(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    sync: Sync<'_>,
+    status: &mut ConfluenceSpaceStatus,
+) -> Result<SyncReport, Failure> {
     let Sync {
         space,
         site,
         config,
         trigger,
-        interval,
+        ..
     } = sync;
-    let key = object_key("space", space);
-    let generation = space.metadata.generation;
     let scope = scope_of(space);
-    let space_key = space.spec.space_key.clone();
-    // Whatever happens next, this generation and these requests are handled.
-    status.observed_generation = generation;
-    status.last_handled_resync_at = space.annotations().get(RESYNC_ANNOTATION).cloned();
-    status.last_handled_site_resync_at = site.annotations().get(RESYNC_ANNOTATION).cloned();
+    let space_key = &space.spec.space_key;
+    let (source, config) = connect(ctx, &scope, site, config)?;
+    // The lookup (link, name, kind) runs beside the listing, which asks by
+    // key where it can; the engine refuses a personal space before storing
+    // anything.
+    let space_ref = SpaceRef::lookup(source.as_ref(), space_key);
 
-    let started = Instant::now();
-    let outcome: Result<sync::SyncReport, (&'static str, String, bool)> = async {
-        let mut config = config.map_err(|e| site_error(&e))?;
-        config.request_timeout = ctx.settings.request_timeout;
-        let source = ctx
-            .sources
-            .get(&site_key(&scope.namespace, &site.name_any()), &config)
-            .map_err(|e| confluence_error(&e))?;
-        // The lookup (link, name, kind) runs beside the listing, which
-        // asks by key where it can; the engine refuses a personal space
-        // before storing anything.
-        let space_ref = SpaceRef::lookup(source.as_ref(), &space_key);
+    status.phase = Some(SyncPhase::Syncing);
+    let msg = syncing_message(trigger, status, space_key);
+    let generation = space.metadata.generation;
+    conditions::mark_reconciling(
+        &mut status.conditions,
+        Reason::Progressing,
+        &msg,
+        generation,
+    );
+    tracing::info!(space = %scope, key = %space_key, trigger = trigger.describe(), "sync started");
 
-        status.phase = Some(SyncPhase::Syncing);
-        // Name the request a resync answers, so `kubectl get events` tells syncs apart.
-        let requested = match trigger {
-            Trigger::ResyncRequested => status.last_handled_resync_at.as_deref(),
-            Trigger::SiteResyncRequested => status.last_handled_site_resync_at.as_deref(),
-            _ => None,
-        };
-        let msg = match requested {
-            Some(at) => format!(
-                "Syncing space {space_key} ({} at {at})",
-                trigger.describe()
-            ),
-            None => format!("Syncing space {space_key} ({})", trigger.describe()),
-        };
-        conditions::mark_reconciling(&mut status.conditions, reason::PROGRESSING, &msg, generation);
-        tracing::info!(space = %scope, key = %space_key, trigger = trigger.describe(), "sync started");
-
-        let request = SyncRequest {
-            scope: scope.clone(),
-            site_url: config.base_url.to_string(),
-            space: space_ref.clone(),
-            audience: space.spec.viewers.audience(),
-            options: list_options(space),
-            batch_size: ctx.settings.batch_size,
-        };
-        // Telling users the sync started costs API server round trips the
-        // sync need not wait for; both are done before the result is written.
-        // It waits for the lookup, so it names the space's link and never
-        // announces a space the sync will refuse.
-        let announce = async {
-            ensure_owner(ctx, api, space, site).await?;
-            let Ok(info) = space_ref.info().await else {
-                return Ok(());
-            };
-            if info.is_personal() {
-                return Ok(());
-            }
-            let mut syncing = status.clone();
-            describe_space(&mut syncing, &info);
-            patch_status(ctx, api, space, &syncing).await?;
-            ctx.event(space, EventType::Normal, "SyncStarted", "Sync", msg).await;
-            Ok::<_, Error>(())
-        };
-        let (announced, synced) = tokio::join!(
-            announce,
-            sync::sync_space(source.as_ref(), &ctx.stores, &request)
-        );
-        if let Ok(info) = space_ref.info().await {
-            describe_space(&mut status, &info);
-        }
-        let report = synced.map_err(|e| match e {
-            sync::SyncError::Source(c) => confluence_error(&c),
-            other => (reason::STORE_FAILED, other.to_string(), false),
-        })?;
-        announced.map_err(|e| (reason::CONNECTION_FAILED, e.to_string(), false))?;
-        Ok(report)
+    let request = SyncRequest {
+        scope,
+        site_url: config.base_url.to_string(),
+        space: space_ref.clone(),
+        audience: space.spec.viewers.audience(),
+        options: list_options(space),
+        batch_size: ctx.settings.batch_size,
+    };
+    let (announced, synced) = tokio::join!(
+        announce(ctx, api, space, site, &space_ref, status, msg),
+        sync::sync_space(source.as_ref(), &ctx.stores, &request)
+    );
+    if let Ok(info) = space_ref.info().await {
+        describe_space(status, &info);
     }
-    .await;
+    let report = synced?;
+    announced.map_err(Failure::Announce)?;
+    Ok(report)
+}
 
-    let elapsed = started.elapsed();
-    let now = Time(jiff::Timestamp::now());
-    let labels = |result: &str| SyncLabels {
+/// The site's client (cached per site) and its settings, with the
+/// operator's request deadline.
+fn connect(
+    ctx: &Context,
+    scope: &SpaceScope,
+    site: &ConfluenceSite,
+    config: Result<SiteConfig, SiteError>,
+) -> Result<(Arc<dyn ConfluenceApi>, SiteConfig), Failure> {
+    let mut config = config?;
+    config.request_timeout = ctx.settings.request_timeout;
+    let source = ctx
+        .sources
+        .get(&site_key(&scope.namespace, &site.name_any()), &config)?;
+    Ok((source, config))
+}
+
+/// `Syncing space ENG (spec changed)`; a resync also names the request it
+/// answers, so `kubectl get events` tells syncs apart.
+fn syncing_message(trigger: Trigger, status: &ConfluenceSpaceStatus, space_key: &str) -> String {
+    let requested = match trigger {
+        Trigger::ResyncRequested => status.last_handled_resync_at.as_deref(),
+        Trigger::SiteResyncRequested => status.last_handled_site_resync_at.as_deref(),
+        _ => None,
+    };
+    match requested {
+        Some(at) => format!("Syncing space {space_key} ({} at {at})", trigger.describe()),
+        None => format!("Syncing space {space_key} ({})", trigger.describe()),
+    }
+}
+
+/// Tells users the sync started: owner reference, `Syncing` status and a
+/// `SyncStarted` Event. These cost API server round trips the sync need not
+/// wait for, so they run beside it. It waits for the space lookup, so it
+/// names the space's link and never announces a space the sync will refuse.
+async fn announce(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
+    site: &ConfluenceSite,
+    space_ref: &SpaceRef<'_>,
+    status: &ConfluenceSpaceStatus,
+    msg: String,
+) -> Result<(), Error> {
+    ensure_owner(ctx, api, space, site).await?;
+    let Ok(info) = space_ref.info().await else {
+        return Ok(());
+    };
+    if info.is_personal() {
+        return Ok(());
+    }
+    let mut syncing = status.clone();
+    describe_space(&mut syncing, &info);
+    patch_status(ctx, api, space, &syncing).await?;
+    ctx.event(
+        space,
+        EventType::Normal,
+        Reason::SyncStarted,
+        EventAction::Sync,
+        msg,
+    )
+    .await;
+    Ok(())
+}
+
+/// Records a finished sync: metrics, `Synced` status and conditions, and
+/// Events (a Warning too when items could not be vetted).
+async fn finish_synced(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
+    mut status: ConfluenceSpaceStatus,
+    report: &SyncReport,
+    ended: Ended,
+) -> Result<(), Error> {
+    let scope = scope_of(space);
+    ctx.clear_failures(&object_key("space", space));
+    count_synced(ctx, &scope, report);
+    let msg = synced_message(&space.spec.space_key, report, ended.elapsed);
+    status.items = Some(report.items);
+    status.phase = Some(SyncPhase::Synced);
+    status.last_synced_at = Some(ended.at.clone());
+    status.last_sync_result = Some(succeeded_result(report, ended, &msg));
+    let generation = space.metadata.generation;
+    conditions::mark_ready(&mut status.conditions, Reason::Synced, &msg, generation);
+    patch_status(ctx, api, space, &status).await?;
+    tracing::info!(space = %scope, items = report.items, fetched = report.fetched, deleted = report.deleted, "sync finished");
+    ctx.event(
+        space,
+        EventType::Normal,
+        Reason::Synced,
+        EventAction::Sync,
+        msg,
+    )
+    .await;
+    // Content that could not be vetted is a gap in the space the user
+    // must be able to see, not a quiet omission.
+    if report.left_out.unverifiable > 0 || report.kept_unconfirmed > 0 {
+        let detail = format!(
+            "{} items could not be vetted and were left out; {} items missing from the listing were kept because Confluence still has them",
+            report.left_out.unverifiable, report.kept_unconfirmed
+        );
+        ctx.event(
+            space,
+            EventType::Warning,
+            Reason::ItemsNotVetted,
+            EventAction::Sync,
+            detail,
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Records a failed sync: backoff, metrics, `Failed` status, conditions
+/// (retrying or stalled) and a `SyncFailed` Event. Returns when to retry.
+async fn finish_failed(
+    ctx: &Context,
+    api: &Api<ConfluenceSpace>,
+    space: &ConfluenceSpace,
+    mut status: ConfluenceSpaceStatus,
+    failure: &Failure,
+    ended: Ended,
+) -> Result<Duration, Error> {
+    let scope = scope_of(space);
+    let (delay, _) = ctx.record_failure(&object_key("space", space));
+    count_sync(ctx, &scope, Outcome::Failed);
+    let (why, message) = (failure.reason(), failure.to_string());
+    status.phase = Some(SyncPhase::Failed);
+    status.last_sync_result = Some(SyncResult {
+        result: Outcome::Failed,
+        finished_at: Some(ended.at),
+        duration_seconds: round_secs(ended.elapsed),
+        message: message.clone(),
+        ..SyncResult::default()
+    });
+    failure.mark(&mut status.conditions, space.metadata.generation);
+    patch_status(ctx, api, space, &status).await?;
+    tracing::warn!(space = %scope, reason = why.as_str(), error = %message, retry_in = ?delay, "sync failed");
+    ctx.event(
+        space,
+        EventType::Warning,
+        Reason::SyncFailed,
+        EventAction::Sync,
+        format!("{why}: {message}"),
+    )
+    .await;
+    Ok(delay)
+}
+
+/// Counts a sync attempt by how it ended (`success` or `failure`).
+fn count_sync(ctx: &Context, scope: &SpaceScope, outcome: Outcome) {
+    let result = match outcome {
+        Outcome::Succeeded => "success",
+        Outcome::Failed => "failure",
+    };
+    let labels = SyncLabels {
         namespace: scope.namespace.clone(),
         space: scope.name.clone(),
         result: result.to_string(),
     };
-    ctx.metrics.sync_duration.observe(elapsed.as_secs_f64());
-    match outcome {
-        Ok(report) => {
-            ctx.clear_failures(&key);
-            ctx.metrics.syncs.get_or_create(&labels("success")).inc();
-            ctx.metrics.pages_fetched.inc_by(report.fetched);
-            ctx.metrics.pages_deleted.inc_by(report.deleted);
-            ctx.metrics
-                .items
-                .get_or_create(&SpaceLabels {
-                    namespace: scope.namespace.clone(),
-                    space: scope.name.clone(),
-                })
-                .set(i64::try_from(report.items).unwrap_or(i64::MAX));
-            let mut msg = format!(
-                "Synced {} items from space {space_key} ({} fetched, {} deleted, {} unchanged) in {:.1}s",
-                report.items,
-                report.fetched,
-                report.deleted,
-                report.unchanged,
-                elapsed.as_secs_f64()
-            );
-            let left_out = left_out_summary(&report);
-            if let Some(summary) = &left_out {
-                msg.push_str(&format!("; left out: {summary}"));
-            }
-            if let Some(note) = &report.deletion_note {
-                msg.push_str(&format!("; {note}"));
-            }
-            status.items = Some(report.items);
-            status.phase = Some(SyncPhase::Synced);
-            status.last_synced_at = Some(now.clone());
-            status.last_sync_result = Some(SyncResult {
-                result: "Succeeded".into(),
-                finished_at: Some(now),
-                duration_seconds: round_secs(elapsed),
-                fetched: report.fetched,
-                deleted: report.deleted,
-                unchanged: report.unchanged,
-                left_out: (report.left_out.total() > 0).then_some(LeftOutCounts {
-                    restricted: report.left_out.restricted,
-                    restricted_ancestor: report.left_out.restricted_ancestor,
-                    unverifiable: report.left_out.unverifiable,
-                    labels: report.left_out.labels,
-                }),
-                kept_unconfirmed: (report.kept_unconfirmed > 0).then_some(report.kept_unconfirmed),
-                message: msg.clone(),
-            });
-            conditions::mark_ready(&mut status.conditions, reason::SYNCED, &msg, generation);
-            patch_status(ctx, api, space, &status).await?;
-            tracing::info!(space = %scope, items = report.items, fetched = report.fetched, deleted = report.deleted, "sync finished");
-            ctx.event(space, EventType::Normal, reason::SYNCED, "Sync", msg)
-                .await;
-            // Content that could not be vetted is a gap in the space the user
-            // must be able to see, not a quiet omission.
-            if report.left_out.unverifiable > 0 || report.kept_unconfirmed > 0 {
-                let detail = format!(
-                    "{} items could not be vetted and were left out; {} items missing from the listing were kept because Confluence still has them",
-                    report.left_out.unverifiable, report.kept_unconfirmed
-                );
-                ctx.event(space, EventType::Warning, "ItemsNotVetted", "Sync", detail)
-                    .await;
-            }
-            Ok(Action::requeue(interval))
-        }
-        Err((why, message, user_must_act)) => {
-            let (delay, _) = ctx.record_failure(&key);
-            ctx.metrics.syncs.get_or_create(&labels("failure")).inc();
-            status.phase = Some(SyncPhase::Failed);
-            status.last_sync_result = Some(SyncResult {
-                result: "Failed".into(),
-                finished_at: Some(now),
-                duration_seconds: round_secs(elapsed),
-                message: message.clone(),
-                ..SyncResult::default()
-            });
-            if user_must_act {
-                conditions::mark_stalled(&mut status.conditions, why, &message, generation);
-            } else {
-                conditions::mark_retrying(&mut status.conditions, why, &message, generation);
-            }
-            patch_status(ctx, api, space, &status).await?;
-            tracing::warn!(space = %scope, reason = why, error = %message, retry_in = ?delay, "sync failed");
-            ctx.event(
-                space,
-                EventType::Warning,
-                "SyncFailed",
-                "Sync",
-                format!("{why}: {message}"),
-            )
-            .await;
-            Ok(Action::requeue(delay))
-        }
+    ctx.metrics.syncs.get_or_create(&labels).inc();
+}
+
+/// The metrics of a finished sync: its count, pages moved, and the items
+/// the space now holds.
+fn count_synced(ctx: &Context, scope: &SpaceScope, report: &SyncReport) {
+    count_sync(ctx, scope, Outcome::Succeeded);
+    ctx.metrics.pages_fetched.inc_by(report.fetched);
+    ctx.metrics.pages_deleted.inc_by(report.deleted);
+    ctx.metrics
+        .items
+        .get_or_create(&SpaceLabels {
+            namespace: scope.namespace.clone(),
+            space: scope.name.clone(),
+        })
+        .set(i64::try_from(report.items).unwrap_or(i64::MAX));
+}
+
+/// What a finished sync did, for the status, the `Ready` condition and the
+/// `Synced` Event.
+fn synced_message(space_key: &str, report: &SyncReport, elapsed: Duration) -> String {
+    let mut msg = format!(
+        "Synced {} items from space {space_key} ({} fetched, {} deleted, {} unchanged) in {:.1}s",
+        report.items,
+        report.fetched,
+        report.deleted,
+        report.unchanged,
+        elapsed.as_secs_f64()
+    );
+    if let Some(summary) = left_out_summary(report) {
+        msg.push_str(&format!("; left out: {summary}"));
+    }
+    if let Some(note) = &report.deletion_note {
+        msg.push_str(&format!("; {note}"));
+    }
+    msg
+}
+
+/// `status.lastSyncResult` of a finished sync.
+fn succeeded_result(report: &SyncReport, ended: Ended, msg: &str) -> SyncResult {
+    SyncResult {
+        result: Outcome::Succeeded,
+        finished_at: Some(ended.at),
+        duration_seconds: round_secs(ended.elapsed),
+        fetched: report.fetched,
+        deleted: report.deleted,
+        unchanged: report.unchanged,
+        left_out: (report.left_out.total() > 0).then_some(LeftOutCounts {
+            restricted: report.left_out.restricted,
+            restricted_ancestor: report.left_out.restricted_ancestor,
+            unverifiable: report.left_out.unverifiable,
+            labels: report.left_out.labels,
+        }),
+        kept_unconfirmed: (report.kept_unconfirmed > 0).then_some(report.kept_unconfirmed),
+        message: msg.to_string(),
     }
 }
 
@@ -596,7 +760,7 @@ fn describe_space(status: &mut ConfluenceSpaceStatus, info: &SpaceInfo) {
 
 /// `"3 restricted, 2 under a restricted parent"`, or `None` when nothing
 /// was left out.
-fn left_out_summary(report: &sync::SyncReport) -> Option<String> {
+fn left_out_summary(report: &SyncReport) -> Option<String> {
     let l = &report.left_out;
     let parts: Vec<String> = [
         (l.restricted, "restricted"),
@@ -619,7 +783,7 @@ async fn stall(
     ctx: &Context,
     space: &ConfluenceSpace,
     mut status: ConfluenceSpaceStatus,
-    why: &str,
+    why: Reason,
     message: String,
 ) -> Result<Action, Error> {
     let generation = space.metadata.generation;
@@ -631,7 +795,7 @@ async fn stall(
     conditions::mark_stalled(&mut status.conditions, why, &message, generation);
     patch_status(ctx, &api, space, &status).await?;
     if first {
-        ctx.event(space, EventType::Warning, why, "Sync", message)
+        ctx.event(space, EventType::Warning, why, EventAction::Sync, message)
             .await;
     }
     Ok(Action::await_change())

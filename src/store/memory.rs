@@ -1,6 +1,7 @@
 //! An in-memory store: for tests, the demo without a volume, and as the
 //! reference behaviour the other stores are checked against.
 
+use super::snippet::snippet;
 use super::{Hit, Search, SearchResults, Store, StoreError};
 use crate::model::{Audience, Document, SpaceScope};
 use async_trait::async_trait;
@@ -126,7 +127,7 @@ impl Search for MemoryStore {
                 (score > 0.0).then(|| Hit {
                     id: d.id(),
                     title: d.page.title.clone(),
-                    snippet: d.page.body_text.chars().take(160).collect(),
+                    snippet: snippet(&d.page.body_text),
                     url: d.page.url.clone(),
                     space_key: d.space_key.clone(),
                     score,

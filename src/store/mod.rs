@@ -1,11 +1,13 @@
 //! Where synced content goes: the `Store` trait every sink implements, and the
 //! `Search` trait for stores that can answer queries.
 
+pub(crate) mod audience;
 pub mod embedded;
 pub mod integrity;
 pub mod memory;
 pub mod opensearch;
 pub mod select;
+pub(crate) mod snippet;
 pub mod zendesk;
 
 use crate::model::{Audience, Document, SpaceScope};

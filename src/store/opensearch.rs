@@ -19,6 +19,8 @@
 //! (`refresh=wait_for`, or `refresh=true` for by-query operations), so a
 //! caller sees its own writes once a call returns, as with the embedded index.
 
+use super::audience::{self, EVERYONE};
+use super::snippet::{SNIPPET_CHARS, snippet};
 use super::{Hit, Search, SearchResults, Store, StoreError};
 use crate::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
 use async_trait::async_trait;
@@ -26,7 +28,7 @@ use jiff::Timestamp;
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 use url::Url;
 
@@ -34,12 +36,6 @@ use url::Url;
 /// mapping or the settings; the leader then reindexes behind the alias.
 pub const MAPPING_VERSION: u32 = 1;
 
-/// Indexed value of `visibility` for public documents; segment names live in
-/// their own field, so no segment name can collide with it.
-const EVERYONE: &str = "everyone";
-const SEGMENTS: &str = "segments";
-/// Characters of context in a snippet.
-const SNIPPET_CHARS: usize = 200;
 /// Longest query text sent; a pasted wall of text must not make one request
 /// arbitrarily expensive (OpenSearch also caps clauses at 1024).
 const MAX_QUERY_CHARS: usize = 512;
@@ -221,7 +217,7 @@ enum Body {
 /// one of whose segments the caller holds. Other clients of the index apply
 /// the same filter (see the README).
 pub fn segment_filter(segments: &[String]) -> Value {
-    let unique: BTreeSet<&str> = segments.iter().map(String::as_str).collect();
+    let unique = audience::held(segments);
     let mut should = vec![json!({"term": {"visibility": EVERYONE}})];
     if !unique.is_empty() {
         should.push(json!({"terms": {"segments": unique}}));
@@ -231,13 +227,6 @@ pub fn segment_filter(segments: &[String]) -> Value {
 
 fn scope_query(scope: &SpaceScope) -> Value {
     json!({"term": {"scope": scope.key()}})
-}
-
-fn audience_fields(audience: &Audience) -> (&'static str, Vec<String>) {
-    match audience {
-        Audience::Everyone => (EVERYONE, Vec::new()),
-        Audience::Segments(s) => (SEGMENTS, s.clone()),
-    }
 }
 
 /// A document as stored in `_source`.
@@ -267,7 +256,7 @@ struct Source {
 
 impl Source {
     fn from_document(doc: &Document) -> Self {
-        let (visibility, segments) = audience_fields(&doc.audience);
+        let (visibility, segments) = audience::encode(&doc.audience);
         Source {
             id: doc.id(),
             scope: doc.scope.key(),
@@ -287,17 +276,13 @@ impl Source {
             ancestors: doc.page.ancestors.clone(),
             updated_at: doc.page.updated_at,
             visibility: visibility.to_string(),
-            segments,
+            segments: segments.to_vec(),
             audience_key: doc.audience.canonical_key(),
         }
     }
 
     fn into_document(self) -> Document {
-        let audience = if self.visibility == EVERYONE {
-            Audience::Everyone
-        } else {
-            Audience::Segments(self.segments)
-        };
+        let audience = audience::decode(&self.visibility, self.segments);
         Document {
             scope: SpaceScope::new(self.namespace, self.name),
             site: self.site,
@@ -862,10 +847,6 @@ fn str_field(v: &Value, key: &str) -> String {
         .to_string()
 }
 
-fn leading_chars(text: &str, n: usize) -> String {
-    text.chars().take(n).collect()
-}
-
 #[async_trait]
 impl Store for OpenSearchStore {
     fn name(&self) -> &str {
@@ -957,7 +938,7 @@ impl Store for OpenSearchStore {
         audience: &Audience,
     ) -> Result<(), StoreError> {
         let key = audience.canonical_key();
-        let (visibility, segments) = audience_fields(audience);
+        let (visibility, segments) = audience::encode(audience);
         self.by_query(
             "update-by-query",
             "_update_by_query",
@@ -1028,8 +1009,9 @@ impl Search for OpenSearchStore {
                     "fields": {"body": {
                         "fragment_size": SNIPPET_CHARS,
                         "number_of_fragments": 1,
-                        // Matched on the title only: the start of the page.
-                        "no_match_size": SNIPPET_CHARS
+                        // Matched on the title only: the start of the page,
+                        // long enough to show where `snippet` cuts it.
+                        "no_match_size": 2 * SNIPPET_CHARS
                     }}
                 }
             }))
@@ -1042,11 +1024,8 @@ impl Search for OpenSearchStore {
             .into_iter()
             .map(|h| {
                 let source = h.get("_source").cloned().unwrap_or(Value::Null);
-                let snippet = h
-                    .pointer("/highlight/body/0")
-                    .and_then(Value::as_str)
-                    .map(|s| leading_chars(s.trim(), SNIPPET_CHARS))
-                    .unwrap_or_default();
+                let passage = h.pointer("/highlight/body/0").and_then(Value::as_str);
+                let snippet = snippet(passage.unwrap_or_default());
                 Hit {
                     id: str_field(&source, "id"),
                     title: str_field(&source, "title"),

@@ -1,6 +1,9 @@
 //! Shared by the authentication tests: a small embedded index with one
 //! space per audience, the API served on a loopback socket, and the Python
 //! MCP client.
+//!
+//! Use it from a test file with `mod auth_common;` (after `mod common;`,
+//! `mod loopback;` and `mod python_venv;`).
 #![allow(dead_code)]
 
 use confluence_operator::auth::Authenticator;
@@ -33,14 +36,8 @@ fn doc(space: &str, key: &str, audience: Audience, id: &str, title: &str, body: 
 
 pub struct Served {
     pub addr: SocketAddr,
+    _server: crate::loopback::Server,
     _dir: tempfile::TempDir,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// The index, served with `auth` on a loopback port.
@@ -91,18 +88,11 @@ pub async fn serve(auth: Authenticator, spaces: Option<Arc<dyn SpaceDirectory>>)
     if let Some(spaces) = spaces {
         state = state.with_spaces(spaces);
     }
-    let app = router(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let server = crate::loopback::serve(router(state)).await;
     Served {
-        addr,
+        addr: server.addr,
+        _server: server,
         _dir: dir,
-        task,
     }
 }
 
@@ -133,23 +123,13 @@ pub fn ids(list: &[&str]) -> Vec<String> {
     v
 }
 
-fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(root.join("hack/python/venv"))
-        .output()
-        .expect("run hack/python/venv");
-    assert!(
-        out.status.success(),
-        "hack/python/venv failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bin/python")
-}
-
 /// Runs the official Python MCP SDK against `/mcp` (see tests/mcp/client.py).
 pub async fn mcp(addr: SocketAddr, token: Option<&str>, documents: &[&str]) -> serde_json::Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client.py");
-    let python = tokio::task::spawn_blocking(python).await.expect("venv");
+    let python = tokio::task::spawn_blocking(crate::python_venv::python)
+        .await
+        .expect("venv")
+        .unwrap_or_else(|e| panic!("{e}"));
     let out = tokio::process::Command::new(python)
         .arg(script)
         .arg(format!("http://{addr}/mcp"))

@@ -1,18 +1,14 @@
-//! Helpers shared by the store integration tests: documents and a scripted
-//! Confluence source.
+//! Builders of the operator's model for tests: pages, documents, audiences,
+//! spaces of the site `https://wiki.example.com`; and an index another
+//! release could have left.
 #![allow(dead_code)]
 
-use async_trait::async_trait;
-use confluence_operator::confluence::{
-    ConfluenceApi, ConfluenceError, ListOptions, Listing, SpaceInfo, SpaceKind,
-};
-use confluence_operator::model::{
-    Ancestor, Audience, ContentType, Document, Page, PageRef, SpaceScope,
-};
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use confluence_operator::confluence::{SpaceInfo, SpaceKind};
+use confluence_operator::model::{Ancestor, Audience, ContentType, Document, Page, SpaceScope};
 
+/// Page `id` at `version`: its markdown is `title` as a heading over `body`,
+/// its text `body`; it carries the labels `kb` and `v<version>` and sits
+/// below the space's home page.
 pub fn page(id: &str, version: u64, title: &str, body: &str) -> Page {
     Page {
         id: id.to_string(),
@@ -50,6 +46,7 @@ pub fn strings(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
+/// Space `key` as a sync request names it.
 pub fn space(key: &str) -> SpaceInfo {
     SpaceInfo {
         id: format!("id-{key}"),
@@ -57,89 +54,6 @@ pub fn space(key: &str) -> SpaceInfo {
         name: format!("{key} space"),
         kind: SpaceKind::Global,
         url: format!("https://wiki.example.com/spaces/{key}"),
-    }
-}
-
-/// A Confluence source holding pages in memory. `fail_fetch_after` makes the
-/// n-th and later `fetch` calls fail, like a connection dropped mid-sync.
-#[derive(Default)]
-pub struct FakeConfluence {
-    pub pages: Mutex<BTreeMap<String, Page>>,
-    pub fetch_calls: AtomicUsize,
-    pub fetched_items: AtomicUsize,
-    pub fail_fetch_after: Mutex<Option<usize>>,
-}
-
-impl FakeConfluence {
-    pub fn with_pages(pages: impl IntoIterator<Item = Page>) -> Self {
-        let fake = Self::default();
-        {
-            let mut map = fake.pages.lock().expect("lock");
-            for p in pages {
-                map.insert(p.id.clone(), p);
-            }
-        }
-        fake
-    }
-
-    pub fn fail_after(&self, calls: Option<usize>) {
-        *self.fail_fetch_after.lock().expect("lock") = calls;
-    }
-
-    pub fn ids(&self) -> Vec<String> {
-        self.pages.lock().expect("lock").keys().cloned().collect()
-    }
-}
-
-#[async_trait]
-impl ConfluenceApi for FakeConfluence {
-    async fn whoami(&self) -> Result<String, ConfluenceError> {
-        Ok("fake".into())
-    }
-
-    async fn space(&self, key: &str) -> Result<SpaceInfo, ConfluenceError> {
-        Ok(space(key))
-    }
-
-    async fn spaces(&self, _query: Option<&str>) -> Result<Vec<SpaceInfo>, ConfluenceError> {
-        Ok(vec![])
-    }
-
-    async fn list_detailed(
-        &self,
-        _space: &SpaceInfo,
-        _options: &ListOptions,
-    ) -> Result<Listing, ConfluenceError> {
-        Ok(Listing::complete(
-            self.pages
-                .lock()
-                .expect("lock")
-                .values()
-                .map(|p| PageRef {
-                    id: p.id.clone(),
-                    version: p.version,
-                    content_type: p.content_type,
-                })
-                .collect(),
-        ))
-    }
-
-    async fn fetch(
-        &self,
-        _space: &SpaceInfo,
-        items: &[PageRef],
-    ) -> Result<Vec<Page>, ConfluenceError> {
-        let call = self.fetch_calls.fetch_add(1, Ordering::SeqCst);
-        let limit = *self.fail_fetch_after.lock().expect("lock");
-        if limit.is_some_and(|limit| call >= limit) {
-            return Err(ConfluenceError::Transient("connection reset".into()));
-        }
-        self.fetched_items.fetch_add(items.len(), Ordering::SeqCst);
-        let pages = self.pages.lock().expect("lock");
-        Ok(items
-            .iter()
-            .filter_map(|r| pages.get(&r.id).cloned())
-            .collect())
     }
 }
 

@@ -1,4 +1,4 @@
-//! The fault matrix's table (issue #14), shared by every `tests/faults*.rs`
+//! The fault matrix's table, shared by every `tests/faults*.rs`
 //! binary: each fault appends one row (fault | what must hold | observed |
 //! pass/fail | figures) to `target/faults/table.tsv` (or `$FAULTS_TABLE`),
 //! which `hack/faults` prints.

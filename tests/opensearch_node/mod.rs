@@ -25,26 +25,29 @@ fn repo_root() -> PathBuf {
 
 /// The shared node's URL, starting it if needed.
 pub fn url() -> Url {
-    let res = SHARED.get_or_init(|| {
-        if let Some(url) = std::env::var("OPENSEARCH_URL")
-            .ok()
-            .filter(|v| !v.is_empty())
-        {
-            let url = Url::parse(&url).map_err(|e| format!("OPENSEARCH_URL: {e}"))?;
-            if answers(&url) {
-                eprintln!("[opensearch] using OPENSEARCH_URL={url}");
-                return Ok(url);
+    shared_url().unwrap_or_else(|e| panic!("OpenSearch unavailable: {e}"))
+}
+
+/// [`url`], or why there is no node.
+pub fn shared_url() -> Result<Url, String> {
+    SHARED
+        .get_or_init(|| {
+            if let Some(url) = std::env::var("OPENSEARCH_URL")
+                .ok()
+                .filter(|v| !v.is_empty())
+            {
+                let url = Url::parse(&url).map_err(|e| format!("OPENSEARCH_URL: {e}"))?;
+                if answers(&url) {
+                    eprintln!("[opensearch] using OPENSEARCH_URL={url}");
+                    return Ok(url);
+                }
+                eprintln!(
+                    "[opensearch] OPENSEARCH_URL={url} does not answer; starting hack/opensearch"
+                );
             }
-            eprintln!(
-                "[opensearch] OPENSEARCH_URL={url} does not answer; starting hack/opensearch"
-            );
-        }
-        Node::shared().start()
-    });
-    match res {
-        Ok(url) => url.clone(),
-        Err(e) => panic!("OpenSearch unavailable: {e}"),
-    }
+            Node::shared().start()
+        })
+        .clone()
 }
 
 fn answers(url: &Url) -> bool {

@@ -4,11 +4,12 @@
 //! embedded store in a directory the test chooses; the test reads that index
 //! itself while the process is dead (the writer lock dies with it).
 //!
-//! Also the invariant of issue #14: the store holds exactly what Confluence
-//! lists (ids, versions, audience), no orphan, no duplicate, no restricted page.
+//! Also the invariant every fault must keep: the store holds exactly what
+//! Confluence lists (ids, versions, audience), no orphan, no duplicate, no
+//! restricted page.
 //!
 //! Use it from a test file with `mod operator_process;` (after `mod support;`
-//! and `mod harness;`).
+//! and `mod harness;`); the benchmarks start the operator with it too.
 #![allow(dead_code)]
 
 use crate::{harness, support};
@@ -169,7 +170,24 @@ impl Restartable {
     }
 }
 
-/// One run of `target/debug/confluence-operator` (or release).
+/// How to start the operator binary, for [`OperatorProcess::launch`]: out of
+/// cluster, against the control plane of `KUBECONFIG`, without
+/// authentication on its API, on a free loopback port.
+pub struct Launch {
+    pub binary: PathBuf,
+    pub namespace: String,
+    /// `--stores`.
+    pub stores: String,
+    pub data_dir: PathBuf,
+    /// File its standard output and error go to.
+    pub log: PathBuf,
+    /// `RUST_LOG`.
+    pub level: String,
+    /// More command-line arguments.
+    pub extra: Vec<String>,
+}
+
+/// One run of the operator binary.
 pub struct OperatorProcess {
     child: Child,
     pub port: u16,
@@ -192,27 +210,45 @@ impl OperatorProcess {
 
     /// [`OperatorProcess::spawn`] with more command-line arguments.
     pub fn spawn_with(namespace: &str, data_dir: &Path, name: &str, extra: &[&str]) -> Self {
-        let port = support::free_port();
         let logs = support::repo_root().join("target/faults/logs");
         std::fs::create_dir_all(&logs).expect("create log dir");
-        let log = logs.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).expect("create operator log");
-        let err = out.try_clone().expect("clone log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_confluence-operator"))
-            .args(["--namespace", namespace, "--stores", "embedded"])
+        let mut args = vec!["--log-format".to_string(), "text".to_string()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Self::launch(Launch {
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_confluence-operator")),
+            namespace: namespace.to_string(),
+            stores: "embedded".into(),
+            data_dir: data_dir.to_path_buf(),
+            log: logs.join(format!("{name}.log")),
+            level: "info".into(),
+            extra: args,
+        })
+        .expect("start the operator binary")
+    }
+
+    /// Starts the binary as `launch` says.
+    pub fn launch(launch: Launch) -> std::io::Result<Self> {
+        let port = support::free_port();
+        let out = std::fs::File::create(&launch.log)?;
+        let err = out.try_clone()?;
+        let child = Command::new(&launch.binary)
+            .args(["--namespace", &launch.namespace, "--stores", &launch.stores])
             .arg("--data-dir")
-            .arg(data_dir)
+            .arg(&launch.data_dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--auth", "none", "--log-format", "text"])
-            .args(extra)
+            .args(["--auth", "none"])
+            .args(&launch.extra)
             .env("KUBECONFIG", support::kubeconfig_env())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &launch.level)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
-            .spawn()
-            .expect("start the operator binary");
-        Self { child, port, log }
+            .spawn()?;
+        Ok(Self {
+            child,
+            port,
+            log: launch.log,
+        })
     }
 
     pub fn pid(&self) -> u32 {

@@ -16,25 +16,36 @@ use confluence_operator::sync::{SyncError, SyncReport, SyncRequest, sync_space};
 use confluence_sim::{SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Duration;
+use url::Url;
+
+/// The simulator's site of `flavor`.
+pub fn site_url(sim: &Simulator, flavor: Flavor) -> Url {
+    match flavor {
+        Flavor::Cloud => sim.cloud_site_url(),
+        Flavor::DataCenter => sim.datacenter_site_url(),
+    }
+}
+
+/// `flavor` as command lines and settings spell it (`cloud`, `datacenter`).
+pub fn flavor_name(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::Cloud => "cloud",
+        Flavor::DataCenter => "datacenter",
+    }
+}
 
 pub fn site_config(sim: &Simulator, flavor: Flavor) -> SiteConfig {
-    let (base_url, credentials) = match flavor {
-        Flavor::Cloud => (
-            sim.cloud_site_url(),
-            Credentials::Basic {
-                username: sim.user().to_owned(),
-                token: sim.token().to_owned(),
-            },
-        ),
-        Flavor::DataCenter => (
-            sim.datacenter_site_url(),
-            Credentials::Bearer {
-                token: sim.token().to_owned(),
-            },
-        ),
+    let credentials = match flavor {
+        Flavor::Cloud => Credentials::Basic {
+            username: sim.user().to_owned(),
+            token: sim.token().to_owned(),
+        },
+        Flavor::DataCenter => Credentials::Bearer {
+            token: sim.token().to_owned(),
+        },
     };
     SiteConfig {
-        base_url,
+        base_url: site_url(sim, flavor),
         flavor,
         credentials,
         max_concurrency: 8,

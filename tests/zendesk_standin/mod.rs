@@ -3,6 +3,8 @@
 //! request shapes (paths, methods, auth header, the `record` wrapper and its
 //! mandatory fields) and keeps records, so tests assert what a Help Center
 //! visitor would find.
+//!
+//! Use it from a test file with `mod zendesk_standin;` (after `mod loopback;`).
 #![allow(dead_code)]
 
 use axum::Json;
@@ -278,13 +280,7 @@ async fn delete_record(State(fake): State<Shared>, Path(id): Path<String>) -> Re
 pub struct Zendesk {
     pub fake: Shared,
     pub base_url: String,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Zendesk {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: crate::loopback::Server,
 }
 
 impl Zendesk {
@@ -303,17 +299,11 @@ impl Zendesk {
             )
             .layer(middleware::from_fn_with_state(Arc::clone(&fake), auth))
             .with_state(Arc::clone(&fake));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = crate::loopback::serve(app).await;
         Self {
             fake,
-            base_url: format!("http://{addr}"),
-            server,
+            base_url: server.base_url(),
+            _server: server,
         }
     }
 

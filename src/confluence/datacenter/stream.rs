@@ -6,7 +6,7 @@
 //! ancestor list, so a page may be stored once its own record is open and
 //! every ancestor's record has arrived open ([`verdict`]). A page whose
 //! ancestor comes later in the listing waits for it; waiting bodies are held
-//! up to [`HELD_BODY_BUDGET`], past which the oldest are dropped and those
+//! up to [`HELD_BODY_BUDGET`](crate::confluence::held::HELD_BODY_BUDGET), past which the oldest are dropped and those
 //! pages fetched after the listing. Ancestors that are not listed pages are
 //! looked up once the listing is complete; the complete listing's verdicts
 //! come from the same records (first sighting of each id), so a page handed
@@ -14,9 +14,10 @@
 //! that it keeps are handed over then.
 
 use super::{
-    BODY, BODY_LIST_EXPAND_FULL, BODY_LIST_EXPAND_MIN, DataCenterClient, body_len, has_body, listed,
+    BODY, BODY_LIST_EXPAND_FULL, BODY_LIST_EXPAND_MIN, DataCenterClient, has_body, listed,
 };
 use crate::confluence::convert;
+use crate::confluence::held::Held;
 use crate::confluence::v1::{self, Content, OffsetPaging};
 use crate::confluence::verdict::{self, Known, Verdict};
 use crate::confluence::{
@@ -24,14 +25,8 @@ use crate::confluence::{
     needs_annotations, sink_closed,
 };
 use crate::model::ContentType;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use tokio::sync::mpsc;
-
-/// Page text (storage format) held at once while pages wait for their
-/// ancestors; past it the oldest bodies are dropped and those pages fetched
-/// later. The same budget as Cloud's listing; converted pages take about
-/// three times this.
-const HELD_BODY_BUDGET: usize = 16 * 1024 * 1024;
 
 /// Listing answers queued ahead of the records being vetted.
 const RECORDS_AHEAD: usize = 2;
@@ -60,10 +55,7 @@ struct Gate<'a> {
     /// Held items by the ancestor they wait for.
     waiting: HashMap<String, Vec<usize>>,
     /// Records (with bodies) of listed pages not vetted yet, oldest first.
-    held: HashMap<usize, Content>,
-    held_order: VecDeque<usize>,
-    held_bytes: usize,
-    held_at_most: usize,
+    held: Held<usize, Content>,
 }
 
 impl<'a> Gate<'a> {
@@ -74,10 +66,7 @@ impl<'a> Gate<'a> {
             listed: Vec::new(),
             index: HashMap::new(),
             waiting: HashMap::new(),
-            held: HashMap::new(),
-            held_order: VecDeque::new(),
-            held_bytes: 0,
-            held_at_most: 0,
+            held: Held::new(),
         }
     }
 
@@ -95,9 +84,7 @@ impl<'a> Gate<'a> {
             self.index.insert(id.clone(), i);
             self.listed.push(record.listed);
             if let Some(content) = record.content {
-                self.held_bytes += body_len(&content);
-                self.held.insert(i, content);
-                self.held_order.push_back(i);
+                self.held.hold(i, content);
                 self.settle(i, &mut out);
             }
             // Its children held so far look again: each checks every
@@ -108,7 +95,7 @@ impl<'a> Gate<'a> {
                 }
             }
         }
-        self.trim_held();
+        self.held.trim();
         out
     }
 
@@ -127,7 +114,7 @@ impl<'a> Gate<'a> {
     /// Hands held item `i` over if it may be stored, keeps it waiting for
     /// an ancestor still to come, or drops its body.
     fn settle(&mut self, i: usize, out: &mut Vec<Content>) {
-        if !self.held.contains_key(&i) {
+        if !self.held.contains(i) {
             return;
         }
         let item = &self.listed[i];
@@ -143,47 +130,25 @@ impl<'a> Gate<'a> {
                 }
             }
             Verdict::Open if self.labels.verdict(item.labels.as_deref()).is_none() => {
-                if let Some(content) = self.release(i) {
+                if let Some(content) = self.held.release(i) {
                     out.push(content);
                 }
             }
             _ => {
-                self.release(i);
+                self.held.release(i);
             }
-        }
-    }
-
-    fn release(&mut self, i: usize) -> Option<Content> {
-        let content = self.held.remove(&i)?;
-        self.held_bytes -= body_len(&content);
-        Some(content)
-    }
-
-    /// Drops the oldest held bodies past the budget (fetched later).
-    fn trim_held(&mut self) {
-        self.held_at_most = self.held_at_most.max(self.held.len());
-        while self.held_bytes > HELD_BODY_BUDGET {
-            let Some(i) = self.held_order.pop_front() else {
-                break;
-            };
-            self.release(i);
-        }
-        if self.held.is_empty() {
-            self.held_order.clear();
         }
     }
 
     /// The complete listing's verdicts, and the held records it keeps.
     fn finish(self, outside: &HashMap<String, Option<bool>>) -> (Listing, Vec<Content>) {
         let mut listing = apply_filters(self.listed, outside, self.options);
-        listing.held_at_most = self.held_at_most;
+        listing.held_at_most = self.held.at_most();
         let kept: HashSet<&str> = listing.items.iter().map(|r| r.id.as_str()).collect();
-        let mut order: Vec<usize> = self.held.keys().copied().collect();
-        order.sort_unstable();
-        let mut held = self.held;
-        let still: Vec<Content> = order
+        let still: Vec<Content> = self
+            .held
+            .into_listing_order()
             .into_iter()
-            .filter_map(|i| held.remove(&i))
             .filter(|c| kept.contains(c.id.as_str()))
             .collect();
         (listing, still)
@@ -294,6 +259,7 @@ impl DataCenterClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::confluence::held::HELD_BODY_BUDGET;
 
     fn record(id: &str, ancestors: &[&str], restricted: bool, body: Option<&str>) -> Record {
         let mut json = serde_json::json!({
@@ -331,7 +297,7 @@ mod tests {
         let mut gate = Gate::new(&options);
         assert!(gate.arrived(vec![page("3", &["1", "2"])]).is_empty());
         assert!(gate.arrived(vec![page("2", &["1"])]).is_empty());
-        assert_eq!(gate.held_at_most, 2);
+        assert_eq!(gate.held.at_most(), 2);
         let out = gate.arrived(vec![page("1", &[])]);
         assert_eq!(ids(&out), ["1", "3", "2"]);
         assert!(gate.held.is_empty());
@@ -416,10 +382,10 @@ mod tests {
             .map(|i| record(&i.to_string(), &["0"], false, Some(&big)))
             .collect();
         assert!(gate.arrived(records).is_empty());
-        assert!(gate.held_bytes <= HELD_BODY_BUDGET);
+        assert!(gate.held.bytes() <= HELD_BODY_BUDGET);
         assert_eq!(gate.held.len(), 1, "only the newest body is still held");
-        assert!(gate.held.contains_key(&2));
-        assert_eq!(gate.held_at_most, 3);
+        assert!(gate.held.contains(2));
+        assert_eq!(gate.held.at_most(), 3);
         let out = gate.arrived(vec![page("0", &[])]);
         assert_eq!(ids(&out), ["0", "3"], "the dropped ones are fetched later");
     }
