@@ -82,8 +82,9 @@ running_version() {
 # KUBE_VERSION selects the release: a minor (1.33), optionally with the
 # patch of its module (1.33.13) and a leading v. Unset: the version of the
 # control plane running in TESTENV_DIR (so restart, tests and the demo follow
-# it), else the newest.
-KUBE_VERSION="${KUBE_VERSION:-$(running_version || echo "${KUBE_VERSIONS[-1]}")}"
+# it), else KUBE_DEFAULT_VERSION: the release the whole test suite runs on in CI.
+KUBE_DEFAULT_VERSION=1.36
+KUBE_VERSION="${KUBE_VERSION:-$(running_version || echo "$KUBE_DEFAULT_VERSION")}"
 KUBE_MINOR="${KUBE_VERSION#v}"
 [[ "$KUBE_MINOR" =~ ^(1\.[0-9]+)(\.[0-9]+)?$ ]] || die "KUBE_VERSION=$KUBE_VERSION: expected a minor such as ${KUBE_VERSIONS[-1]}"
 KUBE_MINOR="${BASH_REMATCH[1]}"
