@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const AUDIENCE: &str = "confluence-operator-test";
-/// The bound README states for a deleted binding to stop granting.
+/// How soon a deleted binding stops granting (docs/authentication.md states it).
 const BINDING_BOUND: Duration = Duration::from_secs(5);
 
 async fn install_binding_crd(client: &Client) {

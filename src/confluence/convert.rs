@@ -2,10 +2,10 @@
 //! CPU work, done on the blocking pool, off the threads that drive requests.
 //!
 //! The last answer of a listing releases hundreds of pages at once, and the
-//! sync cannot end before they are indexed. Converted in one piece, 402
-//! such pages kept one core busy for 12 ms before the first of them reached
-//! the store (a traced 2,000-page sync on 2 cores). In chunks, side by side,
-//! the index starts on the first chunk while the others are converted.
+//! sync cannot end before they are indexed. Converted in one piece, they would
+//! keep one core busy before the first of them reached the store; in chunks,
+//! side by side, the index starts on the first chunk while the others are
+//! converted.
 
 use super::{ConfluenceError, PageSink, sink_closed};
 use crate::model::Page;
