@@ -875,10 +875,16 @@ async fn staged_documents_are_committed_by_count_age_and_reads() {
 /// A sync stages in bursts and waits on the network between them: once
 /// enough is staged, a pause commits it, so the commit that ends the sync
 /// holds only what came after. Pause commits keep `pause_spacing` apart.
+///
+/// `max_age` is far longer than any wait here, so only a pause commit can
+/// make pages visible; the waits poll instead of sleeping a fixed time, so a
+/// loaded machine (the writer threads run at a lower priority) only makes the
+/// test slower, never wrong.
 #[tokio::test]
 async fn a_pause_in_staging_commits_what_is_staged() {
     use confluence_operator::store::embedded::{CommitPolicy, EmbeddedOptions};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
+    const SPACING: Duration = Duration::from_millis(2_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open_with(
         dir.path(),
@@ -886,10 +892,10 @@ async fn a_pause_in_staging_commits_what_is_staged() {
             commit: CommitPolicy {
                 max_docs: 10_000,
                 max_bytes: usize::MAX,
-                max_age: Duration::from_millis(600),
+                max_age: Duration::from_secs(60),
                 pause: Duration::from_millis(20),
                 pause_docs: 30,
-                pause_spacing: Duration::from_millis(300),
+                pause_spacing: SPACING,
             },
             ..EmbeddedOptions::default()
         },
@@ -897,23 +903,41 @@ async fn a_pause_in_staging_commits_what_is_staged() {
     .expect("open");
     let scope = public_scope();
     let batch = |from: usize, n: usize| gateway_pages(&scope, from, n);
-    let visible = |store: EmbeddedStore| async move { gateway_hits(&store).await };
     // Opening the index counts as a commit: wait out the spacing.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(SPACING + Duration::from_millis(50)).await;
     // Fewer than `pause_docs`: a pause leaves them staged.
     store.stage(&batch(0, 20)).await.expect("stage");
     tokio::time::sleep(Duration::from_millis(60)).await;
-    assert_eq!(visible(store.clone()).await, 0);
+    assert_eq!(gateway_hits(&store).await, 0);
     // Enough: committed in the pause, long before `max_age`.
+    let staged = Instant::now();
     store.stage(&batch(20, 20)).await.expect("stage");
-    tokio::time::sleep(Duration::from_millis(120)).await;
-    assert_eq!(visible(store.clone()).await, 40);
-    // The next pause commit waits for `pause_spacing` after that commit.
+    assert_eq!(
+        visible_within(&store, 40, Duration::from_millis(1_500)).await,
+        40
+    );
+    // The next pause commit waits for `pause_spacing` after that commit,
+    // which came after `staged`: 60 ms later it is still too early.
     store.stage(&batch(40, 40)).await.expect("stage");
     tokio::time::sleep(Duration::from_millis(60)).await;
-    assert_eq!(visible(store.clone()).await, 40);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(visible(store.clone()).await, 80);
+    assert!(
+        staged.elapsed() < SPACING,
+        "the machine stalled for the whole spacing"
+    );
+    assert_eq!(gateway_hits(&store).await, 40);
+    assert_eq!(visible_within(&store, 80, SPACING * 3).await, 80);
+}
+
+/// Polls the hits until `want` are visible or `limit` has passed; the last count.
+async fn visible_within(store: &EmbeddedStore, want: u64, limit: std::time::Duration) -> u64 {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let seen = gateway_hits(store).await;
+        if seen == want || std::time::Instant::now() >= deadline {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// Ranking skips documents that cannot reach the top (block-WAND); pages the
